@@ -1,0 +1,51 @@
+"""Session-wide fixtures: a real PostgreSQL and a clean migrated database per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support import db
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[db.EmbeddedPostgres | None]:
+    """The embedded server this session started, or None when an external one is used."""
+    if db.external_server_url():
+        yield None
+        return
+    server = db.start_throwaway_server()
+    try:
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture(scope="session")
+def pg_server_url(pg_server: db.EmbeddedPostgres | None) -> str:
+    """Admin URL of the test server (connects to its maintenance database)."""
+    return pg_server.url if pg_server is not None else db.external_server_url()  # type: ignore[return-value]
+
+
+@pytest.fixture(scope="session")
+def migrated_template(pg_server_url: str) -> Iterator[str]:
+    name = db.create_template(pg_server_url)
+    yield name
+    db.drop_database(pg_server_url, name)
+
+
+@pytest.fixture
+def database_url(pg_server_url: str, migrated_template: str) -> Iterator[str]:
+    """URL of a fresh, fully migrated database, dropped after the test."""
+    name = db.create_test_database(pg_server_url, migrated_template)
+    yield db.with_database(pg_server_url, name)
+    db.drop_database(pg_server_url, name)
+
+
+@pytest.fixture
+def empty_database_url(pg_server_url: str) -> Iterator[str]:
+    """URL of a fresh database with no migrations applied."""
+    name = db.create_empty_database(pg_server_url)
+    yield db.with_database(pg_server_url, name)
+    db.drop_database(pg_server_url, name)
