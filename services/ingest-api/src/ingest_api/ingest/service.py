@@ -1,0 +1,402 @@
+"""Ingest service: validate payloads, then write them in batches (one statement per kind).
+
+`validate()` turns a request body into a `Prepared` message or a `Rejected` list of reasons.
+`IngestWriter.write()` stores a list of prepared messages and answers one `IngestResult` each,
+in order; `IngestWriter.submit()` does the same for one message, coalescing the messages of
+concurrent requests into one batch (what lets a single-message API keep up with the database).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import msgspec
+
+from contracts import DeletedMessage, EditedMessage, IngestResult, MessagePayload, channel_id_int, decode_payload
+
+from .. import metrics
+from ..db import Database, DatabaseUnavailable, unavailable_kind
+from ..parser import FollowUp, Signal, parse
+from ..settings import WriterSettings
+from . import sql
+
+log = logging.getLogger(__name__)
+
+TELEGRAM_LAUNCH = datetime(2013, 8, 1, tzinfo=timezone.utc)
+MAX_FUTURE = timedelta(days=1)
+_encoder = msgspec.json.Encoder()
+_any_decoder = msgspec.json.Decoder()
+
+
+# -- validation ------------------------------------------------------------------------------
+
+class Rejected(Exception):
+    """The payload is invalid; `details` name each bad field."""
+
+    def __init__(self, details: list[str], message_id: int | None = None) -> None:
+        super().__init__("; ".join(details))
+        self.details = details
+        self.message_id = message_id
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A validated message, ready for SQL (JSON columns already encoded)."""
+
+    kind: str
+    channel_id: int
+    message_id: int
+    original_timestamp: datetime | None
+    text: str = ""
+    photos: str = "[]"
+    channel_name: str | None = None
+    sender: str | None = None
+    forward: str | None = None
+    edit_date: datetime | None = None
+    deleted_at: datetime | None = None
+    parsed: Signal | FollowUp | None = None
+
+    @property
+    def channel(self) -> str:
+        """The `channel` column of signal rows: the channel's name when known, else its id."""
+        return self.channel_name or str(self.channel_id)
+
+    @property
+    def dedupe_key(self) -> tuple[Any, ...]:
+        if self.kind == "deleted":
+            return ("deleted", self.channel_id, self.message_id)
+        return (self.kind, self.channel_id, self.message_id, self.original_timestamp, self.edit_date)
+
+
+_REQUIRED = {"new": ("channelId", "messageId", "timestamp"), "edited": ("channelId", "messageId", "timestamp", "editDate"),
+             "deleted": ("channelId", "messageId")}
+# msgspec: "Expected `int`, got `str` - at `$.messageId`" / "Object missing required field `x`".
+_AT_PATH = re.compile(r"^(?P<reason>.*?) - at `\$(?P<path>[^`]*)`$")
+_MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`(?: - at `\$(?P<path>[^`]*)`)?$")
+
+
+def _field_name(path: str) -> str:
+    return path.lstrip(".") or "body"
+
+
+def _describe(error: msgspec.MsgspecError) -> str:
+    text = str(error)
+    missing = _MISSING.match(text)
+    if missing:
+        prefix = _field_name(missing.group("path") or "")
+        field = missing.group("field") if prefix == "body" else f"{prefix}.{missing.group('field')}"
+        return f"{field} is required"
+    located = _AT_PATH.match(text)
+    if located:
+        field = _field_name(located.group("path"))
+        reason = located.group("reason")
+        if field in ("timestamp", "editDate", "deletedAt"):
+            return f"{field} must be valid ISO 8601 datetime with a time zone ({reason})"
+        return f"{field}: {reason}"
+    if isinstance(error, msgspec.DecodeError):
+        return f"body is not valid JSON: {text}"
+    return text
+
+
+def _explain(body: bytes, error: msgspec.MsgspecError) -> list[str]:
+    """Every missing required field (msgspec stops at the first problem), then msgspec's reason."""
+    details: list[str] = []
+    try:
+        generic = _any_decoder.decode(body)
+    except msgspec.DecodeError as exc:
+        return [f"body is not valid JSON: {exc}"]
+    if not isinstance(generic, dict):
+        return [f"body must be a JSON object, got {type(generic).__name__}"]
+    kind = generic.get("kind", "new")
+    if kind not in _REQUIRED:
+        return ["kind must be one of new, edited, deleted"]
+    details.extend(f"{name} is required" for name in _REQUIRED[kind] if generic.get(name) is None)
+    described = _describe(error)
+    if described not in details:
+        details.append(described)
+    return details
+
+
+def _find_nul(value: Any, path: str) -> str | None:
+    # PostgreSQL text and jsonb cannot hold U+0000: refuse it with the field's name instead of
+    # failing in the database.
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _find_nul(key, path) or _find_nul(item, f"{path}.{key}")
+            if found:
+                return found
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _find_nul(item, f"{path}[{i}]")
+            if found:
+                return found
+    return None
+
+
+def _check_date(name: str, value: datetime | None, now: datetime, details: list[str]) -> None:
+    if value is None:
+        return
+    if value < TELEGRAM_LAUNCH:
+        details.append(f"{name} must not be before 2013-08-01 (Telegram did not exist)")
+    elif value > now + MAX_FUTURE:
+        details.append(f"{name} must not be more than 1 day in the future")
+
+
+def validate(body: bytes | msgspec.Raw) -> Prepared:
+    """Decode and check one payload with the shared contract; raises `Rejected`."""
+    try:
+        payload: MessagePayload = decode_payload(body)
+    except msgspec.MsgspecError as exc:
+        raise Rejected(_explain(bytes(body), exc)) from None
+    return _prepare(payload)
+
+
+def _prepare(payload: MessagePayload) -> Prepared:
+    now = datetime.now(timezone.utc)
+    details: list[str] = []
+    channel_id = channel_id_int(payload.channel_id)
+    if not -(2**63) <= channel_id < 2**63:
+        details.append("channelId must fit in a signed 64-bit integer")
+    _check_date("timestamp", payload.timestamp, now, details)
+    if isinstance(payload, DeletedMessage):
+        _check_date("deletedAt", payload.deleted_at, now, details)
+        if details:
+            raise Rejected(details, payload.message_id)
+        return Prepared(
+            kind="deleted",
+            channel_id=channel_id,
+            message_id=payload.message_id,
+            original_timestamp=payload.timestamp,
+            deleted_at=payload.deleted_at or now,
+        )
+    edit_date = None
+    if isinstance(payload, EditedMessage):
+        edit_date = payload.edit_date
+        _check_date("editDate", edit_date, now, details)
+        if edit_date < payload.timestamp:
+            details.append("editDate must not be before timestamp")
+    sender = msgspec.to_builtins(payload.sender) if payload.sender is not None else None
+    forward = msgspec.to_builtins(payload.forward) if payload.forward is not None else None
+    for name, value in (("photos", payload.photos), ("sender", sender), ("forward", forward),
+                        ("channelName", payload.channel_name)):
+        found = _find_nul(value, name)
+        if found:
+            details.append(f"{found} must not contain NUL characters")
+    if details:
+        raise Rejected(details, payload.message_id)
+    return Prepared(
+        kind="edited" if edit_date is not None else "new",
+        channel_id=channel_id,
+        message_id=payload.message_id,
+        original_timestamp=payload.timestamp,
+        text=payload.text,
+        photos=_encoder.encode(payload.photos).decode(),
+        channel_name=payload.channel_name,
+        sender=_encoder.encode(sender).decode() if sender is not None else None,
+        forward=_encoder.encode(forward).decode() if forward is not None else None,
+        edit_date=edit_date,
+        parsed=parse(payload.text),
+    )
+
+
+# -- writing ---------------------------------------------------------------------------------
+
+def _signal_columns(items: Sequence[tuple[int, Prepared]]) -> list[list[Any]]:
+    columns: list[list[Any]] = [[] for _ in range(8)]
+    for _, item in items:
+        s = item.parsed if isinstance(item.parsed, Signal) else None
+        values = (
+            (s.asset, s.signal_type, s.buy_min, s.buy_max, s.target_1, s.target_2, s.target_final, s.stop)
+            if s is not None
+            else (None,) * 8
+        )
+        for column, value in zip(columns, values):
+            column.append(value)
+    return columns
+
+
+class IngestWriter:
+    """Writes prepared messages; coalesces concurrent single submissions into batches."""
+
+    def __init__(self, database: Database, settings: WriterSettings) -> None:
+        self._db = database
+        self._settings = settings
+        self._pending: list[tuple[Prepared, asyncio.Future[IngestResult]]] = []
+        self._wakeup = asyncio.Event()
+        self._slots = asyncio.Semaphore(settings.max_in_flight)
+        self._loop_task: asyncio.Task[None] | None = None
+        self._flushes: set[asyncio.Task[None]] = set()
+
+    # -- coalescing of single submissions ---------------------------------------------------
+
+    def start(self) -> None:
+        self._loop_task = asyncio.create_task(self._run(), name="ingest-writer")
+
+    async def stop(self) -> None:
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            await asyncio.gather(self._loop_task, return_exceptions=True)
+        await asyncio.gather(*self._flushes, return_exceptions=True)
+        for _, future in self._pending:
+            if not future.done():
+                future.set_exception(DatabaseUnavailable("shutting down"))
+        self._pending.clear()
+
+    async def submit(self, item: Prepared) -> IngestResult:
+        future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
+        self._wakeup.set()
+        return await future
+
+    async def _run(self) -> None:
+        # While up to `max_in_flight` statements run, new submissions pile up and go out together
+        # in the next one: the batch size adapts to the load, with no timer adding latency.
+        while True:
+            await self._wakeup.wait()
+            await self._slots.acquire()
+            batch = self._pending[: self._settings.max_batch]
+            del self._pending[: self._settings.max_batch]
+            if not self._pending:
+                self._wakeup.clear()
+            if not batch:
+                self._slots.release()
+                continue
+            task = asyncio.create_task(self._flush(batch))
+            self._flushes.add(task)
+            task.add_done_callback(self._flushes.discard)
+
+    async def _flush(self, batch: list[tuple[Prepared, asyncio.Future[IngestResult]]]) -> None:
+        try:
+            results = await self.write([item for item, _ in batch])
+        except BaseException as exc:  # noqa: BLE001 - handed to every waiting request
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            for (_, future), result in zip(batch, results):
+                if not future.done():
+                    future.set_result(result)
+        finally:
+            self._slots.release()
+
+    # -- batch write ------------------------------------------------------------------------
+
+    async def write(self, items: Sequence[Prepared]) -> list[IngestResult]:
+        """Store `items`; results in order. Raises DatabaseUnavailable when the database is out of reach."""
+        try:
+            return await self._write(items)
+        except Exception as exc:
+            kind = unavailable_kind(exc)
+            metrics.DB_ERRORS.labels(error_type=kind or type(exc).__name__).inc()
+            if kind is not None:
+                raise DatabaseUnavailable(kind) from exc
+            raise
+
+    async def _write(self, items: Sequence[Prepared]) -> list[IngestResult]:
+        results: list[IngestResult | None] = [None] * len(items)
+        first: dict[tuple[Any, ...], int] = {}
+        news: list[tuple[int, Prepared]] = []
+        edits: list[tuple[int, Prepared]] = []
+        deletes: list[tuple[int, Prepared]] = []
+        for index, item in enumerate(items):
+            key = item.dedupe_key
+            if key in first:  # the same event twice in one batch: the first one speaks for both
+                results[index] = IngestResult.duplicate(item.message_id)
+                continue
+            first[key] = index
+            {"new": news, "edited": edits, "deleted": deletes}[item.kind].append((index, item))
+        metrics.COALESCED_BATCH.observe(len(items))
+
+        assert self._db.pool is not None
+        async with self._db.pool.acquire() as conn:
+            stored: set[int] = set()
+            if news:
+                stored.update(row[0] for row in await conn.fetch(sql.INSERT_NEW, *self._new_arrays(news)))
+            if edits:
+                stored.update(row[0] for row in await conn.fetch(sql.INSERT_EDITS, *self._edit_arrays(edits)))
+            if deletes:
+                rows = await conn.fetch(
+                    sql.INSERT_TOMBSTONES,
+                    [item.channel_id for _, item in deletes],
+                    [item.message_id for _, item in deletes],
+                    [item.deleted_at for _, item in deletes],
+                )
+                recorded = {(row[0], row[1]) for row in rows}
+                stored.update(i for i, item in deletes if (item.channel_id, item.message_id) in recorded)
+            touched = news + edits + deletes
+            await conn.fetch(
+                sql.APPLY_TOMBSTONES,
+                [item.channel_id for _, item in touched],
+                [item.message_id for _, item in touched],
+            )
+            for index, item in news:
+                if index in stored and isinstance(item.parsed, FollowUp):
+                    await self._record_event(conn, item, item.parsed)
+
+        for index, item in news + edits + deletes:
+            if index in stored:
+                results[index] = IngestResult.stored_(item.message_id)
+                if item.kind == "new" and isinstance(item.parsed, Signal):
+                    metrics.SIGNALS_INSERTED.labels(signal_type=item.parsed.signal_type).inc()
+            else:
+                results[index] = IngestResult.duplicate(item.message_id)
+        return results  # type: ignore[return-value]
+
+    @staticmethod
+    async def _record_event(conn: Any, item: Prepared, follow_up: FollowUp) -> None:
+        await conn.fetch(
+            sql.RECORD_EVENT,
+            follow_up.asset,
+            follow_up.event_type,
+            follow_up.target_number,
+            follow_up.percentage,
+            item.channel_id,
+            item.message_id,
+            item.original_timestamp,
+            item.text,
+            follow_up.status,
+        )
+        metrics.SIGNAL_EVENTS.labels(event_type=follow_up.event_type).inc()
+
+    @staticmethod
+    def _common_arrays(items: Sequence[tuple[int, Prepared]]) -> tuple[list[Any], ...]:
+        return (
+            [item.text for _, item in items],
+            [item.photos for _, item in items],
+            [item.channel_name for _, item in items],
+            [item.sender for _, item in items],
+            [item.forward for _, item in items],
+        )
+
+    def _new_arrays(self, items: Sequence[tuple[int, Prepared]]) -> list[list[Any]]:
+        return [
+            [index for index, _ in items],
+            [item.channel_id for _, item in items],
+            [item.message_id for _, item in items],
+            [item.original_timestamp for _, item in items],
+            *self._common_arrays(items),
+            *_signal_columns(items),
+            [item.channel for _, item in items],
+        ]
+
+    def _edit_arrays(self, items: Sequence[tuple[int, Prepared]]) -> list[list[Any]]:
+        return [
+            [index for index, _ in items],
+            [item.channel_id for _, item in items],
+            [item.message_id for _, item in items],
+            [item.original_timestamp for _, item in items],
+            [item.edit_date for _, item in items],
+            *self._common_arrays(items),
+            *_signal_columns(items),
+            [item.channel for _, item in items],
+        ]

@@ -1,0 +1,19 @@
+"""Prometheus metrics (names of the old design; see shared reference)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+# stored / duplicate / rejected / unauthorized / unavailable / error
+INGESTION_REQUESTS = Counter(
+    "api_ingestion_requests_total", "Messages received on /ingest and /ingest/batch, by outcome", ["status"]
+)
+SIGNALS_INSERTED = Counter("api_signals_inserted_total", "Signals parsed and stored", ["signal_type"])
+DB_ERRORS = Counter("api_timescaledb_errors_total", "Database errors, by type", ["error_type"])
+AUTH_FAILURES = Counter("api_auth_failures_total", "Requests refused for a missing or wrong token", ["reason"])
+SIGNAL_EVENTS = Counter("api_signal_events_total", "Lifecycle follow-ups recorded", ["event_type"])
+COALESCED_BATCH = Histogram(
+    "api_ingest_coalesced_batch_size",
+    "Messages written per database statement by the ingest writer",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+)

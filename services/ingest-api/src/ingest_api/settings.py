@@ -1,0 +1,87 @@
+"""Ingest API configuration, read from the environment once (one dataclass per concern)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ts_common.settings import ConfigError, DatabaseSettings, env_bool, env_int, env_list, env_str
+
+MIN_TOKEN_LENGTH = 32
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    # Shared secret the gateway sends in X-Gateway-Token; it also guards the DELETE endpoints.
+    gateway_token: str
+
+    @classmethod
+    def from_env(cls) -> "AuthSettings":
+        token = env_str("GATEWAY_SECRET_TOKEN")
+        if token is None:
+            raise ConfigError("GATEWAY_SECRET_TOKEN is not set; the API refuses to accept unauthenticated ingest")
+        if len(token) < MIN_TOKEN_LENGTH:
+            raise ConfigError(
+                f"GATEWAY_SECRET_TOKEN is {len(token)} characters long; use at least {MIN_TOKEN_LENGTH} "
+                "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+            )
+        return cls(gateway_token=token)
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    # Browser origins allowed to call the API (none: no CORS headers at all).
+    cors_origins: tuple[str, ...] = ()
+
+    @classmethod
+    def from_env(cls) -> "HttpSettings":
+        return cls(cors_origins=env_list("CORS_ORIGIN"))
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    level: str = "INFO"
+    json: bool = True
+
+    @classmethod
+    def from_env(cls) -> "LogSettings":
+        return cls(
+            level=(env_str("LOG_LEVEL", "INFO") or "INFO").upper(),
+            json=(env_str("LOG_FORMAT", "json") or "json").lower() != "text",
+        )
+
+
+@dataclass(frozen=True)
+class WriterSettings:
+    # Concurrent /ingest requests are coalesced into one multi-row statement of at most this many
+    # messages, with at most `max_in_flight` statements running at once.
+    max_batch: int = 500
+    max_in_flight: int = 2
+
+    @classmethod
+    def from_env(cls) -> "WriterSettings":
+        return cls(
+            max_batch=env_int("INGEST_COALESCE_MAX_BATCH", 500),
+            max_in_flight=env_int("INGEST_COALESCE_MAX_IN_FLIGHT", 2),
+        )
+
+
+@dataclass(frozen=True)
+class Settings:
+    database: DatabaseSettings
+    auth: AuthSettings
+    http: HttpSettings
+    log: LogSettings
+    writer: WriterSettings
+    # Spans for every SQL statement (opentelemetry-instrumentation-asyncpg).
+    trace_sql: bool = True
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        return cls(
+            database=DatabaseSettings.from_env(),
+            auth=AuthSettings.from_env(),
+            http=HttpSettings.from_env(),
+            log=LogSettings.from_env(),
+            writer=WriterSettings.from_env(),
+            trace_sql=env_bool("OTEL_TRACE_SQL", True),
+        )

@@ -1,0 +1,123 @@
+"""Query API compatible with the old one: GET/DELETE /signals, GET /signals/{id}, GET /messages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+from litestar import Request, Response, delete, get
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import Parameter
+
+from ..auth import require_token
+from ..errors import ApiError, ErrorBody
+from . import service
+from .service import DeleteResult, Filters, MessagePage, SignalDetail, SignalPage
+
+_ERRORS = {
+    400: ResponseSpec(ErrorBody, description="A query value is invalid (the reason is given)", generate_examples=False),
+    503: ResponseSpec(ErrorBody, description="Database connection failed", generate_examples=False),
+}
+_AUTH_ERRORS = {
+    **_ERRORS,
+    401: ResponseSpec(ErrorBody, description="Missing or invalid token", generate_examples=False),
+    404: ResponseSpec(ErrorBody, description="No such signal", generate_examples=False),
+}
+
+Limit = Annotated[int, Parameter(ge=1, le=1000, description="rows per page (1..1000)")]
+Moment = Annotated[str | None, Parameter(description="epoch milliseconds or ISO 8601 date/datetime")]
+Text = Annotated[str | None, Parameter(max_length=200)]
+
+
+def _filters(limit: int, channel: str | None, from_: str | None, to: str | None, search: str | None,
+             cursor: str | None, signal_type: str | None = None) -> Filters:
+    for name, value in (("channel", channel), ("search", search), ("type", signal_type)):
+        if value is not None and "\x00" in value:
+            raise ApiError(400, f"{name} must not contain NUL characters", [f"{name}: NUL character"])
+    return Filters(
+        limit=limit,
+        channel=channel or None,
+        signal_type=signal_type or None,
+        search=search or None,
+        from_ms=service.parse_moment("from", from_),
+        to_ms=service.parse_moment("to", to),
+        cursor=service.decode_cursor(cursor),
+    )
+
+
+@get("/signals", operation_id="listSignals", summary="Signals, newest first", responses=_ERRORS, tags=["signals"])
+async def list_signals(
+    request: Request,
+    limit: Limit = 100,
+    channel: Text = None,
+    signal_type: Annotated[str | None, Parameter(query="type", max_length=50, description="Swing Trade / Day Trade")] = None,
+    search: Text = None,
+    from_: Annotated[str | None, Parameter(query="from", description="epoch ms or ISO 8601")] = None,
+    to: Moment = None,
+    cursor: Annotated[str | None, Parameter(max_length=100, description="next_cursor of the previous page")] = None,
+    format: Annotated[Literal["json", "csv"], Parameter(description="csv: the old dashboard's export")] = "json",
+) -> Response[SignalPage]:
+    filters = _filters(limit, channel, from_, to, search, cursor, signal_type)
+    async with request.app.state.db.pool.acquire() as conn:
+        page = await service.list_signals(conn, filters)
+    if format == "csv":
+        headers = {"Content-Disposition": 'attachment; filename="tp-capital-signals.csv"'}
+        if page.next_cursor:
+            headers["X-Next-Cursor"] = page.next_cursor
+        return Response(service.signals_csv(page.data), media_type="text/csv; charset=utf-8", headers=headers)
+    return Response(page)
+
+
+@get("/signals/{signal_id:int}", operation_id="getSignal", summary="One signal with its lifecycle events",
+     responses={**_ERRORS, 404: _AUTH_ERRORS[404]}, tags=["signals"])
+async def get_signal(request: Request, signal_id: Annotated[int, Parameter(ge=1, le=2**63 - 1)]) -> SignalDetail:
+    async with request.app.state.db.pool.acquire() as conn:
+        return await service.get_signal(conn, signal_id)
+
+
+@delete("/signals/{signal_id:int}", operation_id="deleteSignal", summary="Mark a signal deleted (token required)",
+        guards=[require_token], status_code=200, responses=_AUTH_ERRORS, tags=["signals"])
+async def delete_signal(request: Request, signal_id: Annotated[int, Parameter(ge=1, le=2**63 - 1)]) -> DeleteResult:
+    async with request.app.state.db.pool.acquire() as conn:
+        return await service.delete_signal(conn, signal_id)
+
+
+class DeleteByIngestedAt(msgspec.Struct, rename="camel"):
+    ingested_at: datetime
+
+
+_delete_body = msgspec.json.Decoder(DeleteByIngestedAt)
+
+
+@delete("/signals", operation_id="deleteSignalByIngestedAt",
+        summary='The old form: body {"ingestedAt": "<ISO>"} (token required)',
+        guards=[require_token], status_code=200, responses=_AUTH_ERRORS, tags=["signals"],
+        request_max_body_size=64 * 1024)
+async def delete_signal_by_ingested_at(request: Request) -> DeleteResult:
+    try:
+        body = _delete_body.decode(await request.body())
+    except msgspec.MsgspecError as exc:
+        detail = "ingestedAt is required" if "ingestedAt" in str(exc) and "missing" in str(exc) else str(exc)
+        raise ApiError(400, "Validation failed", [detail]) from None
+    async with request.app.state.db.pool.acquire() as conn:
+        return await service.delete_by_ingested_at(conn, body.ingested_at)
+
+
+@get("/messages", operation_id="listMessages", summary="Raw messages as received, newest first",
+     responses=_ERRORS, tags=["messages"])
+async def list_messages(
+    request: Request,
+    limit: Limit = 100,
+    channel: Annotated[str | None, Parameter(max_length=200, description="channel id or name")] = None,
+    search: Text = None,
+    from_: Annotated[str | None, Parameter(query="from", description="epoch ms or ISO 8601")] = None,
+    to: Moment = None,
+    cursor: Annotated[str | None, Parameter(max_length=100)] = None,
+) -> MessagePage:
+    filters = _filters(limit, channel, from_, to, search, cursor)
+    async with request.app.state.db.pool.acquire() as conn:
+        return await service.list_messages(conn, filters)
+
+
+route_handlers = [list_signals, get_signal, delete_signal, delete_signal_by_ingested_at, list_messages]

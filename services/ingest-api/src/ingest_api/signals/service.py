@@ -1,0 +1,271 @@
+"""Queries behind GET /signals, /signals/{id}, /messages and the DELETE endpoints."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import csv
+import io
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import msgspec
+
+from ..errors import ApiError
+
+
+class SignalEvent(msgspec.Struct):
+    id: int
+    event_type: str
+    target_number: int | None
+    percentage: float | None
+    raw_message: str
+    message_id: int
+    message_date: datetime
+    created_at: datetime
+
+
+class SignalRow(msgspec.Struct):
+    """A row with the old API's column names (`ts` in epoch ms, timestamps ISO 8601)."""
+
+    id: int
+    ts: int
+    channel: str
+    signal_type: str
+    asset: str
+    buy_min: float | None
+    buy_max: float | None
+    target_1: float | None
+    target_2: float | None
+    target_final: float | None
+    stop: float | None
+    raw_message: str
+    source: str
+    # Added: lifecycle status, the message the signal came from, soft deletion.
+    status: str
+    channel_id: int
+    message_id: int
+    ingested_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None = None
+
+
+class SignalDetail(SignalRow):
+    events: list[SignalEvent] = []
+
+
+class SignalPage(msgspec.Struct, omit_defaults=True):
+    data: list[SignalRow]
+    # Pass as `cursor` to get the next (older) page; absent on the last page.
+    next_cursor: str | None = None
+
+
+class MessageRow(msgspec.Struct):
+    id: int
+    channel_id: int
+    message_id: int
+    ts: int
+    original_timestamp: datetime
+    message_text: str
+    photos: Any
+    channel_name: str | None
+    sender: Any
+    forward: Any
+    edit_date: datetime | None
+    deleted_at: datetime | None
+    received_at: datetime
+
+
+class MessagePage(msgspec.Struct, omit_defaults=True):
+    data: list[MessageRow]
+    next_cursor: str | None = None
+
+
+class DeleteResult(msgspec.Struct):
+    success: bool
+    deleted: int
+
+
+@dataclass(frozen=True)
+class Filters:
+    limit: int = 100
+    channel: str | None = None
+    signal_type: str | None = None
+    search: str | None = None
+    from_ms: int | None = None
+    to_ms: int | None = None
+    cursor: tuple[int, int] | None = None
+
+
+def parse_moment(name: str, raw: str | None) -> int | None:
+    """`from`/`to`: epoch milliseconds or an ISO 8601 date/datetime (UTC when no zone) → epoch ms."""
+    if raw is None or raw.strip() == "":
+        return None
+    raw = raw.strip()
+    if raw.lstrip("-").isdigit():
+        value = int(raw)
+        if not -(2**53) <= value <= 2**53:
+            raise ApiError(400, f"{name} is out of range", [f"{name}: epoch milliseconds out of range"])
+        return value
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(400, f"{name} must be epoch milliseconds or an ISO 8601 date",
+                       [f"{name}: cannot read {raw[:40]!r} as epoch milliseconds or ISO 8601"]) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(moment.timestamp() * 1000)
+
+
+def encode_cursor(first: int, second: int) -> str:
+    return base64.urlsafe_b64encode(f"{first}:{second}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(raw: str | None) -> tuple[int, int] | None:
+    if not raw:
+        return None
+    try:
+        text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
+        first, second = text.split(":")
+        values = int(first), int(second)
+        if not all(-(2**63) <= v < 2**63 for v in values):
+            raise ValueError
+        return values
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ApiError(400, "cursor is invalid", ["cursor: use the next_cursor of a previous page"]) from None
+
+
+_SIGNAL_COLUMNS = """id, ts, channel, signal_type, asset, buy_min, buy_max, target_1, target_2, target_final, stop,
+       raw_message, source, status, channel_id, message_id, ingested_at, created_at, updated_at, deleted_at"""
+
+LIST_SIGNALS = f"""
+SELECT {_SIGNAL_COLUMNS}
+FROM tp_capital.tp_capital_signals
+WHERE deleted_at IS NULL
+  AND ($1::text IS NULL OR channel = $1 OR channel_id::text = $1)
+  AND ($2::text IS NULL OR lower(signal_type) = lower($2))
+  AND ($3::text IS NULL OR strpos(lower(asset), lower($3)) > 0 OR strpos(lower(raw_message), lower($3)) > 0)
+  AND ($4::bigint IS NULL OR ts >= $4)
+  AND ($5::bigint IS NULL OR ts <= $5)
+  AND ($6::bigint IS NULL OR (ts, id) < ($6, $7::bigint))
+ORDER BY ts DESC, id DESC
+LIMIT $8
+"""
+
+GET_SIGNAL = f"SELECT {_SIGNAL_COLUMNS} FROM tp_capital.tp_capital_signals WHERE id = $1"
+GET_EVENTS = """
+SELECT id, event_type, target_number, percentage, raw_message, message_id, message_date, created_at
+FROM tp_capital.signal_events WHERE signal_id = $1 ORDER BY message_date, id
+"""
+DELETE_SIGNAL = """
+UPDATE tp_capital.tp_capital_signals SET deleted_at = now(), updated_at = now()
+WHERE id = $1 AND deleted_at IS NULL
+"""
+# The old dashboard identified a signal by its ingested_at (sent back at millisecond precision).
+DELETE_BY_INGESTED_AT = """
+UPDATE tp_capital.tp_capital_signals SET deleted_at = now(), updated_at = now()
+WHERE date_trunc('milliseconds', ingested_at) = date_trunc('milliseconds', $1::timestamptz)
+  AND deleted_at IS NULL
+"""
+
+LIST_MESSAGES = """
+SELECT id, channel_id, message_id, floor(extract(epoch FROM original_timestamp) * 1000)::bigint AS ts,
+       original_timestamp, message_text, photos::text AS photos, channel_name, sender::text AS sender,
+       forward::text AS forward, edit_date, deleted_at, received_at
+FROM tp_capital.forwarded_messages
+WHERE ($1::text IS NULL OR channel_id::text = $1 OR channel_name = $1)
+  AND ($2::text IS NULL OR strpos(lower(message_text), lower($2)) > 0)
+  AND ($3::bigint IS NULL OR original_timestamp >= to_timestamp($3 / 1000.0))
+  AND ($4::bigint IS NULL OR original_timestamp <= to_timestamp($4 / 1000.0))
+  AND ($5::bigint IS NULL OR (floor(extract(epoch FROM original_timestamp) * 1000)::bigint, id) < ($5, $6::bigint))
+ORDER BY original_timestamp DESC, id DESC
+LIMIT $7
+"""
+
+
+def _signal(record: Any, cls: type[SignalRow] = SignalRow, **extra: Any) -> SignalRow:
+    return cls(**dict(record.items()), **extra)
+
+
+async def list_signals(conn: Any, filters: Filters) -> SignalPage:
+    cursor_ts, cursor_id = filters.cursor or (None, None)
+    records = await conn.fetch(
+        LIST_SIGNALS, filters.channel, filters.signal_type, filters.search, filters.from_ms, filters.to_ms,
+        cursor_ts, cursor_id, filters.limit + 1,
+    )
+    rows = [_signal(r) for r in records[: filters.limit]]
+    next_cursor = encode_cursor(rows[-1].ts, rows[-1].id) if len(records) > filters.limit else None
+    return SignalPage(data=rows, next_cursor=next_cursor)
+
+
+async def get_signal(conn: Any, signal_id: int) -> SignalDetail:
+    record = await conn.fetchrow(GET_SIGNAL, signal_id)
+    if record is None:
+        raise ApiError(404, f"Signal {signal_id} not found")
+    events = [SignalEvent(**dict(e.items())) for e in await conn.fetch(GET_EVENTS, signal_id)]
+    return _signal(record, SignalDetail, events=events)  # type: ignore[return-value]
+
+
+async def delete_signal(conn: Any, signal_id: int) -> DeleteResult:
+    status = await conn.execute(DELETE_SIGNAL, signal_id)
+    deleted = int(status.split()[-1])
+    if not deleted:
+        raise ApiError(404, f"Signal {signal_id} not found")
+    return DeleteResult(success=True, deleted=deleted)
+
+
+async def delete_by_ingested_at(conn: Any, ingested_at: datetime) -> DeleteResult:
+    status = await conn.execute(DELETE_BY_INGESTED_AT, ingested_at)
+    deleted = int(status.split()[-1])
+    if not deleted:
+        raise ApiError(404, "No signal with that ingestedAt")
+    return DeleteResult(success=True, deleted=deleted)
+
+
+_json = msgspec.json.Decoder()
+
+
+async def list_messages(conn: Any, filters: Filters) -> MessagePage:
+    cursor_ts, cursor_id = filters.cursor or (None, None)
+    records = await conn.fetch(
+        LIST_MESSAGES, filters.channel, filters.search, filters.from_ms, filters.to_ms, cursor_ts, cursor_id,
+        filters.limit + 1,
+    )
+    rows = []
+    for record in records[: filters.limit]:
+        values = dict(record.items())
+        for key in ("photos", "sender", "forward"):
+            values[key] = _json.decode(values[key]) if values[key] is not None else None
+        rows.append(MessageRow(**values))
+    next_cursor = encode_cursor(rows[-1].ts, rows[-1].id) if len(records) > filters.limit else None
+    return MessagePage(data=rows, next_cursor=next_cursor)
+
+
+# -- CSV: the old dashboard's export format ------------------------------------------------
+
+_SAO_PAULO = ZoneInfo("America/Sao_Paulo")
+CSV_HEADER = ["DATA", "ATIVO", "COMPRA_MIN", "COMPRA_MAX", "ALVO_1", "ALVO_2", "ALVO_FINAL", "STOP"]
+
+
+def _pt_br(value: float | None) -> str:
+    if value is None:
+        return ""
+    # 1250.5 → "1.250,50"
+    return f"{value:,.2f}".replace(",", "\x00").replace(".", ",").replace("\x00", ".")
+
+
+def signals_csv(rows: list[SignalRow]) -> str:
+    """`;`-separated, dates `dd/mm/yyyy, HH:MM:SS` in America/Sao_Paulo, numbers pt-BR with 2 decimals."""
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=";", lineterminator="\n")
+    writer.writerow(CSV_HEADER)
+    for row in rows:
+        moment = datetime.fromtimestamp(row.ts / 1000, timezone.utc).astimezone(_SAO_PAULO)
+        writer.writerow([
+            moment.strftime("%d/%m/%Y, %H:%M:%S"), row.asset, _pt_br(row.buy_min), _pt_br(row.buy_max),
+            _pt_br(row.target_1), _pt_br(row.target_2), _pt_br(row.target_final), _pt_br(row.stop),
+        ])
+    return out.getvalue()
