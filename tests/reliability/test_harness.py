@@ -151,10 +151,22 @@ async def test_checker_finds_every_kind_of_difference(database_url: str) -> None
         for m in script.expected.values()
     ]
     await _insert(database_url, rows)
+    revisions = [(m.channel_id, m.message_id, m.timestamp, date, text)
+                 for m in script.expected.values() for date, text in m.revisions.items()]
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.executemany(
+            "INSERT INTO tp_capital.message_revisions (channel_id, message_id, original_timestamp, revision_date,"
+            " message_text) VALUES ($1, $2, $3, $4, $5)", revisions)
+    finally:
+        await conn.close()
     assert (await check_database(database_url, script.expected)).ok
 
     keys = sorted(script.expected)
     lost, wrong_text, dup, flipped = keys[0], keys[1], keys[2], keys[3]
+    no_history = keys[4]
+    await _execute(database_url, "DELETE FROM tp_capital.message_revisions WHERE channel_id=$1 AND message_id=$2",
+                   *no_history)
     await _execute(database_url, "DELETE FROM tp_capital.forwarded_messages WHERE channel_id=$1 AND message_id=$2", *lost)
     await _execute(database_url, "UPDATE tp_capital.forwarded_messages SET message_text='stale' "
                    "WHERE channel_id=$1 AND message_id=$2", *wrong_text)
@@ -172,6 +184,7 @@ async def test_checker_finds_every_kind_of_difference(database_url: str) -> None
     assert result.wrong_deleted == [flipped]
     assert result.duplicated == [dup]
     assert result.extra == [(-100999, 1)]
+    assert result.wrong_revisions == [no_history]
     assert result.samples
 
 

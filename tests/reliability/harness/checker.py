@@ -25,6 +25,7 @@ class StoredMessage:
     text: str
     edit_date: object
     deleted: bool
+    revisions: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -39,31 +40,44 @@ class CheckResult:
     wrong_text: list[Key] = field(default_factory=list)
     wrong_timestamp: list[Key] = field(default_factory=list)
     wrong_deleted: list[Key] = field(default_factory=list)
+    # Messages whose revision history (tp_capital.message_revisions) misses or alters a revision.
+    wrong_revisions: list[Key] = field(default_factory=list)
     # Per problem key, what was expected and what is stored (the first few, for the report).
     samples: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not (self.lost or self.duplicated or self.extra or self.wrong_text
-                    or self.wrong_timestamp or self.wrong_deleted)
+                    or self.wrong_timestamp or self.wrong_deleted or self.wrong_revisions)
 
     def summary(self) -> str:
         return (
             f"expected={self.expected} rows={self.stored_rows} lost={len(self.lost)} "
             f"duplicated={len(self.duplicated)} extra={len(self.extra)} wrong_text={len(self.wrong_text)} "
-            f"wrong_timestamp={len(self.wrong_timestamp)} wrong_deleted={len(self.wrong_deleted)}"
+            f"wrong_timestamp={len(self.wrong_timestamp)} wrong_deleted={len(self.wrong_deleted)} "
+            f"wrong_revisions={len(self.wrong_revisions)}"
         )
+
+
+_REVISIONS = """
+SELECT channel_id, message_id, revision_date, message_text FROM tp_capital.message_revisions
+"""
 
 
 async def fetch_stored(database_url: str, timeout: float = 10.0) -> list[StoredMessage]:
     conn = await asyncpg.connect(database_url, timeout=timeout)
     try:
         rows = await conn.fetch(_ROWS, timeout=timeout)
+        revisions = await conn.fetch(_REVISIONS, timeout=timeout)
     finally:
         await conn.close()
+    history: dict[Key, dict] = {}
+    for r in revisions:
+        history.setdefault((r["channel_id"], r["message_id"]), {})[r["revision_date"]] = r["message_text"]
     return [
         StoredMessage(r["channel_id"], r["message_id"], r["original_timestamp"], r["message_text"],
-                      r["edit_date"], r["deleted_at"] is not None)
+                      r["edit_date"], r["deleted_at"] is not None,
+                      history.get((r["channel_id"], r["message_id"]), {}))
         for r in rows
     ]
 
@@ -101,6 +115,9 @@ def compare(expected: dict[Key, ExpectedMessage], stored: list[StoredMessage], m
         if row.deleted != want.deleted:
             result.wrong_deleted.append(key)
             note("wrong deleted", key, want.deleted, row.deleted)
+        if row.revisions != want.revisions:
+            result.wrong_revisions.append(key)
+            note("wrong revisions", key, len(want.revisions), len(row.revisions))
     return result
 
 

@@ -180,6 +180,7 @@ class Report:
             "extra": len(check.extra) if check else None,
             "wrong_text": len(check.wrong_text) if check else None,
             "wrong_deleted": len(check.wrong_deleted) if check else None,
+            "wrong_revisions": len(check.wrong_revisions) if check else None,
             "drained": self.drained,
             "time_to_drain_seconds": self.time_to_drain,
             "stream_seconds": self.stream_seconds,
@@ -210,7 +211,7 @@ class Report:
             lines.append(
                 f"lost: {len(check.lost)}  duplicated: {len(check.duplicated)}  extra: {len(check.extra)}  "
                 f"wrong text: {len(check.wrong_text)}  wrong timestamp: {len(check.wrong_timestamp)}  "
-                f"wrong deleted: {len(check.wrong_deleted)}  (rows {check.stored_rows}, expected {check.expected})"
+                f"wrong deleted: {len(check.wrong_deleted)}  wrong revisions: {len(check.wrong_revisions)}  (rows {check.stored_rows}, expected {check.expected})"
             )
             lines += [f"  {sample}" for sample in check.samples]
         drain = f"{self.time_to_drain:.1f}s" if self.time_to_drain is not None else "NOT DRAINED"

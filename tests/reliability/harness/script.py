@@ -79,6 +79,8 @@ class ExpectedMessage:
     text: str
     edit_date: datetime | None = None
     deleted: bool = False
+    # Every revision the message went through: its date (original or edit date) -> text.
+    revisions: dict[datetime, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -173,7 +175,7 @@ def build_script(
         if index in delayed:
             stats.backfilled += 1
         place(position, new)
-        model = ExpectedMessage(channel, message_id, timestamp, text)
+        model = ExpectedMessage(channel, message_id, timestamp, text, revisions={timestamp: text})
         expected[(channel, message_id)] = model
         last = position
 
@@ -189,6 +191,7 @@ def build_script(
                 edits.append((last, EditedMessage(channel_id=channel, message_id=message_id, timestamp=timestamp,
                                                   text=edit_text, edit_date=edit_date, channel_name="TP Capital")))
                 model.text, model.edit_date = edit_text, edit_date
+                model.revisions[edit_date] = edit_text
             if count > 1 and rng.random() < 0.4:
                 # Deliver the revisions newest first: the older ones must not overwrite the text.
                 positions = sorted(pos for pos, _ in edits)
@@ -242,12 +245,15 @@ def replay_final_state(events: list[MessagePayload]) -> dict[tuple[int, int], Ex
         if isinstance(event, DeletedMessage):
             deleted.add(key)
             continue
+        revision_date = event.edit_date if isinstance(event, EditedMessage) else event.timestamp
         current = state.get(key)
         if current is None:
             current = state[key] = ExpectedMessage(key[0], key[1], event.timestamp, event.text)
+            current.revisions[revision_date] = event.text
             if isinstance(event, EditedMessage):
                 current.edit_date = event.edit_date
             continue
+        current.revisions[revision_date] = event.text
         if isinstance(event, EditedMessage) and (current.edit_date is None or event.edit_date > current.edit_date):
             current.text, current.edit_date = event.text, event.edit_date
     for key in deleted:
