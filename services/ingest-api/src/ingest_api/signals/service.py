@@ -117,7 +117,11 @@ def parse_moment(name: str, raw: str | None) -> int | None:
                        [f"{name}: cannot read {raw[:40]!r} as epoch milliseconds or ISO 8601"]) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
-    return int(moment.timestamp() * 1000)
+    millis = int(moment.timestamp() * 1000)
+    if name == "to" and len(raw) == 10:
+        # `to=2025-10-07` means up to the end of that day, not its first millisecond.
+        millis += 86_400_000 - 1
+    return millis
 
 
 def encode_cursor(first: int, second: int) -> str:

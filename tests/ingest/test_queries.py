@@ -1,0 +1,189 @@
+"""The query API (old-compatible GET /signals, CSV, cursors, /signals/{id}, DELETEs, /messages)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import httpx
+import pytest
+
+from tests.ingest.conftest import TOKEN, Server, auth
+
+T0 = datetime(2025, 10, 7, 12, 0, tzinfo=timezone.utc)
+SWING = "🟢Swing Trade\nAtivo: {asset}\nCompra: 1,04 a 1,06\nAlvo 1: 1,15\nAlvo 2: 2,15\nAlvo final: 3,50\nStop: 0,70"
+DAY = "Day Trade 🔵\nPapel: {asset}\nEntrada: 38,50\nTP: 39,00\nSL: 38,00"
+
+
+def ingest(server: Server, channel_id: int, message_id: int, text: str, minutes: int = 0, name: str | None = None) -> dict:
+    body = {"channelId": str(channel_id), "messageId": message_id, "text": text,
+            "timestamp": (T0 + timedelta(minutes=minutes)).isoformat()}
+    if name:
+        body["channelName"] = name
+    response = httpx.post(server.url + "/ingest", json=body, headers=auth())
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def signals(server: Server, **params: object) -> httpx.Response:
+    return httpx.get(server.url + "/signals", params=params)
+
+
+@pytest.fixture
+def seeded(server: Server, channel_id: int) -> int:
+    """Five messages in one channel: 3 swing signals, 1 day trade, 1 chit-chat (no signal)."""
+    ingest(server, channel_id, 1, SWING.format(asset="PETR4"), 0)
+    ingest(server, channel_id, 2, SWING.format(asset="VALE3"), 10)
+    ingest(server, channel_id, 3, "Bom dia pessoal!", 20)
+    ingest(server, channel_id, 4, DAY.format(asset="PETR4"), 30)
+    ingest(server, channel_id, 5, SWING.format(asset="BOVAW32"), 40)
+    return channel_id
+
+
+def test_rows_have_old_columns_newest_first(server: Server, seeded: int) -> None:
+    response = signals(server, channel=str(seeded))
+    assert response.status_code == 200
+    data = response.json()["data"]
+    assert [row["asset"] for row in data] == ["BOVAW32", "PETR4", "VALE3", "PETR4"]
+    row = data[-1]
+    for column in ("id", "ts", "channel", "signal_type", "asset", "buy_min", "buy_max", "target_1", "target_2",
+                   "target_final", "stop", "raw_message", "source", "ingested_at", "created_at", "updated_at"):
+        assert column in row
+    assert row["ts"] == int(T0.timestamp() * 1000)  # epoch ms
+    assert datetime.fromisoformat(row["ingested_at"].replace("Z", "+00:00")).tzinfo is not None
+    assert (row["buy_min"], row["buy_max"], row["target_final"], row["stop"]) == (1.04, 1.06, 3.5, 0.7)
+    assert row["status"] == "open"
+
+
+def test_channel_name_filter(server: Server, channel_id: int) -> None:
+    ingest(server, channel_id, 1, SWING.format(asset="PETR4"), name=f"TP Capital {channel_id}")
+    data = signals(server, channel=f"TP Capital {channel_id}").json()["data"]
+    assert [row["channel"] for row in data] == [f"TP Capital {channel_id}"]
+
+
+def test_type_filter(server: Server, seeded: int) -> None:
+    data = signals(server, channel=str(seeded), type="Day Trade").json()["data"]
+    assert [(r["asset"], r["signal_type"]) for r in data] == [("PETR4", "Day Trade")]
+
+
+def test_search_matches_asset_or_text_case_insensitively(server: Server, seeded: int) -> None:
+    assert [r["asset"] for r in signals(server, channel=str(seeded), search="petr").json()["data"]] == ["PETR4", "PETR4"]
+    assert [r["asset"] for r in signals(server, channel=str(seeded), search="ENTRADA").json()["data"]] == ["PETR4"]
+    assert signals(server, channel=str(seeded), search="%").json()["data"] == []  # no LIKE wildcards
+
+
+@pytest.mark.parametrize("as_iso", [False, True])
+def test_from_to(server: Server, seeded: int, as_iso: bool) -> None:
+    def moment(minutes: int) -> str:
+        value = T0 + timedelta(minutes=minutes)
+        return value.isoformat() if as_iso else str(int(value.timestamp() * 1000))
+
+    data = signals(server, channel=str(seeded), **{"from": moment(10), "to": moment(30)}).json()["data"]
+    assert [r["asset"] for r in data] == ["PETR4", "VALE3"]
+
+
+def test_to_as_a_date(server: Server, seeded: int) -> None:
+    # The old server turned a date string into a year number and returned nothing; a date is a day.
+    assert len(signals(server, channel=str(seeded), to="2025-10-07").json()["data"]) == 4  # the whole day
+    assert signals(server, channel=str(seeded), to="2025-10-06").json()["data"] == []
+
+
+def test_limit_and_cursor_pagination(server: Server, seeded: int) -> None:
+    first = signals(server, channel=str(seeded), limit=3).json()
+    assert len(first["data"]) == 3 and first["next_cursor"]
+    second = signals(server, channel=str(seeded), limit=3, cursor=first["next_cursor"]).json()
+    assert [r["asset"] for r in second["data"]] == ["PETR4"]
+    assert "next_cursor" not in second
+    assert {r["id"] for r in first["data"]}.isdisjoint({r["id"] for r in second["data"]})
+
+
+@pytest.mark.parametrize(
+    ("params", "mentions"),
+    [({"limit": 0}, "limit"), ({"limit": 1001}, "limit"), ({"limit": "ten"}, "limit"),
+     ({"from": "yesterday"}, "from"), ({"to": "2025-13-45"}, "to"), ({"cursor": "!!!"}, "cursor"),
+     ({"format": "xml"}, "format")],
+)
+def test_bad_query_values_are_400_with_reason(server: Server, params: dict, mentions: str) -> None:
+    response = signals(server, **params)
+    assert response.status_code == 400
+    body = response.json()
+    assert mentions in body["error"] + " ".join(body.get("details") or [])
+
+
+def test_csv_export(server: Server, seeded: int) -> None:
+    response = signals(server, channel=str(seeded), format="csv", limit=2)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    lines = response.text.splitlines()
+    assert lines[0] == "DATA;ATIVO;COMPRA_MIN;COMPRA_MAX;ALVO_1;ALVO_2;ALVO_FINAL;STOP"
+    # 12:40 UTC is 09:40 in São Paulo; numbers pt-BR with two decimals.
+    assert lines[1] == "07/10/2025, 09:40:00;BOVAW32;1,04;1,06;1,15;2,15;3,50;0,70"
+    assert lines[2] == "07/10/2025, 09:30:00;PETR4;38,50;38,50;39,00;;39,00;38,00"
+    assert response.headers["x-next-cursor"]
+
+
+def test_get_signal_with_lifecycle_events(server: Server, channel_id: int) -> None:
+    ingest(server, channel_id, 1, SWING.format(asset="BOVAW22"), 0)
+    ingest(server, channel_id, 2, "BOVAW22 ALVO 1 ATINGIDO ✅\n+17,02%", 60)
+    ingest(server, channel_id, 3, "BOVAW22 ALVO 2 ATINGIDO ✅\n+40%", 120)
+    row = signals(server, channel=str(channel_id)).json()["data"][0]
+    assert row["status"] == "target_2_hit"
+    detail = httpx.get(f"{server.url}/signals/{row['id']}").json()
+    assert [(e["event_type"], e["target_number"], e["percentage"]) for e in detail["events"]] == [
+        ("target_hit", 1, 17.02), ("target_hit", 2, 40.0)]
+    ingest(server, channel_id, 4, "BOVAW22 stop\n-25%", 180)
+    assert httpx.get(f"{server.url}/signals/{row['id']}").json()["status"] == "stopped"
+    # A follow-up is a raw message, not a signal.
+    assert len(signals(server, channel=str(channel_id)).json()["data"]) == 1
+
+
+def test_follow_up_attaches_to_most_recent_open_signal(server: Server, channel_id: int) -> None:
+    ingest(server, channel_id, 1, SWING.format(asset="CYREW296"), 0)
+    ingest(server, channel_id, 2, SWING.format(asset="CYREW296"), 30)
+    ingest(server, channel_id, 3, "CYREW296 stop\n-25%", 60)
+    rows = signals(server, channel=str(channel_id)).json()["data"]
+    assert [r["status"] for r in rows] == ["stopped", "open"]  # newest first
+
+
+def test_get_unknown_signal_is_404(server: Server) -> None:
+    response = httpx.get(f"{server.url}/signals/999999999")
+    assert response.status_code == 404
+    assert "not found" in response.json()["error"]
+
+
+def test_delete_signal_requires_token(server: Server, channel_id: int) -> None:
+    ingest(server, channel_id, 1, SWING.format(asset="PETR4"))
+    signal_id = signals(server, channel=str(channel_id)).json()["data"][0]["id"]
+    assert httpx.delete(f"{server.url}/signals/{signal_id}").status_code == 401
+    assert httpx.delete(f"{server.url}/signals/{signal_id}", headers=auth("nope" * 10)).status_code == 401
+    response = httpx.delete(f"{server.url}/signals/{signal_id}", headers={"X-API-Key": TOKEN})
+    assert response.status_code == 200 and response.json() == {"success": True, "deleted": 1}
+    assert signals(server, channel=str(channel_id)).json()["data"] == []
+    # Kept, marked deleted.
+    assert httpx.get(f"{server.url}/signals/{signal_id}").json()["deleted_at"] is not None
+    assert httpx.delete(f"{server.url}/signals/{signal_id}", headers=auth()).status_code == 404
+
+
+def test_old_delete_by_ingested_at(server: Server, channel_id: int) -> None:
+    ingest(server, channel_id, 1, SWING.format(asset="PETR4"))
+    ingested_at = signals(server, channel=str(channel_id)).json()["data"][0]["ingested_at"]
+    # The old dashboard sent JavaScript's toISOString(): millisecond precision.
+    moment = datetime.fromisoformat(ingested_at.replace("Z", "+00:00"))
+    js_iso = moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    assert httpx.request("DELETE", f"{server.url}/signals", json={"ingestedAt": js_iso}).status_code == 401
+    response = httpx.request("DELETE", f"{server.url}/signals", json={"ingestedAt": js_iso}, headers=auth())
+    assert response.status_code == 200, response.text
+    assert signals(server, channel=str(channel_id)).json()["data"] == []
+    bad = httpx.request("DELETE", f"{server.url}/signals", json={"when": "x"}, headers=auth())
+    assert bad.status_code == 400 and "ingestedAt" in bad.text
+
+
+def test_messages_lists_raw_messages(server: Server, seeded: int) -> None:
+    response = httpx.get(server.url + "/messages", params={"channel": str(seeded), "limit": 2})
+    assert response.status_code == 200
+    page = response.json()
+    assert [m["message_id"] for m in page["data"]] == [5, 4]
+    older = httpx.get(server.url + "/messages", params={"channel": str(seeded), "cursor": page["next_cursor"]}).json()
+    assert [m["message_id"] for m in older["data"]] == [3, 2, 1]
+    assert older["data"][0]["message_text"] == "Bom dia pessoal!"  # non-signals are stored too
+    found = httpx.get(server.url + "/messages", params={"channel": str(seeded), "search": "BOM DIA"}).json()["data"]
+    assert [m["message_id"] for m in found] == [3]
