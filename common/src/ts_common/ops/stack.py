@@ -421,6 +421,8 @@ class Stack:
     def run(self) -> int:
         self.install_signal_handlers()
         telegram = telegram_setup(self.root, self.data_dir)
+        if self.args.sample and telegram.live:
+            telegram = TelegramSetup(False, telegram.env, "--sample given")
         ports = [self.ports.ingest, self.ports.workspace] + ([self.ports.gateway] if telegram.live else [])
         self.check_ports(ports)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -504,6 +506,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("command", nargs="?", choices=["up", "status"], default="up",
                         help="up (default): start everything; status: check each component")
     parser.add_argument("--dev", action="store_true", help="granian reloads the APIs on source changes")
+    parser.add_argument("--sample", action="store_true",
+                        help="import the sample export even when Telegram credentials are configured")
     parser.add_argument("--force-kill", action="store_true", help="offer to stop a process holding one of our ports")
     parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("STACK_DATA_DIR", ".data")),
                         help="where the database, token, queue and logs live (STACK_DATA_DIR, default ./.data)")
