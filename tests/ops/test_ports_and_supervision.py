@@ -187,3 +187,18 @@ def _alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def test_stack_status_prints_one_line_per_component_and_fails_when_down(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    result = subprocess.run(
+        [sys.executable, "-m", "ts_common.ops.stack", "status", "--data-dir", str(tmp_path),
+         "--ingest-port", str(free_port()), "--workspace-port", str(free_port()), "--gateway-port", str(free_port())],
+        capture_output=True, text=True, timeout=60, env=env,
+    )
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert [line.split()[:2] for line in lines] == [
+        ["database", "DOWN"], ["ingest-api", "DOWN"], ["workspace-api", "DOWN"], ["gateway", "DOWN"],
+    ]
+    assert "refused" in lines[1].lower()
