@@ -48,7 +48,7 @@ def start_server(database_url: str, log_path: Path, **env: str) -> Server:
         **os.environ,
         "DATABASE_URL": database_url,
         "GATEWAY_SECRET_TOKEN": TOKEN,
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": "INFO",
         "OTEL_TRACES_EXPORTER": "none",
         "DB_CONNECT_TIMEOUT_SECONDS": "2",
         **env,

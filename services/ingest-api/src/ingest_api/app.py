@@ -150,6 +150,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             render_plugins=[JsonRenderPlugin()],
         ),
         request_max_body_size=MAX_BODY_BYTES,
+        # Logging is ts_common's JSON lines (set up above); Litestar must not replace it.
+        logging_config=None,
     )
 
 

@@ -9,6 +9,7 @@ concurrent requests into one batch (what lets a single-message API keep up with 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import re
 from collections.abc import Sequence
@@ -229,7 +230,7 @@ class IngestWriter:
     def __init__(self, database: Database, settings: WriterSettings) -> None:
         self._db = database
         self._settings = settings
-        self._pending: list[tuple[Prepared, asyncio.Future[IngestResult]]] = []
+        self._pending: list[tuple[Prepared, asyncio.Future[IngestResult], contextvars.Context]] = []
         self._wakeup = asyncio.Event()
         self._slots = asyncio.Semaphore(settings.max_in_flight)
         self._loop_task: asyncio.Task[None] | None = None
@@ -252,7 +253,7 @@ class IngestWriter:
 
     async def submit(self, item: Prepared) -> IngestResult:
         future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
-        self._pending.append((item, future))
+        self._pending.append((item, future, contextvars.copy_context()))
         self._wakeup.set()
         return await future
 
@@ -269,7 +270,9 @@ class IngestWriter:
             if not batch:
                 self._slots.release()
                 continue
-            task = asyncio.create_task(self._flush(batch))
+            # The statement runs in the first request's context, so its SQL spans join that
+            # request's trace (one statement serves them all; a span has one parent).
+            task = asyncio.create_task(self._flush([(i, f) for i, f, _ in batch]), context=batch[0][2])
             self._flushes.add(task)
             task.add_done_callback(self._flushes.discard)
 

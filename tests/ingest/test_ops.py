@@ -1,0 +1,118 @@
+"""Health, readiness, metrics, OpenAPI, tracing, CORS and configuration checks."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.ingest.conftest import TOKEN, Server, auth, start_server
+
+
+def test_health_and_ready(server: Server) -> None:
+    health = httpx.get(server.url + "/health")
+    assert health.status_code == 200
+    body = health.json()
+    assert body["status"] == "healthy" and body["service"] == "ingest-api"
+    assert body["database"]["connected"] is True and body["database"]["latency_ms"] >= 0
+    assert httpx.get(server.url + "/ready").json() == {"ready": True}
+
+
+def test_metrics_have_the_reference_names(server: Server, channel_id: int) -> None:
+    httpx.post(server.url + "/ingest", headers=auth(), json={
+        "channelId": str(channel_id), "messageId": 1, "timestamp": "2025-10-07T12:00:00Z",
+        "text": "Ativo: PETR4\nCompra: 25,00"})
+    httpx.post(server.url + "/ingest", json={})
+    text = httpx.get(server.url + "/metrics").text
+    for name in ('api_ingestion_requests_total{status="stored"}', 'api_signals_inserted_total{signal_type="Swing Trade"}',
+                 "api_http_request_duration_seconds_bucket", 'api_auth_failures_total{reason="missing"}'):
+        assert name in text, name
+    assert "# TYPE api_timescaledb_errors_total counter" in text
+
+
+def test_openapi_documents_operations_and_errors(server: Server) -> None:
+    spec = httpx.get(server.url + "/schema/openapi.json").json()
+    operations = {op["operationId"]: op for path in spec["paths"].values() for op in path.values()}
+    assert {"ingestMessage", "ingestBatch", "listSignals", "getSignal", "deleteSignal",
+            "deleteSignalByIngestedAt", "listMessages", "health", "ready", "metrics"} <= set(operations)
+    ingest = operations["ingestMessage"]
+    assert {"200", "400", "401", "413", "503"} <= set(ingest["responses"])
+    assert "messageId" in ingest["requestBody"]["content"]["application/json"]["schema"]["properties"]
+
+
+def test_cors_only_for_configured_origins(api_database_url: str, tmp_path: Path) -> None:
+    server = start_server(api_database_url, tmp_path / "cors.log", CORS_ORIGIN="http://dash.local, http://other.local")
+    try:
+        allowed = httpx.get(server.url + "/signals", headers={"Origin": "http://dash.local"})
+        assert allowed.headers.get("access-control-allow-origin") == "http://dash.local"
+        refused = httpx.get(server.url + "/signals", headers={"Origin": "http://evil.example"})
+        assert "access-control-allow-origin" not in refused.headers
+    finally:
+        server.stop()
+
+
+def test_traceparent_is_continued_and_sql_is_traced(api_database_url: str, tmp_path: Path) -> None:
+    log = tmp_path / "trace.log"
+    server = start_server(api_database_url, log, OTEL_TRACES_EXPORTER="console", OTEL_BSP_SCHEDULE_DELAY="50")
+    trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    try:
+        response = httpx.post(server.url + "/ingest", json={
+            "channelId": "-100555", "messageId": 1, "timestamp": "2025-10-07T12:00:00Z", "text": "x"},
+            headers={**auth(), "traceparent": f"00-{trace_id}-{parent_id}-01"})
+        assert response.status_code == 200
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any(
+                s["kind"] == "SpanKind.SERVER" for s in _spans(server.log(), trace_id)):
+            time.sleep(0.1)
+    finally:
+        server.stop()
+    spans = _spans(server.log(), trace_id)
+    request_spans = [s for s in spans if s["kind"] == "SpanKind.SERVER"]
+    sql_spans = [s for s in spans if s["attributes"].get("db.system") == "postgresql"]
+    # The request span continues the caller's trace: its parent is the caller's span.
+    assert [s["parent_id"] for s in request_spans] == [f"0x{parent_id}"]
+    # The INSERT ran inside that trace too.
+    assert any("INSERT" in s["attributes"].get("db.statement", "") for s in sql_spans)
+
+
+def _spans(output: str, trace_id: str) -> list[dict]:
+    """The console exporter's spans (indented JSON objects) of one trace."""
+    decoder = json.JSONDecoder()
+    spans = []
+    for match in re.finditer(r'^\{\n    "name"', output, re.MULTILINE):
+        try:
+            span, _ = decoder.raw_decode(output, match.start())
+        except ValueError:
+            continue  # still being written
+        if span["context"]["trace_id"] == f"0x{trace_id}":
+            spans.append(span)
+    return spans
+
+
+@pytest.mark.parametrize(("token", "message"), [(None, "not set"), ("short", "at least 32")])
+def test_refuses_to_start_without_a_strong_token(token: str | None, message: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "GATEWAY_SECRET_TOKEN"}
+    env["DATABASE_URL"] = "postgresql://postgres@127.0.0.1:1/none"
+    if token is not None:
+        env["GATEWAY_SECRET_TOKEN"] = token
+    result = subprocess.run([sys.executable, "-m", "ingest_api.cli", "--port", "1"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "GATEWAY_SECRET_TOKEN" in result.stderr and message in result.stderr
+
+
+def test_token_is_logged_by_its_first_8_characters_only(server: Server) -> None:
+    httpx.post(server.url + "/ingest", json={}, headers=auth("x" * 40))
+    output = server.log()
+    assert f'"gateway_token":"{TOKEN[:8]}…"' in output
+    assert TOKEN[:9] not in output
+    # Auth failures are logged with the client address (and never the token sent).
+    assert re.search(r'"msg":"request with a wrong token refused".*"client":"127.0.0.1"', output)
+    assert "x" * 40 not in output

@@ -1,0 +1,107 @@
+"""Database outages: 503 (so the gateway retries) while PostgreSQL is down, recovery when it returns.
+
+Uses its own embedded PostgreSQL, so stopping it disturbs no other test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.ingest.conftest import Server, auth, start_server
+from ts_common import embedded_pg
+from ts_common.embedded_pg import EmbeddedPostgres
+from ts_common.migrations import migrate_url
+
+
+def _port_is_free_reusable(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+@pytest.fixture
+def own_postgres(monkeypatch: pytest.MonkeyPatch) -> Iterator[EmbeddedPostgres]:
+    # EmbeddedPostgres.start() probes its port without SO_REUSEADDR, so right after a stop the
+    # server's TIME_WAIT sockets make it pick another port; PostgreSQL itself binds with
+    # SO_REUSEADDR, so probing the same way keeps the URL stable across the restarts below.
+    monkeypatch.setattr(embedded_pg, "_port_is_free", _port_is_free_reusable)
+    root = Path(tempfile.mkdtemp(prefix="tspg-outage-"))
+    root.chmod(0o755)  # as root, the server runs as its own user and must reach the folder
+    pg = EmbeddedPostgres(root / "data").start()
+    try:
+        yield pg
+    finally:
+        pg.destroy()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _message(message_id: int) -> dict:
+    return {"channelId": "-100777", "messageId": message_id, "text": "ATIVO: PETR4 COMPRA: 25,00",
+            "timestamp": "2025-10-07T12:00:00Z"}
+
+
+def _eventually_ok(server: Server, message_id: int, timeout: float = 15) -> httpx.Response:
+    deadline = time.monotonic() + timeout
+    while True:
+        response = httpx.post(server.url + "/ingest", json=_message(message_id), headers=auth(), timeout=10)
+        if response.status_code == 200 or time.monotonic() > deadline:
+            return response
+        assert response.status_code == 503, response.text
+        time.sleep(0.2)
+
+
+def _assert_down(server: Server, message_id: int) -> None:
+    response = httpx.post(server.url + "/ingest", json=_message(message_id), headers=auth(), timeout=10)
+    assert response.status_code == 503
+    assert response.json() == {"error": "Database connection failed"}
+    batch = httpx.post(server.url + "/ingest/batch", json={"messages": [_message(message_id)]}, headers=auth(), timeout=10)
+    assert batch.status_code == 503
+    assert httpx.get(server.url + "/ready", timeout=10).status_code == 503
+    health = httpx.get(server.url + "/health", timeout=10)
+    assert health.status_code == 503 and health.json()["database"]["connected"] is False
+    assert httpx.get(server.url + "/signals", timeout=10).status_code == 503
+    # A client error is still a client error while the database is down.
+    assert httpx.post(server.url + "/ingest", json={}, headers=auth(), timeout=10).status_code == 400
+
+
+def test_503_while_down_and_recovery(own_postgres: EmbeddedPostgres, tmp_path: Path) -> None:
+    url = own_postgres.url
+    port = own_postgres.port
+    asyncio.run(migrate_url(url, report=lambda line: None))
+
+    # Started while the database is down: the app still starts, and answers 503.
+    own_postgres.stop()
+    server = start_server(url, tmp_path / "server.log")
+    try:
+        _assert_down(server, 1)
+
+        own_postgres.start()
+        assert own_postgres.port == port
+        assert _eventually_ok(server, 1).json()["status"] == "stored"
+        assert httpx.get(server.url + "/ready").status_code == 200
+
+        # Down again mid-life (pooled connections are now dead), then back.
+        own_postgres.stop()
+        _assert_down(server, 2)
+        own_postgres.start()
+        assert _eventually_ok(server, 2).json()["status"] == "stored"
+        # What failed while down was never half-stored: retrying message 1 is a duplicate.
+        assert _eventually_ok(server, 1).json()["status"] == "duplicate"
+        metrics = httpx.get(server.url + "/metrics").text
+        assert 'api_ingestion_requests_total{status="unavailable"}' in metrics
+        assert "api_timescaledb_errors_total{" in metrics
+    finally:
+        server.stop()
