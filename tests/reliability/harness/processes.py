@@ -157,6 +157,9 @@ def gateway(port: int, source: Path, api_url: str, token: str, workdir: Path, lo
         FAILURE_QUEUE_PATH=str(workdir / "queue.jsonl"),
         GATEWAY_PORT=str(port),
         GATEWAY_DATA_DIR=str(workdir),
+        GATEWAY_HOST="127.0.0.1",
+        # No .env file may point the run elsewhere (a path that does not exist means "none").
+        GATEWAY_ENV_FILE=str(workdir / "no-such.env"),
         **extra,
     )
     return ManagedProcess(
