@@ -237,22 +237,22 @@ class SourceWriter(threading.Thread):
         self.lines = lines
         self.seconds = seconds
         self.written = 0
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
         started = time.monotonic()
         with open(self.path, "ab") as source:
-            while self.written < len(self.lines) and not self._stop.is_set():
+            while self.written < len(self.lines) and not self._halt.is_set():
                 share = min(1.0, (time.monotonic() - started) / self.seconds)
                 target = max(self.written, int(share * len(self.lines)))
                 if target > self.written:
                     source.write(b"".join(self.lines[self.written:target]))
                     source.flush()
                     self.written = target
-                self._stop.wait(0.05)
+                self._halt.wait(0.05)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
 
 
 class FaultRun:
@@ -425,11 +425,13 @@ class FaultRun:
                 self.teardown()
             finally:
                 report.token_leaks = self._token_leaks()
+        keep = config.keep_workdir or not report.ok
+        if not keep:
+            report.workdir = None
         self.log("report:\n" + report.render())
         self._run_log.close()
-        if report.ok and not config.keep_workdir:
+        if not keep:
             shutil.rmtree(self.workdir, ignore_errors=True)
-            report.workdir = None
         return report
 
     def _drain(self, report: Report, script: Script) -> None:
