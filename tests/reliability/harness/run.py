@@ -150,6 +150,11 @@ class Report:
     gateway_health: dict | None = None
     unexpected_exits: list[str] = field(default_factory=list)
     token_leaks: list[str] = field(default_factory=list)
+    # Lines in the gateway's dead-letter and quarantine files (every scripted event is valid, so
+    # a dead letter is a message the API wrongly refused; quarantined lines are torn writes
+    # found after a SIGKILL, harmless only if the source is re-read past them).
+    dead_letters: int = 0
+    quarantined: int = 0
     workdir: Path | None = None
 
     @property
@@ -163,7 +168,7 @@ class Report:
     @property
     def ok(self) -> bool:
         return (self.check is not None and self.check.ok and self.drained
-                and not self.unexpected_exits and not self.token_leaks)
+                and not self.unexpected_exits and not self.token_leaks and not self.dead_letters)
 
     def as_dict(self) -> dict:
         """The report's figures, for `--json` (bench/results/)."""
@@ -188,6 +193,8 @@ class Report:
             "gateway_health": self.gateway_health,
             "unexpected_exits": self.unexpected_exits,
             "token_leaks": self.token_leaks,
+            "dead_letters": self.dead_letters,
+            "quarantined": self.quarantined,
             "ok": self.ok,
             "replay": self.config.replay_command(),
         }
@@ -217,6 +224,7 @@ class Report:
         drain = f"{self.time_to_drain:.1f}s" if self.time_to_drain is not None else "NOT DRAINED"
         lines.append(f"time to drain: {drain}  stream: {self.stream_seconds:.1f}s  total: {self.total_seconds:.1f}s")
         lines.append(f"gateway health at the end: {self.gateway_health}")
+        lines.append(f"gateway dead letters: {self.dead_letters}  quarantined lines: {self.quarantined}")
         if self.unexpected_exits:
             lines.append(f"unexpected exits: {self.unexpected_exits}")
         if self.token_leaks:
@@ -425,6 +433,8 @@ class FaultRun:
                 self.teardown()
             finally:
                 report.token_leaks = self._token_leaks()
+                report.dead_letters = self._count_lines("*dead-letter*")
+                report.quarantined = self._count_lines("*quarantine*")
         keep = config.keep_workdir or not report.ok
         if not keep:
             report.workdir = None
@@ -457,6 +467,9 @@ class FaultRun:
                 self.log(f"NOT drained after {self.config.drain_timeout:.0f}s: {summary}")
                 return
             time.sleep(1.0)
+
+    def _count_lines(self, pattern: str) -> int:
+        return sum(len(path.read_bytes().splitlines()) for path in self.workdir.glob(pattern) if path.is_file())
 
     def _token_leaks(self) -> list[str]:
         """Log files holding more than the first 8 characters of the shared token."""
