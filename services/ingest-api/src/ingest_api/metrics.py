@@ -17,3 +17,11 @@ COALESCED_BATCH = Histogram(
     "Messages written per database statement by the ingest writer",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
 )
+
+# Label children bound once: `.labels()` is a dictionary lookup under a lock on every call.
+INGEST_STORED = INGESTION_REQUESTS.labels(status="stored")
+INGEST_DUPLICATE = INGESTION_REQUESTS.labels(status="duplicate")
+INGEST_REJECTED = INGESTION_REQUESTS.labels(status="rejected")
+INGEST_UNAVAILABLE = INGESTION_REQUESTS.labels(status="unavailable")
+INGEST_UNAUTHORIZED = INGESTION_REQUESTS.labels(status="unauthorized")
+BY_STATUS = {"stored": INGEST_STORED, "duplicate": INGEST_DUPLICATE, "rejected": INGEST_REJECTED}

@@ -91,14 +91,14 @@ async def ingest_message(request: Request) -> IngestResult:
     try:
         item = validate(body)
     except Rejected as exc:
-        metrics.INGESTION_REQUESTS.labels(status="rejected").inc()
+        metrics.INGEST_REJECTED.inc()
         raise validation_failed(exc.details) from None
     try:
         result = await _writer(request).submit(item)
     except DatabaseUnavailable:
-        metrics.INGESTION_REQUESTS.labels(status="unavailable").inc()
+        metrics.INGEST_UNAVAILABLE.inc()
         raise database_unavailable() from None
-    metrics.INGESTION_REQUESTS.labels(status=result.status).inc()
+    metrics.BY_STATUS[result.status].inc()
     return result
 
 
@@ -131,7 +131,7 @@ async def ingest_batch(request: Request) -> BatchResult:
         try:
             written = await _writer(request).write([item for _, item in valid])
         except DatabaseUnavailable:
-            metrics.INGESTION_REQUESTS.labels(status="unavailable").inc(len(valid))
+            metrics.INGEST_UNAVAILABLE.inc(len(valid))
             raise database_unavailable() from None
         for (index, _), result in zip(valid, written):
             results[index] = result
@@ -142,7 +142,7 @@ async def ingest_batch(request: Request) -> BatchResult:
         counts[result.status] += 1
     for status, count in counts.items():
         if count:
-            metrics.INGESTION_REQUESTS.labels(status=status).inc(count)
+            metrics.BY_STATUS[status].inc(count)
     return BatchResult(results=final, stored=counts["stored"], duplicates=counts["duplicate"],
                        rejected=counts["rejected"])
 
