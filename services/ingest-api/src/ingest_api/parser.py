@@ -126,7 +126,8 @@ def is_ticker(word: str) -> bool:
 
 def parse(text: str) -> Signal | FollowUp | None:
     """Read a message: a signal, a follow-up, or None for anything else (chit-chat, analysis, notices)."""
-    if not text or not text.strip():
+    if not text or not any(c.isdigit() for c in text):
+        # Signals and follow-ups all carry a ticker (letters + digits): most chatter stops here.
         return None
     signal = parse_signal(text)
     if signal is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import msgspec
 from litestar import Request, post
@@ -122,9 +123,10 @@ async def ingest_batch(request: Request) -> BatchResult:
 
     results: list[IngestResult | None] = [None] * len(envelope.messages)
     valid: list[tuple[int, Prepared]] = []
+    now = datetime.now(timezone.utc)
     for index, raw in enumerate(envelope.messages):
         try:
-            valid.append((index, validate(raw)))
+            valid.append((index, validate(raw, now)))
         except Rejected as exc:
             results[index] = IngestResult.rejected([f"messages[{index}].{d}" for d in exc.details], exc.message_id)
     if valid:

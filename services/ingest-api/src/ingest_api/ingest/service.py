@@ -151,17 +151,19 @@ def _check_date(name: str, value: datetime | None, now: datetime, details: list[
         details.append(f"{name} must not be more than 1 day in the future")
 
 
-def validate(body: bytes | msgspec.Raw) -> Prepared:
-    """Decode and check one payload with the shared contract; raises `Rejected`."""
+def validate(body: bytes | msgspec.Raw, now: datetime | None = None) -> Prepared:
+    """Decode and check one payload with the shared contract; raises `Rejected`.
+
+    `now` (for the "not in the future" check) may be passed once for a whole batch.
+    """
     try:
         payload: MessagePayload = decode_payload(body)
     except msgspec.MsgspecError as exc:
         raise Rejected(_explain(bytes(body), exc)) from None
-    return _prepare(payload)
+    return _prepare(payload, now or datetime.now(timezone.utc))
 
 
-def _prepare(payload: MessagePayload) -> Prepared:
-    now = datetime.now(timezone.utc)
+def _prepare(payload: MessagePayload, now: datetime) -> Prepared:
     details: list[str] = []
     channel_id = channel_id_int(payload.channel_id)
     if not -(2**63) <= channel_id < 2**63:
@@ -199,7 +201,7 @@ def _prepare(payload: MessagePayload) -> Prepared:
         message_id=payload.message_id,
         original_timestamp=payload.timestamp,
         text=payload.text,
-        photos=_encoder.encode(payload.photos).decode(),
+        photos=_encoder.encode(payload.photos).decode() if payload.photos else "[]",
         channel_name=payload.channel_name,
         sender=_encoder.encode(sender).decode() if sender is not None else None,
         forward=_encoder.encode(forward).decode() if forward is not None else None,

@@ -174,8 +174,8 @@ WITH target AS (
     SELECT id, message_date
     FROM tp_capital.tp_capital_signals
     WHERE asset = $1 AND deleted_at IS NULL AND status NOT IN ('stopped', 'final_target_hit')
-      AND message_date <= $7
-    ORDER BY message_date DESC, id DESC
+      AND ts <= floor(extract(epoch FROM $7::timestamptz) * 1000)::bigint
+    ORDER BY ts DESC, id DESC  -- tp_capital_signals_asset_idx (asset, ts DESC)
     LIMIT 1
 ),
 event AS (
