@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Literal
 
 import msgspec
 from litestar import Request, Response, delete, get
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import Parameter
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, Reference, Schema
+from litestar.params import PathParameter, QueryParameter
 
 from ..auth import require_token
 from ..errors import ApiError, ErrorBody
@@ -25,9 +27,9 @@ _AUTH_ERRORS = {
     404: ResponseSpec(ErrorBody, description="No such signal", generate_examples=False),
 }
 
-Limit = Annotated[int, Parameter(ge=1, le=1000, description="rows per page (1..1000)")]
-Moment = Annotated[str | None, Parameter(description="epoch milliseconds or ISO 8601 date/datetime")]
-Text = Annotated[str | None, Parameter(max_length=200)]
+Limit = Annotated[int, QueryParameter(ge=1, le=1000, description="rows per page (1..1000)")]
+Moment = Annotated[str | None, QueryParameter(description="epoch milliseconds or ISO 8601 date/datetime")]
+Text = Annotated[str | None, QueryParameter(max_length=200)]
 
 
 def _filters(limit: int, channel: str | None, from_: str | None, to: str | None, search: str | None,
@@ -46,17 +48,28 @@ def _filters(limit: int, channel: str | None, from_: str | None, to: str | None,
     )
 
 
-@get("/signals", operation_id="listSignals", summary="Signals, newest first", responses=_ERRORS, tags=["signals"])
+@dataclass
+class _SignalsOperation(Operation):
+    """`format=csv` answers text/csv: document it beside the JSON page."""
+
+    def __post_init__(self) -> None:
+        ok = self.responses.get("200") if self.responses else None
+        if ok is not None and not isinstance(ok, Reference) and ok.content is not None:
+            ok.content["text/csv"] = OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING))
+
+
+@get("/signals", operation_id="listSignals", summary="Signals, newest first (format=csv: the old export)",
+     responses=_ERRORS, tags=["signals"], operation_class=_SignalsOperation)
 async def list_signals(
     request: Request,
     limit: Limit = 100,
     channel: Text = None,
-    signal_type: Annotated[str | None, Parameter(query="type", max_length=50, description="Swing Trade / Day Trade")] = None,
+    signal_type: Annotated[str | None, QueryParameter(name="type", max_length=50, description="Swing Trade / Day Trade")] = None,
     search: Text = None,
-    from_: Annotated[str | None, Parameter(query="from", description="epoch ms or ISO 8601")] = None,
+    from_: Annotated[str | None, QueryParameter(name="from", description="epoch ms or ISO 8601")] = None,
     to: Moment = None,
-    cursor: Annotated[str | None, Parameter(max_length=100, description="next_cursor of the previous page")] = None,
-    format: Annotated[Literal["json", "csv"], Parameter(description="csv: the old dashboard's export")] = "json",
+    cursor: Annotated[str | None, QueryParameter(max_length=100, description="next_cursor of the previous page")] = None,
+    format: Annotated[Literal["json", "csv"], QueryParameter(description="csv: the old dashboard's export")] = "json",
 ) -> Response[SignalPage]:
     filters = _filters(limit, channel, from_, to, search, cursor, signal_type)
     async with request.app.state.db.pool.acquire() as conn:
@@ -65,20 +78,20 @@ async def list_signals(
         headers = {"Content-Disposition": 'attachment; filename="tp-capital-signals.csv"'}
         if page.next_cursor:
             headers["X-Next-Cursor"] = page.next_cursor
-        return Response(service.signals_csv(page.data), media_type="text/csv; charset=utf-8", headers=headers)
+        return Response(service.signals_csv(page.data), media_type="text/csv", headers=headers)
     return Response(page)
 
 
 @get("/signals/{signal_id:int}", operation_id="getSignal", summary="One signal with its lifecycle events",
      responses={**_ERRORS, 404: _AUTH_ERRORS[404]}, tags=["signals"])
-async def get_signal(request: Request, signal_id: Annotated[int, Parameter(ge=1, le=2**63 - 1)]) -> SignalDetail:
+async def get_signal(request: Request, signal_id: Annotated[int, PathParameter(ge=1, le=2**63 - 1)]) -> SignalDetail:
     async with request.app.state.db.pool.acquire() as conn:
         return await service.get_signal(conn, signal_id)
 
 
 @delete("/signals/{signal_id:int}", operation_id="deleteSignal", summary="Mark a signal deleted (token required)",
         guards=[require_token], status_code=200, responses=_AUTH_ERRORS, tags=["signals"])
-async def delete_signal(request: Request, signal_id: Annotated[int, Parameter(ge=1, le=2**63 - 1)]) -> DeleteResult:
+async def delete_signal(request: Request, signal_id: Annotated[int, PathParameter(ge=1, le=2**63 - 1)]) -> DeleteResult:
     async with request.app.state.db.pool.acquire() as conn:
         return await service.delete_signal(conn, signal_id)
 
@@ -109,11 +122,11 @@ async def delete_signal_by_ingested_at(request: Request) -> DeleteResult:
 async def list_messages(
     request: Request,
     limit: Limit = 100,
-    channel: Annotated[str | None, Parameter(max_length=200, description="channel id or name")] = None,
+    channel: Annotated[str | None, QueryParameter(max_length=200, description="channel id or name")] = None,
     search: Text = None,
-    from_: Annotated[str | None, Parameter(query="from", description="epoch ms or ISO 8601")] = None,
+    from_: Annotated[str | None, QueryParameter(name="from", description="epoch ms or ISO 8601")] = None,
     to: Moment = None,
-    cursor: Annotated[str | None, Parameter(max_length=100)] = None,
+    cursor: Annotated[str | None, QueryParameter(max_length=100)] = None,
 ) -> MessagePage:
     filters = _filters(limit, channel, from_, to, search, cursor)
     async with request.app.state.db.pool.acquire() as conn:
