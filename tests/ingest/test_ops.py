@@ -44,7 +44,10 @@ def test_openapi_documents_operations_and_errors(server: Server) -> None:
             "deleteSignalByIngestedAt", "listMessages", "health", "ready", "metrics"} <= set(operations)
     ingest = operations["ingestMessage"]
     assert {"200", "400", "401", "413", "503"} <= set(ingest["responses"])
-    assert "messageId" in ingest["requestBody"]["content"]["application/json"]["schema"]["properties"]
+    kinds = ingest["requestBody"]["content"]["application/json"]["schema"]["oneOf"]
+    assert [k["title"] for k in kinds] == ["NewMessage", "EditedMessage", "DeletedMessage"]
+    assert all("messageId" in k["required"] for k in kinds)
+    assert "text/csv" in operations["listSignals"]["responses"]["200"]["content"]
 
 
 def test_cors_only_for_configured_origins(api_database_url: str, tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 import msgspec
 from litestar import Request, Response, delete, get
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, Reference, Schema
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, Reference, RequestBody, Schema
 from litestar.params import PathParameter, QueryParameter
 
 from ..auth import require_token
@@ -28,7 +28,14 @@ _AUTH_ERRORS = {
 }
 
 Limit = Annotated[int, QueryParameter(ge=1, le=1000, description="rows per page (1..1000)")]
-Moment = Annotated[str | None, QueryParameter(description="epoch milliseconds or ISO 8601 date/datetime")]
+# Epoch milliseconds, or an ISO 8601 date / datetime.
+_MOMENT_PATTERN = r"^(-?[0-9]{1,16}|[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9:.]+(Z|[+-][0-9]{2}:?[0-9]{2})?)?)$"
+Moment = Annotated[str | None, QueryParameter(description="epoch milliseconds or ISO 8601 date/datetime",
+                                               pattern=_MOMENT_PATTERN)]
+From = Annotated[str | None, QueryParameter(name="from", description="epoch milliseconds or ISO 8601 date/datetime",
+                                             pattern=_MOMENT_PATTERN)]
+Cursor = Annotated[str | None, QueryParameter(max_length=100, pattern=r"^[A-Za-z0-9_-]+$",
+                                               description="next_cursor of the previous page")]
 Text = Annotated[str | None, QueryParameter(max_length=200)]
 
 
@@ -66,9 +73,9 @@ async def list_signals(
     channel: Text = None,
     signal_type: Annotated[str | None, QueryParameter(name="type", max_length=50, description="Swing Trade / Day Trade")] = None,
     search: Text = None,
-    from_: Annotated[str | None, QueryParameter(name="from", description="epoch ms or ISO 8601")] = None,
+    from_: From = None,
     to: Moment = None,
-    cursor: Annotated[str | None, QueryParameter(max_length=100, description="next_cursor of the previous page")] = None,
+    cursor: Cursor = None,
     format: Annotated[Literal["json", "csv"], QueryParameter(description="csv: the old dashboard's export")] = "json",
 ) -> Response[SignalPage]:
     filters = _filters(limit, channel, from_, to, search, cursor, signal_type)
@@ -84,14 +91,14 @@ async def list_signals(
 
 @get("/signals/{signal_id:int}", operation_id="getSignal", summary="One signal with its lifecycle events",
      responses={**_ERRORS, 404: _AUTH_ERRORS[404]}, tags=["signals"])
-async def get_signal(request: Request, signal_id: Annotated[int, PathParameter(ge=1, le=2**63 - 1)]) -> SignalDetail:
+async def get_signal(request: Request, signal_id: Annotated[int, PathParameter(ge=1, le=2**53, description="signal id")]) -> SignalDetail:
     async with request.app.state.db.pool.acquire() as conn:
         return await service.get_signal(conn, signal_id)
 
 
 @delete("/signals/{signal_id:int}", operation_id="deleteSignal", summary="Mark a signal deleted (token required)",
         guards=[require_token], status_code=200, responses=_AUTH_ERRORS, tags=["signals"])
-async def delete_signal(request: Request, signal_id: Annotated[int, PathParameter(ge=1, le=2**63 - 1)]) -> DeleteResult:
+async def delete_signal(request: Request, signal_id: Annotated[int, PathParameter(ge=1, le=2**53, description="signal id")]) -> DeleteResult:
     async with request.app.state.db.pool.acquire() as conn:
         return await service.delete_signal(conn, signal_id)
 
@@ -103,7 +110,15 @@ class DeleteByIngestedAt(msgspec.Struct, rename="camel"):
 _delete_body = msgspec.json.Decoder(DeleteByIngestedAt)
 
 
-@delete("/signals", operation_id="deleteSignalByIngestedAt",
+@dataclass
+class _DeleteBodyOperation(Operation):
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(required=True, content={"application/json": OpenAPIMediaType(schema=Schema(
+            type=OpenAPIType.OBJECT, required=["ingestedAt"],
+            properties={"ingestedAt": Schema(type=OpenAPIType.STRING, format="date-time")}))})
+
+
+@delete("/signals", operation_id="deleteSignalByIngestedAt", operation_class=_DeleteBodyOperation,
         summary='The old form: body {"ingestedAt": "<ISO>"} (token required)',
         guards=[require_token], status_code=200, responses=_AUTH_ERRORS, tags=["signals"],
         request_max_body_size=64 * 1024)
@@ -124,9 +139,9 @@ async def list_messages(
     limit: Limit = 100,
     channel: Annotated[str | None, QueryParameter(max_length=200, description="channel id or name")] = None,
     search: Text = None,
-    from_: Annotated[str | None, QueryParameter(name="from", description="epoch ms or ISO 8601")] = None,
+    from_: From = None,
     to: Moment = None,
-    cursor: Annotated[str | None, QueryParameter(max_length=100)] = None,
+    cursor: Cursor = None,
 ) -> MessagePage:
     filters = _filters(limit, channel, from_, to, search, cursor)
     async with request.app.state.db.pool.acquire() as conn:
