@@ -121,6 +121,14 @@ def test_malformed_bodies_are_400(server: Server, body: bytes) -> None:
     assert response.json()["error"] == "Validation failed"
 
 
+def test_deeply_nested_json_is_400(server: Server, channel_id: int) -> None:
+    deep = b"[" * 50_000 + b"]" * 50_000
+    body = b'{"channelId": "%d", "messageId": 1, "timestamp": "%s", "photos": %s}' % (channel_id, T0.encode(), deep)
+    response = httpx.post(server.url + "/ingest", content=body, headers={**auth(), "content-type": "application/json"})
+    assert response.status_code == 400
+    assert "nested too deeply" in response.json()["details"][0]
+
+
 def test_body_too_large_is_413(server: Server, channel_id: int) -> None:
     body = message(channel_id, 1, "x" * (1024 * 1024 + 10))
     response = post(server, body)

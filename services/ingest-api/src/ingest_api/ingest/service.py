@@ -157,10 +157,13 @@ def validate(body: bytes | msgspec.Raw, now: datetime | None = None) -> Prepared
     `now` (for the "not in the future" check) may be passed once for a whole batch.
     """
     try:
-        payload: MessagePayload = decode_payload(body)
-    except msgspec.MsgspecError as exc:
-        raise Rejected(_explain(bytes(body), exc)) from None
-    return _prepare(payload, now or datetime.now(timezone.utc))
+        try:
+            payload: MessagePayload = decode_payload(body)
+        except msgspec.MsgspecError as exc:
+            raise Rejected(_explain(bytes(body), exc)) from None
+        return _prepare(payload, now or datetime.now(timezone.utc))
+    except RecursionError:
+        raise Rejected(["body is nested too deeply"]) from None
 
 
 def _prepare(payload: MessagePayload, now: datetime) -> Prepared:
