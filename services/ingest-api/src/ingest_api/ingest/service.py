@@ -283,7 +283,23 @@ class IngestWriter:
 
     async def _flush(self, batch: list[tuple[Prepared, asyncio.Future[IngestResult]]]) -> None:
         try:
-            results = await self.write([item for item, _ in batch])
+            try:
+                results: list[IngestResult | BaseException] = list(await self.write([item for item, _ in batch]))
+            except DatabaseUnavailable:
+                raise
+            except Exception:
+                if len(batch) == 1:
+                    raise
+                # A statement failed for a reason other than availability: write the messages one
+                # by one, so only the message that causes it fails and the others it was
+                # coalesced with are stored.
+                log.exception("coalesced write failed; retrying its %d messages one by one", len(batch))
+                results = []
+                for item, _ in batch:
+                    try:
+                        results.extend(await self.write([item]))
+                    except Exception as exc:  # noqa: BLE001 - answered to that request alone
+                        results.append(exc)
         except BaseException as exc:  # noqa: BLE001 - handed to every waiting request
             for _, future in batch:
                 if not future.done():
@@ -292,7 +308,11 @@ class IngestWriter:
                 raise
         else:
             for (_, future), result in zip(batch, results):
-                if not future.done():
+                if future.done():
+                    continue
+                if isinstance(result, BaseException):
+                    future.set_exception(result)
+                else:
                     future.set_result(result)
         finally:
             self._slots.release()
