@@ -56,6 +56,10 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def _port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as sock:
+        # PostgreSQL binds with SO_REUSEADDR, so connections of its previous life lingering in
+        # TIME_WAIT don't stop it from listening again; probe the same way, or a restart would
+        # move the server to a new port and break every URL handed out before.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
