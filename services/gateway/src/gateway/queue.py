@@ -1,0 +1,509 @@
+"""The write-ahead queue: every payload is on disk (fsync'd) before any attempt to publish it.
+
+Files, all beside `FAILURE_QUEUE_PATH` (default `./data/failure-queue.jsonl`):
+
+- `failure-queue.jsonl`   one record a line: `{"seq","key","payload","queuedAt","crc"}`; `crc` is the
+                          CRC-32 of seq, key and the payload's exact bytes. Append-only.
+- `failure-queue.jsonl.acks`  append-only acknowledgement log, one line per acknowledged group:
+                          `{"seqs":[...],"crc":N}`. A record is done once its seq is in here.
+- `failure-queue.dead-letter.jsonl`  records the API refused (400) with its reason.
+- `failure-queue.quarantine.jsonl`   torn or corrupt lines found at start, kept verbatim-ish.
+- `failure-queue.jsonl.lock`  an flock held by the one process that owns the queue.
+
+Why this is crash-safe:
+- append = write + fsync before anyone may publish the record (write-ahead);
+- ack = append + fsync of the ack line *after* the API answered stored/duplicate; a crash
+  before the ack line lands only means the record is sent again (the API deduplicates by key);
+- compaction (when everything is acknowledged, or the ack log grew large) writes the pending
+  records to a temp file, fsyncs it, renames it over the queue, fsyncs the folder, and only
+  then empties the ack log. A crash at any point leaves either the old file plus a complete ack
+  log, or the new file plus acks of seqs it no longer holds (harmless: seqs are never reused
+  while they can still be referenced).
+- at start, a line that does not decode or whose checksum fails (a torn tail after a crash, a
+  corrupt middle line) is copied to the quarantine file (fsync'd) before the queue is rewritten
+  without it; everything else is delivered.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import time
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+
+from contracts import MessagePayload, encode_payload, idempotency_key
+
+log = logging.getLogger(__name__)
+
+
+class QueueRecord(msgspec.Struct, kw_only=True, rename="camel"):
+    seq: int
+    key: str
+    payload: msgspec.Raw
+    queued_at: float
+    crc: int = 0
+
+
+class AckLine(msgspec.Struct):
+    seqs: list[int]
+    crc: int
+
+
+class DeadLetter(msgspec.Struct, kw_only=True, rename="camel", omit_defaults=True):
+    seq: int
+    key: str
+    payload: msgspec.Raw
+    reason: str
+    details: list[str] = []
+    http_status: int | None = None
+    dead_at: float = 0.0
+
+
+class QuarantinedLine(msgspec.Struct, kw_only=True, rename="camel"):
+    found_at: float
+    source: str
+    line_number: int
+    problem: str
+    # The line's bytes as text (undecodable bytes backslash-escaped), so nothing is lost.
+    line: str
+
+
+class QueueLocked(RuntimeError):
+    """Another process (a running gateway, or `gateway replay`) owns this queue."""
+
+
+_encoder = msgspec.json.Encoder()
+_record_decoder = msgspec.json.Decoder(QueueRecord)
+_ack_decoder = msgspec.json.Decoder(AckLine)
+
+# Compact when this many acknowledged records sit in the file (and at least as many as pending).
+COMPACT_AFTER_ACKS = 10_000
+
+
+def record_crc(seq: int, key: str, payload: bytes | msgspec.Raw) -> int:
+    return zlib.crc32(bytes(payload), zlib.crc32(f"{seq}|{key}|".encode()))
+
+
+def _ack_crc(seqs: Sequence[int]) -> int:
+    return zlib.crc32(",".join(map(str, seqs)).encode())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class Recovery:
+    """What `open()` found on disk."""
+
+    pending: int = 0
+    acknowledged: int = 0
+    quarantined: int = 0
+    bad_ack_lines: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class QueueFiles:
+    path: Path
+
+    @property
+    def acks(self) -> Path:
+        return self.path.with_name(self.path.name + ".acks")
+
+    @property
+    def lock(self) -> Path:
+        return self.path.with_name(self.path.name + ".lock")
+
+    @property
+    def dead_letter(self) -> Path:
+        return self.path.with_name(self.path.stem + ".dead-letter.jsonl")
+
+    @property
+    def quarantine(self) -> Path:
+        return self.path.with_name(self.path.stem + ".quarantine.jsonl")
+
+    @property
+    def tmp(self) -> Path:
+        return self.path.with_name(self.path.name + ".tmp")
+
+
+def _read_lines(path: Path) -> tuple[list[bytes], bytes]:
+    """Complete lines and the torn tail (bytes after the last newline, usually empty)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return [], b""
+    *lines, tail = data.split(b"\n")
+    return lines, tail
+
+
+def _decode_record(line: bytes) -> QueueRecord | str:
+    """The record, or a description of what is wrong with the line."""
+    try:
+        record = _record_decoder.decode(line)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        return f"undecodable: {exc}"
+    if record.crc != record_crc(record.seq, record.key, record.payload):
+        return "checksum mismatch"
+    return record
+
+
+def _read_acks(path: Path) -> tuple[set[int], int]:
+    lines, tail = _read_lines(path)
+    acked: set[int] = set()
+    bad = 0
+    for line in lines + ([tail] if tail else []):
+        if not line.strip():
+            continue
+        try:
+            ack = _ack_decoder.decode(line)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            bad += 1
+            continue
+        if ack.crc != _ack_crc(ack.seqs):
+            bad += 1
+            continue
+        acked.update(ack.seqs)
+    return acked, bad
+
+
+class DurableQueue:
+    """The gateway's queue of payloads not yet acknowledged by the API (one owner process)."""
+
+    def __init__(self, path: Path | str, *, fsync: bool = True) -> None:
+        self.files = QueueFiles(Path(path))
+        self._fsync = fsync
+        self._pending: dict[int, QueueRecord] = {}
+        self._next_seq = 1
+        self._acked_in_file = 0
+        self._queue_fh = None
+        self._ack_fh = None
+        self._lock_fh = None
+        self.dead_letters = 0
+        self.recovery = Recovery()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def open(self, lock_timeout: float = 2.0) -> Recovery:
+        """Take the lock, recover the files (quarantine bad lines, apply acks), compact.
+
+        The lock is retried for `lock_timeout` seconds: a restarted gateway may start while its
+        predecessor is still flushing, and `gateway status` holds the lock for an instant."""
+        self.files.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock_fh = open(self.files.lock, "a+b")
+        deadline = time.monotonic() + lock_timeout
+        while True:
+            try:
+                fcntl.flock(self._lock_fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    self._lock_fh.close()
+                    self._lock_fh = None
+                    raise QueueLocked(f"{self.files.path} is in use by another gateway process "
+                                      f"(lock {self.files.lock.name})") from None
+                time.sleep(0.05)
+        self.files.tmp.unlink(missing_ok=True)  # a compaction that never reached its rename
+        self.recovery = self._recover()
+        self.dead_letters = count_lines(self.files.dead_letter)
+        # Start from a clean file: acknowledged and quarantined lines go, a torn tail is cut off.
+        self._compact(force=True)
+        return self.recovery
+
+    def close(self) -> None:
+        """Flush everything to disk and release the lock (SIGTERM path)."""
+        if self._lock_fh is None:
+            return
+        if not self._pending:
+            self._compact()
+        for fh in (self._queue_fh, self._ack_fh):
+            if fh is not None:
+                fh.flush()
+                os.fsync(fh.fileno())
+                fh.close()
+        self._queue_fh = self._ack_fh = None
+        fcntl.flock(self._lock_fh, fcntl.LOCK_UN)
+        self._lock_fh.close()
+        self._lock_fh = None
+
+    def __enter__(self) -> "DurableQueue":
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _recover(self) -> Recovery:
+        report = Recovery()
+        acked, report.bad_ack_lines = _read_acks(self.files.acks)
+        if report.bad_ack_lines:
+            # Ack lines are not data: losing one means a record is sent again and deduplicated.
+            report.problems.append(f"{report.bad_ack_lines} unreadable ack line(s) ignored (records will be re-sent)")
+        lines, tail = _read_lines(self.files.path)
+        bad: list[QuarantinedLine] = []
+        now = time.time()
+        max_seq = max(acked, default=0)
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            record = _decode_record(line)
+            if isinstance(record, str):
+                bad.append(QuarantinedLine(found_at=now, source=self.files.path.name, line_number=number,
+                                           problem=record, line=line.decode("utf-8", "backslashreplace")))
+                continue
+            max_seq = max(max_seq, record.seq)
+            if record.seq in acked:
+                report.acknowledged += 1
+            else:
+                self._pending[record.seq] = record
+        tail_record = _decode_record(tail) if tail.strip() else None
+        if isinstance(tail_record, QueueRecord):
+            # Complete and checksummed, only its newline is missing: deliver it.
+            max_seq = max(max_seq, tail_record.seq)
+            if tail_record.seq not in acked:
+                self._pending[tail_record.seq] = tail_record
+        elif tail_record is not None:
+            bad.append(QuarantinedLine(found_at=now, source=self.files.path.name, line_number=len(lines) + 1,
+                                       problem="torn last line (no newline: the process stopped mid-write)",
+                                       line=tail.decode("utf-8", "backslashreplace")))
+        if bad:
+            self._append_durably(self.files.quarantine, b"".join(_encoder.encode(item) + b"\n" for item in bad))
+            for item in bad:
+                report.problems.append(f"line {item.line_number}: {item.problem} (moved to {self.files.quarantine.name})")
+        report.quarantined = len(bad)
+        report.pending = len(self._pending)
+        self._next_seq = max_seq + 1
+        return report
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def append(self, payloads: Iterable[MessagePayload]) -> list[QueueRecord]:
+        """Write payloads durably (one fsync for the group) and return their records."""
+        return self.append_encoded((str(idempotency_key(p)), encode_payload(p)) for p in payloads)
+
+    def append_encoded(self, items: Iterable[tuple[str, bytes]]) -> list[QueueRecord]:
+        records = []
+        chunks = []
+        now = time.time()
+        for key, payload in items:
+            seq = self._next_seq
+            self._next_seq += 1
+            record = QueueRecord(seq=seq, key=key, payload=msgspec.Raw(payload), queued_at=now,
+                                 crc=record_crc(seq, key, payload))
+            records.append(record)
+            chunks.append(_encoder.encode(record) + b"\n")
+        if not records:
+            return records
+        fh = self._queue_file()
+        start = fh.tell()
+        try:
+            fh.write(b"".join(chunks))
+            fh.flush()
+            if self._fsync:
+                os.fsync(fh.fileno())
+        except OSError:
+            # Disk full or similar: cut the partial write off so the next append does not glue
+            # itself to a torn line, and let the caller know nothing was queued.
+            self._next_seq = records[0].seq
+            self._truncate_queue_file(start)
+            raise
+        for record in records:
+            self._pending[record.seq] = record
+        return records
+
+    def ack(self, seqs: Sequence[int]) -> None:
+        """The API holds these records (stored or duplicate): record that, then forget them."""
+        seqs = [seq for seq in seqs if seq in self._pending]
+        if not seqs:
+            return
+        fh = self._ack_file()
+        fh.write(_encoder.encode(AckLine(seqs=list(seqs), crc=_ack_crc(seqs))) + b"\n")
+        fh.flush()
+        if self._fsync:
+            os.fsync(fh.fileno())
+        for seq in seqs:
+            del self._pending[seq]
+        self._acked_in_file += len(seqs)
+        if not self._pending or (self._acked_in_file >= COMPACT_AFTER_ACKS and self._acked_in_file >= len(self._pending)):
+            self._compact()
+
+    def dead_letter(self, items: Sequence[tuple[QueueRecord, str, list[str], int | None]]) -> None:
+        """Move refused records to the dead-letter file (with the API's reason), then ack them."""
+        if not items:
+            return
+        now = time.time()
+        body = b"".join(
+            _encoder.encode(DeadLetter(seq=r.seq, key=r.key, payload=r.payload, reason=reason, details=details,
+                                       http_status=status, dead_at=now)) + b"\n"
+            for r, reason, details, status in items
+        )
+        self._append_durably(self.files.dead_letter, body)
+        self.dead_letters += len(items)
+        self.ack([r.seq for r, *_ in items])
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def pending(self, limit: int | None = None) -> list[QueueRecord]:
+        """The oldest pending records first."""
+        out = []
+        for record in self._pending.values():
+            if limit is not None and len(out) >= limit:
+                break
+            out.append(record)
+        return out
+
+    def pending_keys(self) -> set[str]:
+        return {record.key for record in self._pending.values()}
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    @property
+    def depth(self) -> int:
+        return len(self._pending)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _queue_file(self):
+        if self._queue_fh is None:
+            self._queue_fh = open(self.files.path, "ab")
+        return self._queue_fh
+
+    def _truncate_queue_file(self, size: int) -> None:
+        if self._queue_fh is not None:
+            try:
+                self._queue_fh.close()
+            except OSError:
+                pass
+            self._queue_fh = None
+        try:
+            os.truncate(self.files.path, size)
+        except OSError:
+            log.exception("could not cut a failed append off %s; it is quarantined at the next start", self.files.path)
+
+    def _ack_file(self):
+        if self._ack_fh is None:
+            self._ack_fh = open(self.files.acks, "ab")
+        return self._ack_fh
+
+    def _append_durably(self, path: Path, body: bytes) -> None:
+        with open(path, "ab") as fh:
+            fh.write(body)
+            fh.flush()
+            if self._fsync:
+                os.fsync(fh.fileno())
+
+    def _compact(self, force: bool = False) -> None:
+        """Rewrite the queue with only pending records (temp + fsync + rename), then empty the acks."""
+        if self._acked_in_file == 0 and not force:
+            return
+        for fh in (self._queue_fh, self._ack_fh):
+            if fh is not None:
+                fh.close()
+        self._queue_fh = self._ack_fh = None
+        with open(self.files.tmp, "wb") as fh:
+            fh.write(b"".join(_encoder.encode(r) + b"\n" for r in self._pending.values()))
+            fh.flush()
+            if self._fsync:
+                os.fsync(fh.fileno())
+        os.replace(self.files.tmp, self.files.path)
+        if self._fsync:
+            _fsync_dir(self.files.path.parent)
+        # Only now may the acks go: the file no longer holds any acknowledged record.
+        with open(self.files.acks, "wb") as fh:
+            if self._fsync:
+                os.fsync(fh.fileno())
+        self._acked_in_file = 0
+
+
+def count_lines(path: Path) -> int:
+    try:
+        with open(path, "rb") as fh:
+            return sum(1 for line in fh if line.strip())
+    except FileNotFoundError:
+        return 0
+
+
+@dataclass
+class QueueSnapshot:
+    """A read-only look at the queue files (for `gateway status`, safe while a gateway runs)."""
+
+    depth: int
+    dead_letters: int
+    quarantined: int
+    unreadable_lines: int
+    oldest_queued_at: float | None
+    locked: bool
+    last_dead_letter: str | None = None
+
+
+def _is_locked(files: QueueFiles) -> bool:
+    if not files.lock.exists():
+        return False
+    with open(files.lock, "rb") as fh:
+        try:
+            # Shared and non-blocking: never waits, and a gateway starting now retries its lock.
+            fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    return False
+
+
+def _last_dead_letter(path: Path) -> str | None:
+    """`<key>: <reason> (HTTP n)` of the newest dead letter, read from the file's end."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 256 * 1024))
+            lines = [line for line in fh.read().split(b"\n") if line.strip()]
+    except FileNotFoundError:
+        return None
+    for line in reversed(lines):
+        try:
+            letter = msgspec.json.decode(line, type=DeadLetter)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            continue
+        status = f" (HTTP {letter.http_status})" if letter.http_status else ""
+        details = f" {letter.details}" if letter.details else ""
+        return f"{letter.key}: {letter.reason}{details}{status}"
+    return None
+
+
+def inspect_queue(path: Path | str) -> QueueSnapshot:
+    """Read the files without the lock (the owner only appends, and compacts by rename)."""
+    files = QueueFiles(Path(path))
+    locked = _is_locked(files)
+    # Acks first: a compaction renames the queue before it empties the acks, so the acks read
+    # here cover every acknowledged record of whichever queue file is read next.
+    acked, _ = _read_acks(files.acks)
+    lines, tail = _read_lines(files.path)
+    depth = 0
+    # While the owner runs, bytes after the last newline are a write in progress, not damage.
+    unreadable = 1 if tail.strip() and not locked else 0
+    oldest = None
+    for line in lines:
+        if not line.strip():
+            continue
+        record = _decode_record(line)
+        if isinstance(record, str):
+            unreadable += 1
+        elif record.seq not in acked:
+            depth += 1
+            oldest = record.queued_at if oldest is None else min(oldest, record.queued_at)
+    return QueueSnapshot(depth=depth, dead_letters=count_lines(files.dead_letter),
+                         quarantined=count_lines(files.quarantine), unreadable_lines=unreadable,
+                         oldest_queued_at=oldest, locked=locked,
+                         last_dead_letter=_last_dead_letter(files.dead_letter))
