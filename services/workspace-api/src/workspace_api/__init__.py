@@ -1,0 +1,1 @@
+"""Workspace API: items and categories on PostgreSQL (port 3200), and the LowDB importer."""

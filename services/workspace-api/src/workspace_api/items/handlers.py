@@ -1,0 +1,112 @@
+"""/api/items (also served as /items, the old un-prefixed paths): thin handlers over the service."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Request, Response, delete, get, post, put
+from litestar.datastructures import ResponseHeader
+from litestar.params import Parameter, QueryParameter
+
+from .. import openapi
+from ..errors import validation_failed
+from ..etag import IfMatch, etag_for
+from ..schemas import ItemList, ItemResponse
+from ..validation import PRIORITIES, STATUSES, BodyError, decode_object, validate_item
+from . import service
+from .service import ItemFilters
+
+MAX_BODY_BYTES = 256 * 1024
+PATHS = ["/api/items", "/items"]
+ITEM_PATHS = ["/api/items/{item_id:str}", "/items/{item_id:str}"]
+_ETAG = [ResponseHeader(name="ETag", description="the item's version (from updatedAt); send it back in If-Match",
+                        documentation_only=True)]
+IfMatchHeader = Annotated[str | None, Parameter(header="If-Match", required=False,
+                                                description="ETag of the version being changed; 412 if it is stale")]
+_TAGS = ["items"]
+
+
+def _body(raw: bytes, *, partial: bool) -> dict:
+    try:
+        data = decode_object(raw)
+    except BodyError as exc:
+        raise validation_failed([exc.problem]) from None
+    values, problems = validate_item(data, partial=partial)
+    if problems:
+        raise validation_failed(problems)
+    return values
+
+
+def _with_etag(body: ItemResponse, status_code: int = 200, **headers: str) -> Response[ItemResponse]:
+    return Response(body, status_code=status_code, headers={"ETag": etag_for(body.data.updated_at), **headers})
+
+
+@get(PATHS, operation_id=openapi.operation_id("listItems"), tags=_TAGS,
+     summary="Items, newest first, filtered and paged",
+     responses={400: openapi.VALIDATION, 503: openapi.UNAVAILABLE})
+async def list_items(
+    request: Request,
+    category: Annotated[str | None, QueryParameter(max_length=100, pattern=r"^[a-z0-9-]*$",
+                                                   description="category slug")] = None,
+    status: Annotated[str | None, QueryParameter(pattern=f"^({'|'.join(STATUSES)})?$",
+                                                 description=" / ".join(STATUSES))] = None,
+    priority: Annotated[str | None, QueryParameter(pattern=f"^({'|'.join(PRIORITIES)})?$",
+                                                   description=" / ".join(PRIORITIES))] = None,
+    search: Annotated[str | None, QueryParameter(max_length=200, pattern=r"^[^\x00]*$",
+                                                 description="case-insensitive, in title, description and tags")] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=1000, description="items per page (1..1000)")] = 1000,
+    offset: Annotated[int, QueryParameter(ge=0, le=10_000_000, description="items to skip")] = 0,
+) -> ItemList:
+    # An empty filter (`?status=`) means "any", as the old dashboard's "all" choice sent it.
+    filters = ItemFilters(category=category or None, status=status or None, priority=priority or None,
+                          search=search or None, limit=limit, offset=offset)
+    async with request.app.state.db.acquire() as conn:
+        items, total = await service.list_items(conn, filters)
+    return ItemList(success=True, data=items, count=len(items), total=total, limit=limit, offset=offset)
+
+
+@post(PATHS, operation_id=openapi.operation_id("createItem"), tags=_TAGS, summary="Create an item",
+      operation_class=openapi.with_body(openapi.ITEM_CREATE), request_max_body_size=MAX_BODY_BYTES,
+      response_headers=_ETAG, responses={400: openapi.VALIDATION, 503: openapi.UNAVAILABLE})
+async def create_item(request: Request) -> Response[ItemResponse]:
+    values = _body(await request.body(), partial=False)
+    async with request.app.state.db.acquire() as conn:
+        item = await service.create_item(conn, values)
+    body = ItemResponse(success=True, data=item, message="Item created successfully")
+    return _with_etag(body, 201, Location=f"/api/items/{item.id}")
+
+
+@get(ITEM_PATHS, operation_id=openapi.operation_id("getItem"), tags=_TAGS, summary="One item",
+     response_headers=_ETAG,
+     responses={400: openapi.VALIDATION, 404: openapi.NOT_FOUND, 503: openapi.UNAVAILABLE})
+async def get_item(request: Request, item_id: str) -> Response[ItemResponse]:
+    uid = service.parse_id(item_id)
+    async with request.app.state.db.acquire() as conn:
+        item = await service.get_item(conn, uid)
+    return _with_etag(ItemResponse(success=True, data=item))
+
+
+@put(ITEM_PATHS, operation_id=openapi.operation_id("updateItem"), tags=_TAGS,
+     summary="Change the given fields (If-Match: only if unchanged since that ETag)",
+     operation_class=openapi.with_body(openapi.ITEM_UPDATE), request_max_body_size=MAX_BODY_BYTES,
+     response_headers=_ETAG,
+     responses={400: openapi.VALIDATION, 404: openapi.NOT_FOUND,
+                412: openapi.error("The item changed since the If-Match ETag"), 503: openapi.UNAVAILABLE})
+async def update_item(request: Request, item_id: str, if_match: IfMatchHeader = None) -> Response[ItemResponse]:
+    uid = service.parse_id(item_id)
+    values = _body(await request.body(), partial=True)
+    async with request.app.state.db.acquire() as conn:
+        item = await service.update_item(conn, uid, values, IfMatch.parse(if_match))
+    return _with_etag(ItemResponse(success=True, data=item, message="Item updated successfully"))
+
+
+@delete(ITEM_PATHS, operation_id=openapi.operation_id("deleteItem"), tags=_TAGS, summary="Delete an item",
+        responses={400: openapi.VALIDATION, 404: openapi.NOT_FOUND,
+                   412: openapi.error("The item changed since the If-Match ETag"), 503: openapi.UNAVAILABLE})
+async def delete_item(request: Request, item_id: str, if_match: IfMatchHeader = None) -> None:
+    uid = service.parse_id(item_id)
+    async with request.app.state.db.acquire() as conn:
+        await service.delete_item(conn, uid, IfMatch.parse(if_match))
+
+
+route_handlers = [list_items, create_item, get_item, update_item, delete_item]

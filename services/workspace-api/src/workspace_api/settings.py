@@ -1,0 +1,63 @@
+"""Workspace API configuration, read from the environment once (one dataclass per concern)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ts_common.settings import DatabaseSettings, env_bool, env_list, env_str
+
+# What the old service's DB_STRATEGY could say that still means "PostgreSQL".
+POSTGRES_STRATEGIES = {"postgres", "postgresql", "timescaledb"}
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    # Browser origins allowed to call the API (none: no CORS headers at all).
+    cors_origins: tuple[str, ...] = ()
+
+    @classmethod
+    def from_env(cls) -> "HttpSettings":
+        return cls(cors_origins=env_list("CORS_ORIGIN"))
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    level: str = "INFO"
+    json: bool = True
+
+    @classmethod
+    def from_env(cls) -> "LogSettings":
+        return cls(
+            level=(env_str("LOG_LEVEL", "INFO") or "INFO").upper(),
+            json=(env_str("LOG_FORMAT", "json") or "json").lower() != "text",
+        )
+
+
+@dataclass(frozen=True)
+class Settings:
+    database: DatabaseSettings
+    http: HttpSettings
+    log: LogSettings
+    # The old service's DB_STRATEGY (`lowdb` selected a JSON file). Kept only to warn about it:
+    # this service always uses PostgreSQL.
+    legacy_db_strategy: str | None = None
+    # Spans for every SQL statement (opentelemetry-instrumentation-asyncpg).
+    trace_sql: bool = True
+
+    @property
+    def ignored_db_strategy(self) -> str | None:
+        """The DB_STRATEGY value that is being ignored, if any."""
+        strategy = self.legacy_db_strategy
+        if strategy is None or strategy.lower() in POSTGRES_STRATEGIES:
+            return None
+        return strategy
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        return cls(
+            database=DatabaseSettings.from_env(),
+            http=HttpSettings.from_env(),
+            log=LogSettings.from_env(),
+            legacy_db_strategy=env_str("DB_STRATEGY"),
+            trace_sql=env_bool("OTEL_TRACE_SQL", True),
+        )
