@@ -40,6 +40,7 @@ class Bad:
     headers: dict[str, str] = field(default_factory=dict)
     auth: str | None = "header"  # "header": the right token in X-Gateway-Token; None: no token
     path: str = "/ingest"
+    method: str | None = None  # default: from the path
     params: dict[str, str] = field(default_factory=dict)
     # A word the error text or details must contain (the message says what is wrong).
     mentions: str | None = None
@@ -64,6 +65,23 @@ BAD_INPUT = [
     Bad("JSON array instead of object", 400, json_body=[payload()], mentions="object"),
     Bad("JSON string", 400, json_body="hello"),
     Bad("invalid UTF-8 outside strings", 400, body=b'{"channelId":"-1001","messageId":5,\xff}'),
+    # Invalid UTF-8 inside strings used to reach msgspec's lazy string decode (a 500) or, in an
+    # unknown field or a batch element, to pass unseen; the whole body is checked now.
+    Bad("invalid UTF-8 in text", 400, mentions="UTF-8",
+        body=b'{"channelId":"-1001","messageId":5,"timestamp":"2026-01-01T00:00:00Z","text":"\xff\xfe\xc3"}'),
+    Bad("invalid UTF-8 in an unknown field", 400, mentions="UTF-8",
+        body=b'{"channelId":"-1001","messageId":5,"timestamp":"2026-01-01T00:00:00Z","note":"\xc3\x28"}'),
+    Bad("invalid UTF-8 in a key", 400, mentions="UTF-8",
+        body=b'{"channelId\xff":"-1001","messageId":5,"timestamp":"2026-01-01T00:00:00Z"}'),
+    Bad("truncated UTF-8 sequence", 400, mentions="UTF-8",
+        body=b'{"channelId":"-1001","messageId":5,"timestamp":"2026-01-01T00:00:00Z","text":"caf\xc3"}'),
+    Bad("UTF-8 encoded surrogate", 400, mentions="UTF-8",
+        body=b'{"channelId":"-1001","messageId":5,"timestamp":"2026-01-01T00:00:00Z","text":"\xed\xa0\x80"}'),
+    Bad("batch with invalid UTF-8", 400, path="/ingest/batch", mentions="UTF-8",
+        body=b'{"messages":[{"channelId":"-1001","messageId":5,"timestamp":"2026-01-01T00:00:00Z","text":"\xff"}]}'),
+    Bad("batch with invalid UTF-8 after a valid message", 400, path="/ingest/batch", mentions="UTF-8",
+        body=b'{"messages":[{"channelId":"-1001","messageId":7,"timestamp":"2026-01-01T00:00:00Z","text":"ok"},'
+             b'{"channelId":"-1001","messageId":8,"timestamp":"2026-01-01T00:00:00Z","text":"\x80"}]}'),
     Bad("NUL byte in text", 400, json_body=payload(text="before\x00after"), mentions="text"),
     Bad("lone surrogate in text", 400, body=b'{"channelId":"-1001","messageId":6,"timestamp":"2026-01-01T00:00:00Z","text":"\\ud800"}'),
     Bad("text over 64 KiB", 400, json_body=payload(text="y" * 70_000), mentions="text"),
@@ -107,10 +125,20 @@ BAD_INPUT = [
     Bad("signals limit 2^63", 400, path="/signals", params={"limit": str(2**63)}, mentions="limit"),
     Bad("signals limit not a number", 400, path="/signals", params={"limit": "ten"}, mentions="limit"),
     Bad("signals from garbage", 400, path="/signals", params={"from": "last tuesday"}, mentions="from"),
+    # Found by schemathesis: an epoch before 4713 BC reached PostgreSQL's to_timestamp (a 500).
+    Bad("messages to before 4713 BC", 400, path="/messages", params={"to": "-2902354034035622"}, mentions="to"),
+    Bad("messages from -2^53", 400, path="/messages", params={"from": str(-(2**53))}, mentions="from"),
+    Bad("signals from 2^53", 400, path="/signals", params={"from": str(2**53)}, mentions="from"),
     Bad("signals to NUL", 400, path="/signals", params={"to": "2026\x00"}),
     Bad("signal id 2^63", 400, path=f"/signals/{2**63}"),
     Bad("messages bad cursor", 400, path="/messages", params={"cursor": "'; DROP TABLE x; --"}),
     Bad("delete signal without token", 401, path="/signals/1", auth=None),
+    Bad("signals from invalid UTF-8", 400, path="/signals?from=%FF%FE", method="GET"),
+    Bad("messages cursor invalid UTF-8", 400, path="/messages?cursor=%C3%28", method="GET"),
+    Bad("signals search invalid UTF-8", 400, path="/signals?search=PETR%C3", method="GET", mentions="UTF-8"),
+    Bad("signals channel invalid UTF-8", 400, path="/signals?channel=%FF", method="GET", mentions="UTF-8"),
+    Bad("messages channel invalid UTF-8", 400, path="/messages?channel=%ED%A0%80", method="GET", mentions="UTF-8"),
+    Bad("signal id invalid UTF-8", 404, path="/signals/%FF", method="GET"),
 ]
 
 
@@ -132,11 +160,12 @@ def _send(api: LiveService, case: Bad, client: httpx.Client) -> httpx.Response:
     body = case.body
     if case.json_body is not None:
         body = json.dumps(case.json_body).replace("<token>", api.token).encode()
-    method = "DELETE" if case.path.startswith("/signals/") and case.id.startswith("delete") else (
-        "GET" if case.path in ("/signals", "/messages") or case.path.startswith("/signals/") else "POST")
+    method = case.method or ("DELETE" if case.path.startswith("/signals/") and case.id.startswith("delete") else (
+        "GET" if case.path in ("/signals", "/messages") or case.path.startswith("/signals/") else "POST"))
     if body is not None:
         headers.setdefault("Content-Type", "application/json")
-    return client.request(method, api.url + case.path, content=body, headers=headers, params=params)
+    return client.request(method, api.url + case.path, content=body, headers=headers,
+                          params=params or None)  # {} would drop a query written in the path
 
 
 @pytest.fixture(scope="module")

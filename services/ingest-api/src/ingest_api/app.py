@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import unquote_to_bytes
 
 import msgspec
 from litestar import Litestar, Request, Response, get
@@ -88,6 +89,24 @@ async def metrics_endpoint() -> Response[bytes]:
     return Response(body, media_type=content_type)
 
 
+async def _refuse_query_not_utf8(request: Request) -> Response[ErrorBody] | None:
+    """400 for a query string whose percent-escapes are not UTF-8.
+
+    Litestar decodes the query with `errors="replace"`: `?search=PETR%C3` would silently search
+    for "PETR\ufffd". A client sending bytes that are not UTF-8 gets told instead.
+    """
+    raw: bytes = request.scope.get("query_string", b"")
+    if not raw:
+        return None
+    try:
+        unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Response(ErrorBody(error="Query string is not valid UTF-8",
+                                  details=[f"query: {exc.reason} at percent-decoded offset {exc.start}"]),
+                        status_code=400)
+    return None
+
+
 def _lifespan(settings: Settings):
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -140,6 +159,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[_lifespan(settings)],
         state=State({"token_bytes": settings.auth.gateway_token.encode(), "started": time.monotonic()}),
         exception_handlers=exception_handlers,  # type: ignore[arg-type]
+        before_request=_refuse_query_not_utf8,
         cors_config=cors,
         plugins=[telemetry],
         middleware=[prometheus.middleware],

@@ -16,7 +16,7 @@ from .. import metrics
 from ..auth import require_token
 from ..db import DatabaseUnavailable
 from ..errors import ApiError, ErrorBody, database_unavailable, validation_failed
-from .service import IngestWriter, Prepared, Rejected, validate
+from .service import IngestWriter, Prepared, Rejected, require_utf8, validate
 
 # One message is a few KiB (Telegram caps text at 4,096 characters); a batch holds 1,000.
 MAX_BODY_BYTES = 1024 * 1024
@@ -104,6 +104,7 @@ def _writer(request: Request) -> IngestWriter:
 async def ingest_message(request: Request) -> IngestResult:
     body = await request.body()
     try:
+        require_utf8(body)
         item = validate(body)
     except Rejected as exc:
         metrics.INGEST_REJECTED.inc()
@@ -130,6 +131,12 @@ async def ingest_message(request: Request) -> IngestResult:
 )
 async def ingest_batch(request: Request) -> BatchResult:
     body = await request.body()
+    try:
+        # One bad byte anywhere makes the whole body not JSON: 400 for the batch, nothing stored.
+        require_utf8(body)
+    except Rejected as exc:
+        metrics.INGEST_REJECTED.inc()
+        raise validation_failed(exc.details) from None
     try:
         envelope = decode_batch(body)
     except msgspec.MsgspecError as exc:

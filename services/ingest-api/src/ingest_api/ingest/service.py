@@ -151,6 +151,21 @@ def _check_date(name: str, value: datetime | None, now: datetime, details: list[
         details.append(f"{name} must not be more than 1 day in the future")
 
 
+def require_utf8(body: bytes) -> None:
+    """Refuse a body that is not UTF-8 (RFC 8259: JSON text is UTF-8); raises `Rejected`.
+
+    msgspec checks the encoding only of the strings it decodes, and only when it decodes them:
+    a bad byte in a field's value escaped as a UnicodeDecodeError (a 500), one in an unknown
+    field or a batch element was not seen at all. So the whole body is checked first (the
+    decode of a few KiB is far cheaper than the request around it).
+    """
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        bad = exc.object[exc.start:exc.end].hex(" ")
+        raise Rejected([f"body is not valid UTF-8 ({exc.reason}: byte {bad} at offset {exc.start})"]) from None
+
+
 def validate(body: bytes | msgspec.Raw, now: datetime | None = None) -> Prepared:
     """Decode and check one payload with the shared contract; raises `Rejected`.
 

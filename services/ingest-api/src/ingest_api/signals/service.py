@@ -100,6 +100,10 @@ class Filters:
     cursor: tuple[int, int] | None = None
 
 
+_MIN_EPOCH_MS = -62_135_596_800_000  # 0001-01-01T00:00:00Z
+_MAX_EPOCH_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+
+
 def parse_moment(name: str, raw: str | None) -> int | None:
     """`from`/`to`: epoch milliseconds or an ISO 8601 date/datetime (UTC when no zone) → epoch ms."""
     if raw is None or raw.strip() == "":
@@ -107,8 +111,11 @@ def parse_moment(name: str, raw: str | None) -> int | None:
     raw = raw.strip()
     if raw.lstrip("-").isdigit():
         value = int(raw)
-        if not -(2**53) <= value <= 2**53:
-            raise ApiError(400, f"{name} is out of range", [f"{name}: epoch milliseconds out of range"])
+        # Years 1 to 9999 (as the ISO form): /messages turns it into a PostgreSQL timestamp,
+        # which ends at 4713 BC, so a larger range was a 500 ("timestamp out of range").
+        if not _MIN_EPOCH_MS <= value <= _MAX_EPOCH_MS:
+            raise ApiError(400, f"{name} is out of range",
+                           [f"{name}: epoch milliseconds must be between {_MIN_EPOCH_MS} and {_MAX_EPOCH_MS}"])
         return value
     try:
         moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
