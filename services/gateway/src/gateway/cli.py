@@ -1,0 +1,471 @@
+"""`gateway` command line: run (default), login, backup-session, import, replay, status.
+
+Exit status: 0 done; 1 runtime failure (API unavailable, queue owned by another process, port in
+use, a source failure: systemd restarts the unit); 2 configuration or input problem that a restart
+cannot fix (missing credentials or session, bad env value, unreadable export), printed as one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ts_common.settings import ConfigError, env_str
+
+from .settings import GatewaySettings, load_dotenv_file
+
+PROG = "gateway"
+SERVICE_NAME = "telegram-gateway"
+
+
+def _fail(message: str, status: int) -> int:
+    print(f"{PROG}: {message}", file=sys.stderr, flush=True)
+    return status
+
+
+def _setup_logging(settings: GatewaySettings, *, interactive: bool) -> None:
+    from ts_common.logs import setup_logging
+
+    # The service logs JSON lines (journald); the one-shot commands talk to a person.
+    fmt = (env_str("LOG_FORMAT") or ("text" if interactive else "json")).lower()
+    level = settings.log_level
+    if interactive and level.upper() == "INFO":
+        level = "WARNING"  # the progress bar and the summary say what happened
+    setup_logging(level, json=fmt == "json")
+    import logging
+
+    # stamina logs every scheduled retry; the publisher already logs each failed attempt.
+    logging.getLogger("stamina").setLevel(logging.ERROR)
+
+
+def _ts(epoch: float | None) -> str:
+    if epoch is None:
+        return "never"
+    moment = datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="seconds")
+    return f"{moment} ({_ago(time.time() - epoch)} ago)"
+
+
+def _ago(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+# -- run ------------------------------------------------------------------------------------
+
+
+def telegram_preflight(settings: GatewaySettings) -> str | None:
+    """Why `gateway run` cannot connect to Telegram (one line), or None when it can try."""
+    telegram = settings.telegram
+    missing = telegram.missing()
+    if not telegram.has_session:
+        missing.append(f"a session (TELEGRAM_SESSION, or the file {telegram.session_path})")
+    if missing:
+        return (f"cannot start: missing {', '.join(missing)}; set the variables in the environment or "
+                f"services/gateway/.env, and run `gateway login` to create the session")
+    from .session import SessionError, check_session
+
+    try:
+        check_session(telegram)
+    except SessionError as exc:
+        return str(exc)
+    return None
+
+
+def _make_source(settings: GatewaySettings) -> Callable[[], object]:
+    path = settings.file_source_path
+    if path is not None:
+        from .source.file_source import FileSource
+
+        return lambda: FileSource(path, settings.queue.data_dir)
+    from .source.telethon_source import TelethonSource
+
+    return lambda: TelethonSource(settings.telegram)
+
+
+def cmd_run(settings: GatewaySettings) -> int:
+    if settings.file_source_path is None:
+        problem = telegram_preflight(settings)
+        if problem is not None:
+            return _fail(problem, 2)
+    make_source = _make_source(settings)
+    from .queue import DurableQueue, QueueLocked
+
+    queue = DurableQueue(settings.queue.path)
+    try:
+        recovery = queue.open()
+    except QueueLocked as exc:
+        return _fail(f"{exc}; is another `gateway run`, `import` or `replay` still running?", 1)
+    except OSError as exc:
+        return _fail(f"cannot open the queue {settings.queue.path}: {exc.strerror or exc}", 1)
+    import logging
+
+    log = logging.getLogger("gateway")
+    for problem in recovery.problems:
+        log.warning("queue recovery: %s", problem)
+    log.info("queue %s: %d pending record(s) recovered, %d quarantined", settings.queue.path,
+             recovery.pending, recovery.quarantined)
+    from ts_common.telemetry import setup_tracing
+
+    setup_tracing(SERVICE_NAME)
+    try:
+        return asyncio.run(_serve(settings, make_source, queue))
+    finally:
+        queue.close()  # no-op when the gateway already flushed and closed it
+
+
+async def _serve(settings: GatewaySettings, make_source: Callable[[], object], queue) -> int:
+    import logging
+
+    from . import systemd
+    from .cursors import CursorStore
+    from .drainer import Drainer
+    from .http import health_body, start_server
+    from .publisher import Publisher, create_session
+    from .service import Gateway
+    from .statusfile import status_path, write_status
+
+    log = logging.getLogger("gateway")
+    loop = asyncio.get_running_loop()
+    publish = settings.publish
+    async with create_session(publish) as session:
+        publisher = Publisher(publish, session)
+        drainer = Drainer(queue, publisher, batch_size=publish.batch_size,
+                          backoff_initial=max(publish.retry_delay_ms / 1000, 0.05),
+                          backoff_max=publish.drain_backoff_max_seconds)
+        cursors = CursorStore(settings.queue.data_dir / "cursors.json")
+        gateway = Gateway(make_source(), queue, publisher, drainer, cursors,
+                          backfill_interval=settings.telegram.backfill_interval_seconds)
+
+        def on_signal(signame: str) -> None:
+            log.info("%s: finishing the publish in flight, flushing the queue, exiting", signame)
+            systemd.notify("STOPPING=1")
+            gateway.stop()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, on_signal, sig.name)
+        try:
+            runner = await start_server(gateway, settings.host, settings.port)
+        except OSError as exc:
+            queue.close()
+            return _fail(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc} "
+                         "(GATEWAY_PORT)", 1)
+        log.info("gateway listening on http://%s:%d (/health /ready /metrics), source %s",
+                 settings.host, settings.port, settings.source)
+        status_file = status_path(settings.queue.data_dir)
+
+        def snapshot() -> dict:
+            return {**health_body(gateway), "pid": os.getpid(), "command": "run", "updatedAt": time.time()}
+
+        async def keep_status() -> None:
+            while True:
+                try:
+                    write_status(status_file, snapshot())
+                except OSError as exc:
+                    log.warning("cannot write %s: %s", status_file, exc)
+                await asyncio.sleep(2.0)
+
+        async def announce_ready() -> None:
+            while not gateway.state.ready:
+                await asyncio.sleep(0.02)
+            systemd.notify("READY=1")
+            log.info("ready")
+
+        run = asyncio.create_task(gateway.run(shutdown_grace=publish.timeout_seconds + 1.0), name="gateway")
+        helpers = [asyncio.create_task(keep_status(), name="status"),
+                   asyncio.create_task(announce_ready(), name="ready")]
+        interval = systemd.watchdog_interval()
+        if interval:
+            # The pings come from the event loop itself: a stuck loop stops them and systemd restarts us.
+            helpers.append(asyncio.create_task(systemd.watchdog_loop(interval, alive=lambda: not run.done())))
+        status = 1
+        try:
+            status = await run
+        finally:
+            for task in helpers:
+                task.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+            await runner.cleanup()
+            try:
+                write_status(status_file, snapshot() | {"stoppedAt": time.time(), "exitStatus": status})
+            except OSError:
+                pass
+    log.info("gateway stopped (exit status %d, %d record(s) stay queued)", status, queue.depth)
+    return status
+
+
+# -- import / replay ---------------------------------------------------------------------------
+
+
+async def drain_now(settings: GatewaySettings, queue, description: str, *, progress: bool | None) -> tuple[bool, dict]:
+    """Publish everything queued through /ingest/batch, with a progress bar; (emptied, counts)."""
+    from tqdm import tqdm
+
+    from .drainer import Drainer, stop_when_idle
+    from .publisher import Publisher, create_session
+
+    publish = settings.publish
+    loop = asyncio.get_running_loop()
+    async with create_session(publish) as session:
+        publisher = Publisher(publish, session)
+        # disable=None: no bar when stderr is not a terminal (logs of `uv run stack`, tests).
+        with tqdm(total=queue.depth, desc=description, unit="msg", disable=None if progress is None else not progress,
+                  file=sys.stderr) as bar:
+            drainer = Drainer(queue, publisher, batch_size=publish.batch_size, backoff_initial=0.05,
+                              backoff_max=0.05, on_progress=bar.update)
+            task = asyncio.create_task(drainer.drain_once())
+            stopping = []
+
+            def on_signal() -> None:
+                stopping.append(asyncio.create_task(stop_when_idle(drainer, task, publish.timeout_seconds + 1.0)))
+
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, on_signal)
+            try:
+                emptied = await task
+            except asyncio.CancelledError:
+                emptied = False
+            finally:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(sig)
+                await asyncio.gather(*stopping, return_exceptions=True)
+    counts = dict(publisher.counts)
+    counts["lastError"] = publisher.last_error
+    counts["lastPublishAt"] = publisher.last_publish_at
+    return emptied and not queue.depth, counts
+
+
+def _open_for_command(settings: GatewaySettings, command: str):
+    from .queue import DurableQueue, QueueLocked
+
+    queue = DurableQueue(settings.queue.path)
+    try:
+        queue.open()
+    except QueueLocked:
+        return None, _fail(
+            f"the queue {settings.queue.path} is owned by a running gateway (or another {command}); "
+            f"a running gateway delivers it itself (`gateway status` shows its progress). Stop it first "
+            f"to {command} from this shell.", 1)
+    except OSError as exc:
+        return None, _fail(f"cannot open the queue {settings.queue.path}: {exc.strerror or exc}", 1)
+    return queue, 0
+
+
+def _finish(settings: GatewaySettings, queue, command: str, emptied: bool, counts: dict, dead_before: int) -> int:
+    from .statusfile import status_path, write_status
+
+    dead = queue.dead_letters - dead_before
+    stored, duplicate = counts.get("stored", 0), counts.get("duplicate", 0)
+    print(f"{command}: {stored} stored, {duplicate} already stored (duplicates), {dead} refused "
+          f"(dead letters), {queue.depth} still queued", flush=True)
+    try:
+        write_status(status_path(settings.queue.data_dir), {
+            "command": command, "pid": os.getpid(), "updatedAt": time.time(), "queueDepth": queue.depth,
+            "deadLetters": queue.dead_letters, "lastPublishAt": counts.get("lastPublishAt"),
+            "lastError": counts.get("lastError")})
+    except OSError:
+        pass
+    if dead:
+        print(f"{command}: {dead} message(s) refused by the API: see {queue.files.dead_letter}", file=sys.stderr)
+    if not emptied:
+        print(f"{command}: the API did not acknowledge everything ({counts.get('lastError') or 'no answer'}); "
+              f"{queue.depth} message(s) stay queued in {queue.files.path} for `gateway run` or `gateway replay`",
+              file=sys.stderr)
+        return 1
+    return 1 if dead else 0
+
+
+def cmd_import(settings: GatewaySettings, export_path: Path, progress: bool | None) -> int:
+    from contracts import encode_payload, idempotency_key
+
+    from .export import ExportError, read_export
+
+    try:
+        summary, payloads = read_export(export_path)
+    except ExportError as exc:
+        return _fail(str(exc), 2)
+    queue, status = _open_for_command(settings, "import")
+    if queue is None:
+        return status
+    try:
+        # Write-ahead like live messages; keys already waiting (an import cut short) are not
+        # queued twice. Whatever the API already holds comes back as a duplicate.
+        waiting = queue.pending_keys()
+        items = [(key, encode_payload(p)) for p in payloads if (key := str(idempotency_key(p))) not in waiting]
+        for start in range(0, len(items), 5000):
+            queue.append_encoded(items[start:start + 5000])
+        print(f"import: {summary.messages} message(s) of {summary.channel_name or 'channel'} {summary.channel_id} "
+              f"({summary.edited} edited, {summary.skipped} service messages skipped); {queue.depth} queued",
+              flush=True)
+        dead_before = queue.dead_letters
+        emptied, counts = asyncio.run(drain_now(settings, queue, "import", progress=progress))
+        return _finish(settings, queue, "import", emptied, counts, dead_before)
+    finally:
+        queue.close()
+
+
+def cmd_replay(settings: GatewaySettings, progress: bool | None) -> int:
+    queue, status = _open_for_command(settings, "replay")
+    if queue is None:
+        return status
+    try:
+        print(f"replay: {queue.depth} message(s) queued in {queue.files.path}", flush=True)
+        dead_before = queue.dead_letters
+        emptied, counts = asyncio.run(drain_now(settings, queue, "replay", progress=progress))
+        return _finish(settings, queue, "replay", emptied, counts, dead_before)
+    finally:
+        queue.close()
+
+
+# -- status --------------------------------------------------------------------------------------
+
+
+def status_report(settings: GatewaySettings) -> dict:
+    """Everything `gateway status` shows, read without the queue lock (safe while a gateway runs)."""
+    from .cursors import CursorStore
+    from .queue import QueueFiles, inspect_queue
+    from .statusfile import read_status, status_path
+
+    snapshot = inspect_queue(settings.queue.path)
+    try:
+        cursors = {str(k): v for k, v in CursorStore(settings.queue.data_dir / "cursors.json").load().items()}
+    except Exception as exc:  # noqa: BLE001 - status must show the rest even if this file is damaged
+        cursors = {"error": f"unreadable: {exc}"}
+    state = read_status(status_path(settings.queue.data_dir)) or {}
+    files = QueueFiles(settings.queue.path)
+    return {
+        "queuePath": str(settings.queue.path),
+        "running": snapshot.locked,
+        "pid": state.get("pid") if snapshot.locked else None,
+        "command": state.get("command"),
+        "queueDepth": snapshot.depth,
+        "oldestQueuedAt": snapshot.oldest_queued_at,
+        "deadLetters": snapshot.dead_letters,
+        "deadLetterFile": str(files.dead_letter),
+        "lastDeadLetter": snapshot.last_dead_letter,
+        "quarantinedLines": snapshot.quarantined,
+        "quarantineFile": str(files.quarantine),
+        "unreadableLines": snapshot.unreadable_lines,
+        "cursors": cursors,
+        "lastPublishAt": state.get("lastPublishAt"),
+        "lastError": state.get("lastError"),
+        "statusUpdatedAt": state.get("updatedAt"),
+        "source": state.get("source"),
+    }
+
+
+def render_status(report: dict) -> str:
+    if report["running"]:
+        running = f"yes ({report['command'] or 'gateway'}, pid {report['pid'] or '?'})"
+    else:
+        running = "no"
+    depth = str(report["queueDepth"])
+    if report["oldestQueuedAt"] is not None:
+        depth += f" (oldest queued {_ts(report['oldestQueuedAt'])})"
+    dead = str(report["deadLetters"])
+    if report["deadLetters"]:
+        dead += f" in {report['deadLetterFile']}"
+        if report["lastDeadLetter"]:
+            dead += f"; newest: {report['lastDeadLetter']}"
+    quarantined = str(report["quarantinedLines"])
+    if report["quarantinedLines"]:
+        quarantined += f" in {report['quarantineFile']}"
+    cursors = ", ".join(f"{k} → {v}" for k, v in sorted(report["cursors"].items())) or "none yet"
+    lines = [
+        f"queue          {report['queuePath']}",
+        f"running        {running}",
+        f"queue depth    {depth}",
+        f"dead letters   {dead}",
+        f"quarantined    {quarantined} line(s)",
+        f"cursors        {cursors}",
+        f"last publish   {_ts(report['lastPublishAt'])}",
+        f"last error     {report['lastError'] or 'none'}",
+    ]
+    if report["unreadableLines"]:
+        lines.append(f"unreadable     {report['unreadableLines']} line(s) in the queue file "
+                     "(quarantined at the next start)")
+    return "\n".join(lines)
+
+
+def cmd_status(settings: GatewaySettings, as_json: bool) -> int:
+    report = status_report(settings)
+    if as_json:
+        import msgspec
+
+        print(msgspec.json.encode(report).decode())
+    else:
+        print(render_status(report))
+    return 0
+
+
+# -- session commands (module written separately; imported only when used) -----------------------
+
+
+def cmd_login(settings: GatewaySettings) -> int:
+    from .session import login_command
+
+    return login_command(settings)
+
+
+def cmd_backup_session(settings: GatewaySettings, keep: int | None) -> int:
+    from .session import backup_session_command
+
+    return backup_session_command(settings, keep)
+
+
+# -- entry point ---------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Telegram gateway: channel messages → durable queue → ingest API (port 4006)")
+    commands = parser.add_subparsers(dest="command", metavar="command")
+    commands.add_parser("run", help="listen and publish (the default): Telegram, or GATEWAY_SOURCE=file:…")
+    commands.add_parser("login", help="interactive Telegram login; writes the session file (TELEGRAM_SESSION_PATH)")
+    backup = commands.add_parser("backup-session", help="consistent timestamped copy of the session file, old ones pruned")
+    backup.add_argument("--keep", type=int, default=None, help="backups to keep (SESSION_BACKUPS_KEPT, default 7)")
+    importer = commands.add_parser("import", help="backfill from a Telegram Desktop export (result.json)")
+    importer.add_argument("export", type=Path, help="path to the export's result.json")
+    replay = commands.add_parser("replay", help="deliver the queue now through /ingest/batch")
+    status = commands.add_parser("status", help="queue depth, dead letters, cursors, last error (read-only)")
+    status.add_argument("--json", action="store_true", help="print one JSON object")
+    for sub in (importer, replay):
+        sub.add_argument("--progress", dest="progress", action="store_true", default=None,
+                         help="always show the progress bar (default: only on a terminal)")
+        sub.add_argument("--no-progress", dest="progress", action="store_false")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command = args.command or "run"
+    try:
+        load_dotenv_file()
+        settings = GatewaySettings.from_env()
+    except ConfigError as exc:
+        return _fail(str(exc), 2)
+    _setup_logging(settings, interactive=command != "run")
+    if command == "run":
+        return cmd_run(settings)
+    if command == "login":
+        return cmd_login(settings)
+    if command == "backup-session":
+        return cmd_backup_session(settings, args.keep)
+    if command == "import":
+        return cmd_import(settings, args.export, args.progress)
+    if command == "replay":
+        return cmd_replay(settings, args.progress)
+    return cmd_status(settings, args.json)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
