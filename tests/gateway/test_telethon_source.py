@@ -1,0 +1,322 @@
+"""TelethonSource on real telethon.tl.types objects and Telethon's own event builders, with a fake
+client (Telegram is unreachable here: nothing below talks to Telegram)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from telethon.sessions import StringSession
+from telethon.tl import types
+
+from contracts import DeletedMessage, EditedMessage, NewMessage, decode_payload, encode_payload
+from gateway.cursors import CursorStore
+from gateway.queue import DurableQueue
+from gateway.service import Gateway
+from gateway.settings import TelegramSettings
+from gateway.source import SourceBatch
+from gateway.source.telethon_source import (TelethonSource, _GatewayClient, deleted_payloads,
+                                            message_to_payload)
+
+from .telethon_fakes import (CHANNEL_ID, MARKED_ID, OTHER_ID, OTHER_MARKED, T0, FakeTelegramClient, SleepRecorder,
+                             channel, message, photo, service, user)
+
+
+def make_source(fake: FakeTelegramClient, *, channels: tuple[str, ...] = (str(MARKED_ID),), **kw: Any) -> tuple[TelethonSource, SleepRecorder]:
+    sleep = SleepRecorder()
+    settings = TelegramSettings(api_id=1, api_hash="x", channels=channels, backfill_initial_limit=kw.pop("limit", 100))
+    return TelethonSource(settings, client_factory=lambda s: fake, sleep=sleep, **kw), sleep
+
+
+async def next_batch(source: TelethonSource, timeout: float = 1.0) -> SourceBatch:
+    agen = source.events()
+    try:
+        return await asyncio.wait_for(agen.__anext__(), timeout)
+    finally:
+        await agen.aclose()
+
+
+def drained(source: TelethonSource) -> list[Any]:
+    items = []
+    while not source._inbox.empty():
+        items.append(source._inbox.get_nowait())
+    return items
+
+
+# -- conversion -------------------------------------------------------------------------------
+
+def test_new_message_keeps_telegram_date_and_marked_channel_id() -> None:
+    msg = message(42, "ATIVO: PETR4\nCOMPRA: 25.50 A 26.00", date=T0)
+    payload = message_to_payload(msg, MARKED_ID, "TP Capital")
+    assert isinstance(payload, NewMessage)
+    assert payload.timestamp == T0 and payload.timestamp.utcoffset() == timedelta(0)
+    assert payload.message_id == 42 and payload.text.startswith("ATIVO: PETR4")
+    wire = msgspec.json.decode(encode_payload(payload))
+    assert wire["channelId"] == MARKED_ID == -1001649127710
+    assert wire["timestamp"] == "2025-10-07T17:25:59Z" and wire["channelName"] == "TP Capital"
+    assert "sender" not in wire  # an anonymous channel post
+    assert decode_payload(encode_payload(payload)) == payload
+
+
+def test_media_only_photo_message_has_empty_text_and_photo_reference() -> None:
+    msg = message(43, "", media=photo(5_123_456_789_012_345_678), grouped_id=99)
+    payload = message_to_payload(msg, MARKED_ID)
+    assert payload is not None and payload.text == ""
+    assert payload.photos == [{"id": "5123456789012345678", "kind": "photo", "groupedId": "99"}]
+    # No file reference on the wire: it expires, the id does not.
+    assert b"ref" not in encode_payload(payload)
+
+
+def test_forward_and_sender_metadata_from_real_headers() -> None:
+    fake = FakeTelegramClient(users=[user(4242)], channels=[channel(), channel(OTHER_ID, "Origem", "origem")])
+    msg = message(44, "repost", from_id=types.PeerUser(4242), post_author="Ana L.",
+                  fwd_from=types.MessageFwdHeader(date=T0 - timedelta(days=1), from_id=types.PeerChannel(OTHER_ID),
+                                                  channel_post=7))
+    msg._finish_init(fake, dict(fake.entities), None)
+    payload = message_to_payload(msg, MARKED_ID)
+    assert payload is not None and payload.sender is not None and payload.forward is not None
+    assert (payload.sender.id, payload.sender.username, payload.sender.display_name) == (4242, "analima", "Ana Lima")
+    assert payload.forward.from_id == OTHER_MARKED and payload.forward.channel_post == 7
+    assert payload.forward.from_name == "Origem" and payload.forward.date == T0 - timedelta(days=1)
+
+
+def test_service_and_empty_messages_give_no_payload() -> None:
+    assert message_to_payload(service(45), MARKED_ID) is None
+    assert message_to_payload(types.MessageEmpty(id=46, peer_id=types.PeerChannel(CHANNEL_ID)), MARKED_ID) is None
+
+
+def test_edit_needs_an_edit_date() -> None:
+    edited = message(47, "ALVO 1: 28.00", date=T0, edit_date=T0 + timedelta(hours=2))
+    payload = message_to_payload(edited, MARKED_ID, edited=True)
+    assert isinstance(payload, EditedMessage)
+    assert payload.timestamp == T0 and payload.edit_date == T0 + timedelta(hours=2)
+    # A reaction or view change on a never-edited post arrives as an "edit" without edit_date.
+    assert message_to_payload(message(48, "x"), MARKED_ID, edited=True) is None
+
+
+def test_deletions_carry_the_original_date_when_known() -> None:
+    known = {(MARKED_ID, 5): T0}
+    payloads = deleted_payloads([5, 6], MARKED_ID, known, now=T0 + timedelta(days=1))
+    assert [(p.message_id, p.timestamp, p.deleted_at) for p in payloads] == [
+        (5, T0, T0 + timedelta(days=1)), (6, None, T0 + timedelta(days=1))]
+
+
+# -- live events through Telethon's builders and chat filter -------------------------------------
+
+async def test_live_new_edit_delete_become_one_batch_of_contract_payloads() -> None:
+    fake = FakeTelegramClient()
+    source, _ = make_source(fake)
+    await source.connect()
+    try:
+        assert source.channels() == [MARKED_ID] and source.connected
+        await fake.dispatch(types.UpdateNewChannelMessage(message(42, "ATIVO: VALE3", date=T0), pts=1, pts_count=1))
+        await fake.dispatch(types.UpdateEditChannelMessage(
+            message(42, "ATIVO: VALE3 COMPRA: 50", date=T0, edit_date=T0 + timedelta(minutes=3)), pts=2, pts_count=1))
+        await fake.dispatch(types.UpdateDeleteChannelMessages(channel_id=CHANNEL_ID, messages=[42, 41], pts=3, pts_count=2))
+        batch = await next_batch(source)
+    finally:
+        await source.close()
+    assert batch.checkpoint is None  # live events never move a cursor
+    keys = [key for key, _ in batch.items]
+    assert keys == [f"{MARKED_ID}:42", f"{MARKED_ID}:42:edited:{int((T0 + timedelta(minutes=3)).timestamp() * 1_000_000)}",
+                    f"{MARKED_ID}:42:deleted", f"{MARKED_ID}:41:deleted"]
+    new, edit, deleted, deleted_unknown = (decode_payload(raw) for _, raw in batch.items)
+    assert isinstance(new, NewMessage) and new.timestamp == T0 and new.channel_name == "TP Capital"
+    assert isinstance(edit, EditedMessage) and edit.timestamp == T0 and edit.text.endswith("COMPRA: 50")
+    assert isinstance(deleted, DeletedMessage) and deleted.timestamp == T0 and deleted.deleted_at is not None
+    assert isinstance(deleted_unknown, DeletedMessage) and deleted_unknown.timestamp is None
+
+
+async def test_other_chats_and_service_messages_are_not_queued() -> None:
+    fake = FakeTelegramClient(channels=[channel(), channel(OTHER_ID, "Other", "other")])
+    source, _ = make_source(fake)
+    await source.connect()
+    try:
+        await fake.dispatch(types.UpdateNewChannelMessage(message(1, "not ours", channel_id=OTHER_ID), pts=1, pts_count=1))
+        await fake.dispatch(types.UpdateDeleteChannelMessages(channel_id=OTHER_ID, messages=[1], pts=2, pts_count=1))
+        await fake.dispatch(types.UpdateNewChannelMessage(service(2), pts=3, pts_count=1))
+        # A non-channel deletion has no chat: Telethon's chat filter drops it.
+        await fake.dispatch(types.UpdateDeleteMessages(messages=[3], pts=4, pts_count=1))
+        await fake.dispatch(types.UpdateNewChannelMessage(message(4, "", media=photo()), pts=5, pts_count=1))
+        queued = drained(source)
+    finally:
+        await source.close()
+    assert [(type(p).__name__, p.message_id, p.photos != []) for p in queued if p is not None] == [("NewMessage", 4, True)]
+
+
+async def test_channels_resolve_from_usernames_and_bare_ids() -> None:
+    fake = FakeTelegramClient(channels=[channel(), channel(OTHER_ID, "Other", None)], ids_need_dialogs=True)
+    source, _ = make_source(fake, channels=("@tpcapital", str(OTHER_ID)))
+    await source.connect()
+    await source.close()
+    assert source.channels() == [MARKED_ID, OTHER_MARKED]
+    assert fake.dialogs_loaded  # the id was not in the entity cache until the dialogs were listed
+
+
+async def test_unauthorized_session_stops_with_login_hint() -> None:
+    from gateway.session import SessionError
+
+    source, _ = make_source(FakeTelegramClient(authorized=False))
+    with pytest.raises(SessionError, match="gateway login"):
+        await source.connect()
+
+
+async def test_unknown_channel_is_a_clear_error() -> None:
+    source, _ = make_source(FakeTelegramClient(), channels=("nosuchchannel",))
+    with pytest.raises(ValueError, match="TELEGRAM_CHANNELS: cannot find 'nosuchchannel'"):
+        await source.connect()
+
+
+async def test_flood_wait_while_resolving_is_slept_then_resolved() -> None:
+    fake = FakeTelegramClient()
+    fake.entity_floods = [90]
+    source, sleep = make_source(fake, channels=("tpcapital",))
+    await source.connect()
+    await source.close()
+    assert sleep.waits == [90] and source.channels() == [MARKED_ID]
+
+
+# -- history / backfill -----------------------------------------------------------------------
+
+async def test_history_pages_from_cursor_oldest_first_and_last_id_covers_service_messages() -> None:
+    fake = FakeTelegramClient()
+    fake.history[MARKED_ID] = [message(i, f"m{i}") for i in range(1, 13)] + [service(13)]
+    source, _ = make_source(fake, page_size=5)
+    await source.connect()
+    pages = [page async for page in source.history(MARKED_ID, 3)]
+    await source.close()
+    assert fake.iter_calls == [dict(entity=MARKED_ID, limit=None, min_id=3, offset_id=0, reverse=True)]
+    assert [[p.message_id for p in page.payloads] for page in pages] == [[4, 5, 6, 7, 8], [9, 10, 11, 12]]
+    assert [page.last_id for page in pages] == [8, 13]  # the pin (service message) still moves the cursor
+    assert all(p.timestamp == T0 + timedelta(minutes=p.message_id) for page in pages for p in page.payloads)
+
+
+async def test_first_backfill_takes_the_newest_messages_in_order() -> None:
+    fake = FakeTelegramClient()
+    fake.history[MARKED_ID] = [message(i, f"m{i}") for i in range(1, 21)]
+    source, _ = make_source(fake, limit=4)
+    await source.connect()
+    pages = [page async for page in source.history(MARKED_ID, None)]
+    await source.close()
+    assert [[p.message_id for p in page.payloads] for page in pages] == [[17, 18, 19, 20]]
+    assert pages[-1].last_id == 20
+
+
+async def test_first_backfill_with_limit_zero_only_sets_the_cursor() -> None:
+    fake = FakeTelegramClient()
+    fake.history[MARKED_ID] = [message(i) for i in range(1, 6)]
+    source, _ = make_source(fake, limit=0)
+    await source.connect()
+    pages = [page async for page in source.history(MARKED_ID, None)]
+    await source.close()
+    assert [(page.payloads, page.last_id) for page in pages] == [([], 5)]
+
+
+async def test_flood_wait_mid_history_sleeps_as_told_and_resumes_without_loss_or_repeat() -> None:
+    fake = FakeTelegramClient()
+    fake.history[MARKED_ID] = [message(i, f"m{i}") for i in range(11, 31)]
+    fake.floods = [(7, 120), (3, 75)]  # first call fails after 7 messages, the resumed one after 3
+    source, sleep = make_source(fake, page_size=100)
+    await source.connect()
+    pages = [page async for page in source.history(MARKED_ID, 10)]
+    await source.close()
+    assert sleep.waits == [120, 75]
+    assert [call["min_id"] for call in fake.iter_calls] == [10, 17, 20]
+    ids = [p.message_id for page in pages for p in page.payloads]
+    assert ids == list(range(11, 31)) and pages[-1].last_id == 30
+
+
+async def test_flood_wait_during_first_backfill_continues_below_what_was_read() -> None:
+    fake = FakeTelegramClient()
+    fake.history[MARKED_ID] = [message(i) for i in range(1, 11)]
+    fake.floods = [(2, 61)]
+    source, sleep = make_source(fake, limit=5)
+    await source.connect()
+    pages = [page async for page in source.history(MARKED_ID, None)]
+    await source.close()
+    assert sleep.waits == [61]
+    assert [call["offset_id"] for call in fake.iter_calls] == [0, 9]
+    assert [p.message_id for page in pages for p in page.payloads] == [6, 7, 8, 9, 10]
+
+
+class _Wakeable:
+    def __init__(self) -> None:
+        self.wakes = 0
+
+    def wake(self) -> None:
+        self.wakes += 1
+
+
+async def test_backfill_after_a_gap_queues_the_missed_messages_once(tmp_path: Path) -> None:
+    """Cursor 10, the gateway was away for 11..14, a live event for 15 arrived on reconnect: the
+    backfill (real Gateway, queue and cursor file) queues 11..14 and skips the live 15."""
+    fake = FakeTelegramClient()
+    fake.history[MARKED_ID] = [message(i, f"m{i}") for i in range(1, 16)] + [service(16)]
+    source, _ = make_source(fake)
+    cursors = CursorStore(tmp_path / "cursors.json")
+    cursors.advance(MARKED_ID, 10)
+    queue = DurableQueue(tmp_path / "failure-queue.jsonl")
+    queue.open()
+    gateway = Gateway(source, queue, publisher=None, drainer=_Wakeable(), cursors=cursors)  # type: ignore[arg-type]
+    await source.connect()
+    try:
+        await fake.dispatch(types.UpdateNewChannelMessage(message(15, "m15"), pts=1, pts_count=1))
+        await gateway.enqueue(await next_batch(source))
+        queued = await gateway.backfill()
+    finally:
+        await source.close()
+    assert queued == 4
+    assert [decode_payload(r.payload).message_id for r in queue.pending()] == [15, 11, 12, 13, 14]
+    assert CursorStore(tmp_path / "cursors.json").load() == {MARKED_ID: 16}
+    queue.close()
+
+
+# -- reconnects -------------------------------------------------------------------------------
+
+async def test_transport_reconnect_fires_the_callbacks() -> None:
+    fake = FakeTelegramClient()
+    source, _ = make_source(fake)
+    fired: list[str] = []
+    source.on_reconnect(lambda: fired.append("backfill"))
+    await source.connect()
+    fake.transport_reconnected()
+    await source.close()
+    assert fired == ["backfill"] and source.reconnects == 1
+
+
+async def test_watcher_reconnects_after_telethon_gave_up_and_fires_the_callbacks() -> None:
+    fake = FakeTelegramClient()
+    source, _ = make_source(fake, watch_interval=0.01, reconnect_backoff_max=0.02)
+    fired = asyncio.Event()
+    source.on_reconnect(fired.set)
+    await source.connect()
+    try:
+        fake.connected = False      # Telethon's own retries are exhausted
+        fake.connect_failures = 2   # and the network is still down for two attempts
+        await asyncio.sleep(0.03)
+        assert not source.connected
+        await asyncio.wait_for(fired.wait(), 5)
+    finally:
+        await source.close()
+    assert fake.connect_calls == 1 + 3 and source.reconnects == 1
+
+
+async def test_real_client_chains_telethons_auto_reconnect_hook() -> None:
+    """Offline check against the installed Telethon: its sender still calls the client's
+    `_handle_auto_reconnect` after a reconnect, and ours notifies the listeners."""
+    client = _GatewayClient(StringSession(), 1, "0" * 32, catch_up=False)
+    fired: list[bool] = []
+    client.reconnect_listeners.append(lambda: fired.append(True))
+    callback = client._sender._auto_reconnect_callback
+    assert getattr(callback, "__func__", None) is _GatewayClient._handle_auto_reconnect
+
+    async def offline_get_me(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("offline")  # Telethon logs and swallows this after a reconnect
+
+    client.get_me = offline_get_me  # type: ignore[method-assign]
+    await callback()
+    assert fired == [True]
