@@ -320,3 +320,46 @@ async def test_real_client_chains_telethons_auto_reconnect_hook() -> None:
     client.get_me = offline_get_me  # type: ignore[method-assign]
     await callback()
     assert fired == [True]
+
+
+async def test_reconnect_with_a_revoked_session_stays_disconnected_without_backfill() -> None:
+    fake = FakeTelegramClient()
+    source, _ = make_source(fake, watch_interval=0.01)
+    fired: list[bool] = []
+    source.on_reconnect(lambda: fired.append(True))
+    await source.connect()
+    try:
+        fake.authorized = False     # e.g. AUTH_KEY_DUPLICATED: Telegram revoked the key
+        fake.connected = False
+        for _ in range(200):
+            await asyncio.sleep(0.01)
+            if fake.connect_calls > 1:
+                break
+        await asyncio.sleep(0.05)
+    finally:
+        await source.close()
+    assert fake.connect_calls == 2 and fired == [] and not source.connected
+
+
+def test_default_client_uses_the_string_session_with_catch_up_off(tmp_path: Path) -> None:
+    from telethon.crypto import AuthKey
+
+    from gateway.source.telethon_source import default_client_factory
+
+    string = StringSession()
+    string.set_dc(2, "149.154.167.51", 443)
+    string.auth_key = AuthKey(bytes(255 - i for i in range(256)))
+    client = default_client_factory(TelegramSettings(api_id=1, api_hash="x", string_session=string.save(),
+                                                     session_path=tmp_path / "unused.session"))
+    assert isinstance(client, _GatewayClient) and isinstance(client.session, StringSession)
+    assert client._catch_up is False and client.flood_sleep_threshold == 60
+    assert not (tmp_path / "unused.session").exists()
+
+
+def test_default_client_refuses_a_missing_session_file_instead_of_creating_one(tmp_path: Path) -> None:
+    from gateway.session import SessionError
+    from gateway.source.telethon_source import default_client_factory
+
+    with pytest.raises(SessionError, match="gateway login"):
+        default_client_factory(TelegramSettings(api_id=1, api_hash="x", session_path=tmp_path / "gateway.session"))
+    assert list(tmp_path.iterdir()) == []

@@ -73,8 +73,11 @@ def default_client_factory(settings: TelegramSettings) -> TelegramClient:
     """The real client: TELEGRAM_SESSION (string) when set, else the session file."""
     from telethon.sessions import StringSession
 
-    from ..session import session_file
+    from ..session import check_session, session_file
 
+    # Before Telethon opens the file: it would create an empty (unauthorized) session otherwise,
+    # and a corrupt one is moved aside with a clear message.
+    check_session(settings)
     session: Any = StringSession(settings.string_session) if settings.string_session else str(session_file(settings))
     return _GatewayClient(
         session, settings.api_id, settings.api_hash,
@@ -312,11 +315,26 @@ class TelethonSource:
                     log.warning("reconnect failed (%s); next attempt in %.0f s", exc, delay)
                 else:
                     if self.client.is_connected():
-                        self._reconnected()
+                        if await self._still_authorized():
+                            self._reconnected()
                         break
                 if await self._wait_closed(delay):
                     return
                 delay = min(delay * 2, self.reconnect_backoff_max)
+
+    async def _still_authorized(self) -> bool:
+        try:
+            authorized = await self.client.is_user_authorized()
+        except Exception as exc:  # noqa: BLE001 - the next watch round tries again
+            log.warning("reconnected, but could not check the authorization: %s", exc)
+            return True
+        if not authorized:
+            # Revoked, or AUTH_KEY_DUPLICATED: retrying cannot fix it; stay "disconnected" so the
+            # GatewayDisconnected alert fires (runbook: docs/runbooks/telegram-reauth.md).
+            log.error("the Telegram session is no longer authorized: run `gateway login` "
+                      "(docs/runbooks/telegram-reauth.md)")
+            self._set_connected(False)
+        return authorized
 
     # -- FloodWait ----------------------------------------------------------------------------
 
