@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
+from urllib.parse import unquote_to_bytes
 
 import msgspec
 from litestar import Litestar, Request, Response, get
@@ -26,7 +27,7 @@ from ts_common.telemetry import setup_tracing
 from . import metrics
 from .categories.handlers import route_handlers as category_handlers
 from .db import Database, DatabaseUnavailable
-from .errors import exception_handlers
+from .errors import ErrorBody, FieldProblem, exception_handlers
 from .items import service as items_service
 from .items.handlers import route_handlers as item_handlers
 from .settings import Settings
@@ -103,6 +104,24 @@ async def metrics_endpoint(request: Request) -> Response[bytes]:
     return Response(body, media_type=content_type)
 
 
+async def _refuse_query_not_utf8(request: Request) -> Response | None:
+    """400 for a query string whose percent-escapes are not UTF-8.
+
+    Litestar decodes the query with `errors="replace"`: `?search=caf%C3` would silently search
+    for "caf\ufffd". A client sending bytes that are not UTF-8 gets told instead.
+    """
+    raw: bytes = request.scope.get("query_string", b"")
+    if not raw:
+        return None
+    try:
+        unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        problem = FieldProblem("query", f"is not valid UTF-8 ({exc.reason} at percent-decoded offset {exc.start})")
+        return Response(ErrorBody(success=False, error="Query string is not valid UTF-8", details=[problem.text],
+                                  errors=[problem]), status_code=400)
+    return None
+
+
 def _lifespan(settings: Settings):
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -155,6 +174,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[_lifespan(settings)],
         state=State({"started": time.monotonic()}),
         exception_handlers=exception_handlers,  # type: ignore[arg-type]
+        before_request=_refuse_query_not_utf8,
         cors_config=cors,
         plugins=[telemetry],
         middleware=[prometheus.middleware],

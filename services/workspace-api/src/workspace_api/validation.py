@@ -46,6 +46,13 @@ class BodyError(Exception):
 def decode_object(body: bytes) -> dict[str, Any]:
     """A request body as a JSON object, or BodyError."""
     try:
+        # msgspec checks UTF-8 only in the strings it decodes, raising UnicodeDecodeError (a 500);
+        # the whole body is checked first, so a bad byte anywhere is a 400 naming it.
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        bad = exc.object[exc.start:exc.end].hex(" ")
+        raise BodyError(FieldProblem("body", f"is not valid UTF-8 ({exc.reason}: byte {bad} at offset {exc.start})")) from None
+    try:
         value = msgspec.json.decode(body)
     except msgspec.DecodeError as exc:
         raise BodyError(FieldProblem("body", f"is not valid JSON ({exc})")) from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Request, Response, delete, get, patch, post, put
-from litestar.params import QueryParameter
+from litestar.params import PathParameter, QueryParameter
 
 from .. import openapi
 from ..errors import validation_failed
@@ -17,6 +17,7 @@ MAX_BODY_BYTES = 64 * 1024
 _PATH = "/api/categories"
 _ONE = "/api/categories/{name:str}"
 _TAGS = ["categories"]
+Name = Annotated[str, PathParameter(description="the category's slug")]
 _ERRORS = {400: openapi.VALIDATION, 404: openapi.NOT_FOUND, 503: openapi.UNAVAILABLE}
 
 
@@ -43,7 +44,7 @@ async def list_categories(
 
 
 @get(_ONE, operation_id="getCategory", tags=_TAGS, summary="One category, by name", responses=_ERRORS)
-async def get_category(request: Request, name: str) -> CategoryResponse:
+async def get_category(request: Request, name: Name) -> CategoryResponse:
     async with request.app.state.db.acquire() as conn:
         category = await service.get_category(conn, service.check_name(name))
     return CategoryResponse(success=True, data=category)
@@ -63,7 +64,7 @@ async def create_category(request: Request) -> Response[CategoryResponse]:
 @put(_ONE, operation_id="updateCategory", tags=_TAGS, summary="Change the given fields (a rename moves its items)",
      operation_class=openapi.with_body(openapi.CATEGORY_UPDATE), request_max_body_size=MAX_BODY_BYTES,
      responses={**_ERRORS, 409: openapi.error("The new name is taken")})
-async def update_category(request: Request, name: str) -> CategoryResponse:
+async def update_category(request: Request, name: Name) -> CategoryResponse:
     name = service.check_name(name)
     values = _body(await request.body(), partial=True)
     async with request.app.state.db.acquire() as conn:
@@ -73,7 +74,7 @@ async def update_category(request: Request, name: str) -> CategoryResponse:
 
 @patch(f"{_ONE}/toggle", operation_id="toggleCategory", tags=_TAGS, summary="Flip isActive",
        responses=_ERRORS)
-async def toggle_category(request: Request, name: str) -> CategoryResponse:
+async def toggle_category(request: Request, name: Name) -> CategoryResponse:
     async with request.app.state.db.acquire() as conn:
         category = await service.toggle_category(conn, service.check_name(name))
     state = "activated" if category.is_active else "deactivated"
@@ -82,7 +83,7 @@ async def toggle_category(request: Request, name: str) -> CategoryResponse:
 
 @delete(_ONE, operation_id="deleteCategory", tags=_TAGS, summary="Delete a category no item uses",
         responses={**_ERRORS, 409: openapi.error("Items still use the category")})
-async def delete_category(request: Request, name: str) -> None:
+async def delete_category(request: Request, name: Name) -> None:
     async with request.app.state.db.acquire() as conn:
         await service.delete_category(conn, service.check_name(name))
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from litestar import Request, Response, delete, get, post, put
 from litestar.datastructures import ResponseHeader
-from litestar.params import Parameter, QueryParameter
+from litestar.params import HeaderParameter, PathParameter, QueryParameter
 
 from .. import openapi
 from ..errors import validation_failed
@@ -21,8 +21,9 @@ PATHS = ["/api/items", "/items"]
 ITEM_PATHS = ["/api/items/{item_id:str}", "/items/{item_id:str}"]
 _ETAG = [ResponseHeader(name="ETag", description="the item's version (from updatedAt); send it back in If-Match",
                         documentation_only=True)]
-IfMatchHeader = Annotated[str | None, Parameter(header="If-Match", required=False,
-                                                description="ETag of the version being changed; 412 if it is stale")]
+IfMatchHeader = Annotated[str | None, HeaderParameter(name="If-Match", required=False,
+                                                      description="ETag of the version being changed; 412 if it is stale")]
+ItemId = Annotated[str, PathParameter(description="the item's UUID (anything else: 400)")]
 _TAGS = ["items"]
 
 
@@ -79,7 +80,7 @@ async def create_item(request: Request) -> Response[ItemResponse]:
 @get(ITEM_PATHS, operation_id=openapi.operation_id("getItem"), tags=_TAGS, summary="One item",
      response_headers=_ETAG,
      responses={400: openapi.VALIDATION, 404: openapi.NOT_FOUND, 503: openapi.UNAVAILABLE})
-async def get_item(request: Request, item_id: str) -> Response[ItemResponse]:
+async def get_item(request: Request, item_id: ItemId) -> Response[ItemResponse]:
     uid = service.parse_id(item_id)
     async with request.app.state.db.acquire() as conn:
         item = await service.get_item(conn, uid)
@@ -92,7 +93,7 @@ async def get_item(request: Request, item_id: str) -> Response[ItemResponse]:
      response_headers=_ETAG,
      responses={400: openapi.VALIDATION, 404: openapi.NOT_FOUND,
                 412: openapi.error("The item changed since the If-Match ETag"), 503: openapi.UNAVAILABLE})
-async def update_item(request: Request, item_id: str, if_match: IfMatchHeader = None) -> Response[ItemResponse]:
+async def update_item(request: Request, item_id: ItemId, if_match: IfMatchHeader = None) -> Response[ItemResponse]:
     uid = service.parse_id(item_id)
     values = _body(await request.body(), partial=True)
     async with request.app.state.db.acquire() as conn:
@@ -103,7 +104,7 @@ async def update_item(request: Request, item_id: str, if_match: IfMatchHeader = 
 @delete(ITEM_PATHS, operation_id=openapi.operation_id("deleteItem"), tags=_TAGS, summary="Delete an item",
         responses={400: openapi.VALIDATION, 404: openapi.NOT_FOUND,
                    412: openapi.error("The item changed since the If-Match ETag"), 503: openapi.UNAVAILABLE})
-async def delete_item(request: Request, item_id: str, if_match: IfMatchHeader = None) -> None:
+async def delete_item(request: Request, item_id: ItemId, if_match: IfMatchHeader = None) -> None:
     uid = service.parse_id(item_id)
     async with request.app.state.db.acquire() as conn:
         await service.delete_item(conn, uid, IfMatch.parse(if_match))
