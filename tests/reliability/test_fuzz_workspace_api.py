@@ -1,0 +1,24 @@
+"""Schemathesis against the live workspace API: no 5xx, every answer matches the OpenAPI schema.
+
+The API runs under granian on loopback (see conftest.py) with its own migrated database; the
+schema is the one it serves at /schema/openapi.json. It has no token. Examples per operation are
+bounded (FUZZ_MAX_EXAMPLES, default 20: the API serves every operation twice, under /api and the
+old un-prefixed paths) so the module stays well under a minute.
+"""
+
+from __future__ import annotations
+
+import os
+
+from tests.reliability.conftest import LiveService
+from tests.reliability.fuzz import fuzz_api
+
+MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "20"))
+
+
+def test_workspace_api_conforms_to_its_schema(workspace_api: LiveService) -> None:
+    report = fuzz_api(f"{workspace_api.url}/schema/openapi.json", headers={},
+                      max_examples=MAX_EXAMPLES, seed=int(os.environ.get("FUZZ_SEED", "0")),
+                      strict=os.environ.get("FUZZ_STRICT") == "1")
+    assert len(report.operations) >= 10
+    assert not report.failures, report.describe()
