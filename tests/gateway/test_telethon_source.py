@@ -10,6 +10,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 from telethon.sessions import StringSession
 from telethon.tl import types
 
@@ -275,6 +276,18 @@ async def test_backfill_after_a_gap_queues_the_missed_messages_once(tmp_path: Pa
     queue.close()
 
 
+async def test_events_still_queued_at_close_are_yielded_before_the_stream_ends() -> None:
+    fake = FakeTelegramClient()
+    source, _ = make_source(fake)
+    await source.connect()
+    for i in (1, 2, 3):
+        await fake.dispatch(types.UpdateNewChannelMessage(message(i, f"m{i}"), pts=i, pts_count=1))
+    await source.close()
+    batches = [batch async for batch in source.events()]
+    assert [key for batch in batches for key, _ in batch.items] == [f"{MARKED_ID}:{i}" for i in (1, 2, 3)]
+    assert not source.connected and not fake.connected
+
+
 # -- reconnects -------------------------------------------------------------------------------
 
 async def test_transport_reconnect_fires_the_callbacks() -> None:
@@ -366,8 +379,6 @@ def test_default_client_refuses_a_missing_session_file_instead_of_creating_one(t
 
 
 # -- properties -------------------------------------------------------------------------------
-
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st  # noqa: E402
 
 texts = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=300)
 dates = st.datetimes(min_value=T0.replace(tzinfo=None) - timedelta(days=3650),
