@@ -288,6 +288,44 @@ async def test_events_still_queued_at_close_are_yielded_before_the_stream_ends()
     assert not source.connected and not fake.connected
 
 
+async def test_real_telethon_client_dispatch_reaches_the_queue() -> None:
+    """The installed Telethon's own `_dispatch_update`, on a real client built offline (its network
+    calls replaced): the handlers TelethonSource registers receive and convert the update."""
+    client = _GatewayClient(StringSession(), 1, "0" * 32, catch_up=False)
+    entity = channel()
+
+    async def offline(*args: Any, **kwargs: Any) -> Any:
+        return None
+
+    async def authorized() -> bool:
+        return True
+
+    async def get_entity(target: Any) -> Any:
+        return entity
+
+    client.connect = offline  # type: ignore[method-assign]
+    client.disconnect = offline  # type: ignore[method-assign]
+    client.get_me = offline  # type: ignore[method-assign]
+    client.is_user_authorized = authorized  # type: ignore[method-assign]
+    client.get_entity = get_entity  # type: ignore[method-assign]
+    client.is_connected = lambda: True  # type: ignore[method-assign]
+    source, _ = make_source(client)  # type: ignore[arg-type]
+    await source.connect()
+    try:
+        update = types.UpdateNewChannelMessage(message(9, "ATIVO: ITUB4", date=T0), pts=1, pts_count=1)
+        update._entities = {MARKED_ID: entity}
+        await client._dispatch_update(update)
+        other = types.UpdateNewChannelMessage(message(10, "x", channel_id=OTHER_ID), pts=2, pts_count=1)
+        other._entities = {}
+        await client._dispatch_update(other)
+        batch = await next_batch(source)
+    finally:
+        await source.close()
+    assert [key for key, _ in batch.items] == [f"{MARKED_ID}:9"]
+    payload = decode_payload(batch.items[0][1])
+    assert payload.timestamp == T0 and payload.text == "ATIVO: ITUB4" and payload.channel_name == "TP Capital"
+
+
 # -- reconnects -------------------------------------------------------------------------------
 
 async def test_transport_reconnect_fires_the_callbacks() -> None:
