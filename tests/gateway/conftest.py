@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
+import sys
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -184,3 +187,24 @@ def retry_waits():
     set_on_retry_hooks([lambda details: waits.append((details.retry_num, details.wait_for))])
     yield waits
     set_on_retry_hooks(previous)
+
+
+# -- the `gateway` console script as a subprocess ------------------------------------------------
+
+GATEWAY = str(Path(sys.executable).parent / "gateway")
+
+
+def gateway_env(workdir: Path, **extra: str) -> dict[str, str]:
+    """An environment that points the gateway at `workdir` only (no .env, no inherited settings)."""
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("DATABASE_", "TIMESCALEDB_", "TELEGRAM_", "API_", "GATEWAY_", "OTEL_", "NOTIFY_",
+                                  "WATCHDOG_", "FAILURE_", "LOG_"))}
+    env.update(
+        OTEL_SDK_DISABLED="true", PYTHONUNBUFFERED="1",
+        GATEWAY_ENV_FILE=str(workdir / "no-such.env"),
+        FAILURE_QUEUE_PATH=str(workdir / "failure-queue.jsonl"),
+        GATEWAY_DATA_DIR=str(workdir),
+        GATEWAY_HOST="127.0.0.1",
+    )
+    env.update(extra)
+    return env

@@ -1,0 +1,244 @@
+"""The `gateway` console script: configuration errors, Telegram preflight, status, replay, import,
+SIGTERM and systemd notifications, each as a real subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from contracts import encode_payload
+from gateway.cursors import CursorStore
+from gateway.queue import DurableQueue
+from gateway.statusfile import status_path, write_status
+from ts_common.embedded_pg import free_port
+
+from .conftest import GATEWAY, UNAVAILABLE, gateway_env, new
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE = REPO / "samples/tp-capital-export/result.json"
+
+
+def run_cli(workdir: Path, *args: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([GATEWAY, *args], env=gateway_env(workdir, **env), cwd=workdir, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"GATEWAY_PORT": "abc"}, "gateway: GATEWAY_PORT must be an integer, got 'abc'"),
+    ({"API_ENDPOINT": "localhost:4005/ingest"}, "gateway: API_ENDPOINT must be an http(s) URL"),
+    ({"GATEWAY_SOURCE": "kafka"}, "gateway: GATEWAY_SOURCE must be `telegram` or `file:/path/events.jsonl`"),
+    ({"TELEGRAM_API_ID": "12ab"}, "gateway: TELEGRAM_API_ID must be a number"),
+    ({"PUBLISH_BATCH_SIZE": "5000"}, "gateway: PUBLISH_BATCH_SIZE must be between 1 and 1000"),
+])
+def test_configuration_errors_are_one_line_and_exit_2(tmp_path: Path, env: dict, message: str) -> None:
+    result = run_cli(tmp_path, "run", **env)
+    assert result.returncode == 2
+    assert result.stderr.startswith(message) and result.stderr.count("\n") == 1
+    assert not (tmp_path / "failure-queue.jsonl").exists()
+
+
+def test_run_without_credentials_names_what_is_missing_and_gateway_login(tmp_path: Path) -> None:
+    result = run_cli(tmp_path, "run", TELEGRAM_SESSION_PATH=str(tmp_path / "gw.session"))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    for name in ("TELEGRAM_API_ID", "TELEGRAM_API_HASH", "TELEGRAM_CHANNELS", "gateway login", str(tmp_path / "gw.session")):
+        assert name in result.stderr
+
+
+def test_run_with_credentials_but_no_session(tmp_path: Path) -> None:
+    result = run_cli(tmp_path, TELEGRAM_API_ID="12345", TELEGRAM_API_HASH="f" * 32, TELEGRAM_CHANNELS="-1001649127710",
+                     TELEGRAM_SESSION_PATH=str(tmp_path / "gw.session"))
+    assert result.returncode == 2  # `run` is the default command
+    assert "missing a session" in result.stderr and "TELEGRAM_API_ID" not in result.stderr
+    assert "`gateway login`" in result.stderr
+
+
+def test_status_shows_queue_dead_letters_cursors_and_last_error(tmp_path: Path) -> None:
+    queue = DurableQueue(tmp_path / "failure-queue.jsonl")
+    queue.open()
+    records = queue.append([new(1), new(2), new(3)])
+    queue.ack([records[0].seq])
+    queue.dead_letter([(records[1], "Validation failed", ["text must be a string"], 400)])
+    queue.close()
+    with open(tmp_path / "failure-queue.jsonl", "ab") as fh:
+        fh.write(b"garbage line\n")
+    CursorStore(tmp_path / "cursors.json").advance(-1001649127710, 5810)
+    write_status(status_path(tmp_path), {"lastError": "2026-01-01T00:00:00Z timeout: no answer", "lastPublishAt": 1.0e9,
+                                         "pid": 1, "command": "run"})
+    result = run_cli(tmp_path, "status")
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    assert "running        no" in text
+    assert "queue depth    1 (oldest queued" in text
+    assert "dead letters   1 in" in text and "Validation failed" in text and "(HTTP 400)" in text
+    assert "cursors        -1001649127710 → 5810" in text
+    assert "last error     2026-01-01T00:00:00Z timeout: no answer" in text
+    assert "unreadable     1 line(s)" in text
+    report = json.loads(run_cli(tmp_path, "status", "--json").stdout)
+    assert report["queueDepth"] == 1 and report["deadLetters"] == 1 and report["running"] is False
+    assert report["cursors"] == {"-1001649127710": 5810} and report["unreadableLines"] == 1
+    # Read-only: nothing was recovered, quarantined or compacted by looking.
+    assert b"garbage line" in (tmp_path / "failure-queue.jsonl").read_bytes()
+    assert not (tmp_path / "failure-queue.quarantine.jsonl").exists()
+
+
+async def test_replay_drains_through_the_batch_endpoint_with_a_progress_bar(tmp_path: Path, api) -> None:
+    queue = DurableQueue(tmp_path / "failure-queue.jsonl")
+    queue.open()
+    queue.append([new(i) for i in range(1, 8)])
+    queue.close()
+    process = await asyncio.create_subprocess_exec(
+        GATEWAY, "replay", "--progress", env=gateway_env(tmp_path, API_ENDPOINT=f"{api.url}/ingest", PUBLISH_BATCH_SIZE="3"),
+        cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, stderr.decode()
+    assert "replay: 7 message(s) queued" in stdout.decode()
+    assert "replay: 7 stored, 0 already stored (duplicates), 0 refused (dead letters), 0 still queued" in stdout.decode()
+    assert "7/7" in stderr.decode()  # tqdm's bar
+    # Batches of PUBLISH_BATCH_SIZE; a lone last record goes to /ingest (same answer, cheaper).
+    assert [r.path for r in api.requests] == ["/ingest/batch", "/ingest/batch", "/ingest"]
+    assert len(api.stored) == 7
+
+
+async def test_replay_while_the_api_is_down_keeps_everything_and_exits_1(tmp_path: Path, api) -> None:
+    api.default = UNAVAILABLE
+    queue = DurableQueue(tmp_path / "failure-queue.jsonl")
+    queue.open()
+    queue.append([new(1), new(2)])
+    queue.close()
+    process = await asyncio.create_subprocess_exec(
+        GATEWAY, "replay", env=gateway_env(tmp_path, API_ENDPOINT=f"{api.url}/ingest", RETRY_DELAY_MS="1"),
+        cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 1
+    assert "2 message(s) stay queued" in stderr.decode()
+    assert len(api.requests) == 4  # first attempt + 3 retries
+    assert json.loads(run_cli(tmp_path, "status", "--json").stdout)["lastError"].endswith("503 Database connection failed")
+
+
+async def test_import_queues_then_publishes_and_a_second_import_stores_nothing(tmp_path: Path, api) -> None:
+    async def import_once() -> tuple[int, str]:
+        process = await asyncio.create_subprocess_exec(
+            GATEWAY, "import", str(SAMPLE), env=gateway_env(tmp_path, API_ENDPOINT=f"{api.url}/ingest"),
+            cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+        return process.returncode, stdout.decode() + stderr.decode()
+
+    code, output = await import_once()
+    assert code == 0, output
+    assert "import: 20 stored, 0 already stored" in output
+    code, output = await import_once()
+    assert code == 0, output
+    assert "import: 0 stored, 20 already stored" in output
+    assert sorted(api.stored.values()) == [1] * 20
+
+
+def test_import_of_a_file_that_is_not_an_export(tmp_path: Path) -> None:
+    (tmp_path / "x.json").write_text("[]")
+    result = run_cli(tmp_path, "import", str(tmp_path / "x.json"))
+    assert result.returncode == 2 and "is not a Telegram Desktop chat export" in result.stderr
+
+
+def _notify_socket(tmp_path: Path) -> tuple[socket.socket, str]:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    path = str(tmp_path / "notify.sock")
+    sock.bind(path)
+    sock.settimeout(20)
+    return sock, path
+
+
+def _receive(sock: socket.socket, wanted: str, seen: list[str]) -> None:
+    deadline = time.monotonic() + 20
+    while wanted not in seen:
+        assert time.monotonic() < deadline, f"{wanted} not received; got {seen}"
+        seen.append(sock.recv(4096).decode())
+
+
+def test_sigterm_finishes_flushes_and_exits_0_with_systemd_notifications(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"".join(encode_payload(new(i)) + b"\n" for i in range(1, 6)))
+    sock, address = _notify_socket(tmp_path)
+    port = free_port()
+    api_port = free_port()  # nothing listens: every publish fails, everything stays queued
+    env = gateway_env(tmp_path, GATEWAY_SOURCE=f"file:{events}", GATEWAY_PORT=str(port),
+                      API_ENDPOINT=f"http://127.0.0.1:{api_port}/ingest", RETRY_DELAY_MS="50",
+                      NOTIFY_SOCKET=address, WATCHDOG_USEC="200000")
+    process = subprocess.Popen([GATEWAY, "run"], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)
+    seen: list[str] = []
+    try:
+        _receive(sock, "READY=1", seen)
+        _receive(sock, "WATCHDOG=1", seen)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).json()
+            if health["queueDepth"] == 5:
+                break
+            time.sleep(0.05)
+        assert health["queueDepth"] == 5 and health["lastError"]
+        status = json.loads(run_cli(tmp_path, "status", "--json").stdout)
+        assert status["running"] is True and status["queueDepth"] == 5
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=15)
+        _receive(sock, "STOPPING=1", seen)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        sock.close()
+    assert process.returncode == 0, output.decode()
+    assert b"gateway stopped (exit status 0, 5 record(s) stay queued)" in output
+    queue = DurableQueue(tmp_path / "failure-queue.jsonl")
+    assert queue.open().pending == 5
+    queue.close()
+    assert json.loads(run_cli(tmp_path, "status", "--json").stdout)["running"] is False
+
+
+def test_replay_refuses_while_a_gateway_owns_the_queue(tmp_path: Path) -> None:
+    queue = DurableQueue(tmp_path / "failure-queue.jsonl")
+    queue.open()
+    try:
+        result = run_cli(tmp_path, "replay")
+    finally:
+        queue.close()
+    assert result.returncode == 1
+    assert "owned by a running gateway" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_systemd_notify_reaches_a_real_socket(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway import systemd
+
+    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+    assert systemd.notify("READY=1") is False  # not under systemd: a no-op
+    sock, address = _notify_socket(tmp_path)
+    monkeypatch.setenv("NOTIFY_SOCKET", address)
+    try:
+        assert systemd.notify("READY=1") is True
+        assert sock.recv(64) == b"READY=1"
+    finally:
+        sock.close()
+    # An abstract-namespace address (`@name`), as systemd often hands out.
+    abstract = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    name = f"gateway-test-{os.getpid()}"
+    abstract.bind("\0" + name)
+    monkeypatch.setenv("NOTIFY_SOCKET", "@" + name)
+    try:
+        assert systemd.notify("WATCHDOG=1") is True
+        assert abstract.recv(64) == b"WATCHDOG=1"
+    finally:
+        abstract.close()
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "gone.sock"))
+    assert systemd.notify("READY=1") is False  # logged, never raised
+    monkeypatch.setenv("WATCHDOG_USEC", "30000000")
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
+    assert systemd.watchdog_interval() == 15.0
+    monkeypatch.setenv("WATCHDOG_PID", "1")
+    assert systemd.watchdog_interval() is None
