@@ -40,7 +40,7 @@ VERSION = "0.1.0"
 class DatabaseHealth(msgspec.Struct, omit_defaults=True, rename="camel"):
     connected: bool
     # Always PostgreSQL: the old file-based (LowDB) strategy is gone.
-    strategy: str = "postgresql"
+    strategy: str
     latency_ms: float | None = None
     error: str | None = None
 
@@ -61,9 +61,9 @@ class Ready(msgspec.Struct):
 
 async def _database_health(db: Database) -> DatabaseHealth:
     try:
-        return DatabaseHealth(connected=True, latency_ms=round(await db.ping(), 2))
+        return DatabaseHealth(connected=True, strategy="postgresql", latency_ms=round(await db.ping(), 2))
     except DatabaseUnavailable as exc:
-        return DatabaseHealth(connected=False, error=exc.reason)
+        return DatabaseHealth(connected=False, strategy="postgresql", error=exc.reason)
 
 
 @get("/api/health", operation_id="health", summary="Health with details (503 while the database is down)",
