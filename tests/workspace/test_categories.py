@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from litestar.testing import AsyncTestClient
 
-from tests.workspace.test_items import create, problems
+from tests.workspace.test_items import create, moment, problems
 
 SEEDED = ["feature", "bug", "improvement", "documentation", "research", "other", "documentacao", "coleta-dados",
           "banco-dados", "analise-dados", "gestao-riscos", "dashboard"]
@@ -63,7 +63,7 @@ async def test_update_given_fields_and_rename_carries_items(client: AsyncTestCli
     assert response.status_code == 200
     after = response.json()["data"]
     assert after == {**before, "color": "#000000", "name": "pesquisa", "updatedAt": after["updatedAt"]}
-    assert after["updatedAt"] > before["updatedAt"]
+    assert moment(after["updatedAt"]) > moment(before["updatedAt"])
     assert (await client.get(f"/api/items/{item['id']}")).json()["data"]["category"] == "pesquisa"
     assert (await client.get("/api/categories/research")).status_code == 404
     taken = await client.put("/api/categories/pesquisa", json={"name": "bug"})

@@ -21,6 +21,11 @@ async def create(client: AsyncTestClient, **fields) -> dict:
     return response.json()["data"]
 
 
+def moment(text: str) -> datetime:
+    """An ISO timestamp from the API (compare these, not the strings: `…44Z` sorts after `…44.5Z`)."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def problems(response) -> dict[str, str]:
     body = response.json()
     assert body["success"] is False and body["error"] == "Validation failed"
@@ -59,7 +64,7 @@ async def test_get_put_delete_roundtrip(client: AsyncTestClient) -> None:
     after = updated.json()["data"]
     # Only the given fields change; updatedAt moves forward, createdAt stays.
     assert after == {**item, "status": "completed", "tags": [], "updatedAt": after["updatedAt"]}
-    assert after["updatedAt"] > item["updatedAt"]
+    assert moment(after["updatedAt"]) > moment(item["updatedAt"])
 
     deleted = await client.delete(f"/api/items/{item['id']}")
     assert deleted.status_code == 204 and deleted.content == b""
