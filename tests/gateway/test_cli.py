@@ -62,6 +62,19 @@ def test_run_with_credentials_but_no_session(tmp_path: Path) -> None:
     assert "`gateway login`" in result.stderr
 
 
+def test_run_with_a_corrupt_session_file_renames_it_and_exits_2(tmp_path: Path) -> None:
+    session = tmp_path / "gw.session"
+    session.write_bytes(b"this is not an SQLite database" * 100)
+    result = run_cli(tmp_path, "run", TELEGRAM_API_ID="12345", TELEGRAM_API_HASH="f" * 32,
+                     TELEGRAM_CHANNELS="-1001649127710", TELEGRAM_SESSION_PATH=str(session))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "corrupt" in result.stderr and "gateway login" in result.stderr
+    assert not session.exists()
+    [renamed] = tmp_path.glob("gw.session.corrupt-*")
+    assert renamed.read_bytes().startswith(b"this is not an SQLite database")
+    assert not (tmp_path / "failure-queue.jsonl").exists()  # nothing started
+
+
 def test_status_shows_queue_dead_letters_cursors_and_last_error(tmp_path: Path) -> None:
     queue = DurableQueue(tmp_path / "failure-queue.jsonl")
     queue.open()

@@ -192,12 +192,12 @@ async def test_health_ready_and_metrics(tmp_path, api, make_publisher) -> None:
 
 @pytest.mark.parametrize("exit_code", [1, 2])
 async def test_a_failing_source_stops_the_gateway_with_its_exit_status(tmp_path, api, make_publisher, exit_code) -> None:
+    from gateway.session import SessionError
+
     class Broken(HistorySource):
         async def connect(self) -> None:
-            error = RuntimeError("session revoked")
-            if exit_code == 2:
-                error.exit_code = 2  # what a source says when a restart cannot help
-            raise error
+            # A revoked session cannot be fixed by a restart (2); anything else may be (1).
+            raise SessionError("session revoked") if exit_code == 2 else RuntimeError("session revoked")
 
     gateway = build(tmp_path, Broken({}), await make_publisher(api.url))
     assert await asyncio.wait_for(gateway.run(), 10) == exit_code

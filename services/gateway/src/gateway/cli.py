@@ -200,6 +200,8 @@ async def _serve(settings: GatewaySettings, make_source: Callable[[], object], q
             except OSError:
                 pass
     log.info("gateway stopped (exit status %d, %d record(s) stay queued)", status, queue.depth)
+    if status == 2:
+        _fail(gateway.state.last_error or "the source cannot continue", 2)  # one line for the operator
     return status
 
 

@@ -173,10 +173,14 @@ class Gateway:
         return status
 
     def _failed(self, what: str, exc: BaseException) -> int:
-        self.state.last_error = f"{what}: {exc}"
-        log.error("%s failed: %s", what, exc, exc_info=exc)
-        # A source may say that restarting cannot help (no session: exit 2, systemd does not restart).
-        return int(getattr(exc, "exit_code", 1))
+        from .session import SessionError
+
+        # A revoked or unusable session: restarting cannot help (exit 2, which systemd does not
+        # restart; the operator runs `gateway login`). A source may also name its own status.
+        expected = isinstance(exc, SessionError)
+        self.state.last_error = str(exc) if expected else f"{what}: {exc}"
+        log.error("%s failed: %s", what, exc, exc_info=None if expected else exc)
+        return 2 if expected else int(getattr(exc, "exit_code", 1))
 
     def stop(self) -> None:
         self._stop.set()
