@@ -31,6 +31,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--messages", type=int, default=10_000, help="distinct messages in the stream")
     parser.add_argument("--gateway-kills", type=int, default=5, help="gateway SIGKILLs")
     parser.add_argument("--api-kills", type=int, default=2, help="ingest API SIGKILLs")
+    parser.add_argument("--gateway-kills-in-outage", type=int, default=2,
+                        help="extra gateway SIGKILLs while the API is down (or stalled), with a backlog queued")
     parser.add_argument("--db-restarts", type=int, default=1, help="PostgreSQL crash restarts (immediate stop)")
     parser.add_argument("--slow-periods", type=int, default=1, help="periods where the proxy holds traffic beyond the timeout")
     parser.add_argument("--db-locks", type=int, default=1, help="periods where a table lock blocks inserts beyond the timeout")
@@ -58,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         gateway_kills=args.gateway_kills,
         api_kills=args.api_kills,
         db_restarts=args.db_restarts,
+        gateway_kills_in_outage=args.gateway_kills_in_outage,
         slow_periods=args.slow_periods,
         db_locks=args.db_locks,
         api_outage_seconds=args.api_outage_seconds,

@@ -33,7 +33,7 @@ from tests.reliability.harness import (
     replay_final_state,
 )
 from tests.reliability.harness.processes import free_ports, http_ok
-from tests.reliability.harness.run import auto_stream_seconds
+from tests.reliability.harness.run import all_faults, auto_stream_seconds
 
 BASE = datetime(2026, 11, 26, tzinfo=timezone.utc)
 
@@ -120,6 +120,26 @@ def test_long_run_plan_fits_a_five_minute_outage() -> None:
     outage = [f for f in plan if f.kind == "api_outage"]
     assert len(outage) == 1 and outage[0].hold == 300
     assert plan[-1].at + plan[-1].hold <= stream
+
+
+def test_kills_in_the_outage_fall_inside_it_and_are_seeded() -> None:
+    config = RunConfig(seed=9, messages=10_000, gateway_kills=5, api_kills=2, db_restarts=1,
+                       api_outage_seconds=300, api_timeout_seconds=10, gateway_kills_in_outage=2)
+    stream = auto_stream_seconds(config, 14_000)
+    plan = plan_faults(config, stream)
+    (outage,) = [f for f in plan if f.kind == "api_outage"]
+    assert [f.kind for f in outage.nested] == ["gateway_kill", "gateway_kill"]
+    for kill in outage.nested:
+        assert kill.during == "api_outage"
+        assert outage.at + 0.1 * outage.hold <= kill.at and kill.at + kill.hold <= outage.at + 0.8 * outage.hold
+    assert outage.nested[0].at + outage.nested[0].hold < outage.nested[1].at
+    again = plan_faults(config, stream)
+    assert [(f.kind, f.at, f.hold) for f in all_faults(plan)] == [(f.kind, f.at, f.hold) for f in all_faults(again)]
+    assert len(all_faults(plan)) == len(plan) + 2
+    # Without an outage they ride on the slow period (the CI run).
+    ci = RunConfig(seed=9, gateway_kills_in_outage=1)
+    (slow,) = [f for f in plan_faults(ci, auto_stream_seconds(ci, 2600)) if f.kind == "api_slow"]
+    assert len(slow.nested) == 1 and slow.at < slow.nested[0].at < slow.at + slow.hold
 
 
 # -- the checker ---------------------------------------------------------------------------------

@@ -215,15 +215,17 @@ class Database:
         self.server.stop("immediate")
 
     def start_again(self, timeout: float = 30.0) -> None:
-        """Start the crashed server on the same port, so the API's URL stays valid.
+        """Start the crashed server again; it must come back on the same port.
 
-        `EmbeddedPostgres.start()` moves to a new port when the old one cannot be bound without
-        SO_REUSEADDR, which is always the case right after a crash (connections in TIME_WAIT);
-        PostgreSQL itself binds with SO_REUSEADDR, so the same port is fine here.
+        The API's DATABASE_URL names the port, so a server that moved would look like a
+        permanent outage. `EmbeddedPostgres.start()` keeps the port now that its probe binds with
+        SO_REUSEADDR like PostgreSQL does (before, the TIME_WAIT connections of the crash made it
+        pick a new one).
         """
-        server = self.server
-        options = f"-h 127.0.0.1 -p {server.port} -k {server.data_dir} -c fsync=on"
-        server._pg_ctl(["start", "-w", "-t", str(int(timeout)), "-o", options, "-l", str(server.log_file)])
+        port = self.server.port
+        self.server.start(timeout)
+        if self.server.port != port:
+            raise ProcessError(f"PostgreSQL came back on port {self.server.port}, not {port}")
 
     def destroy(self) -> None:
         self.server.destroy()

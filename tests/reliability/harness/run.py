@@ -51,6 +51,9 @@ class RunConfig:
     slow_periods: int = 1
     db_locks: int = 1
     api_outage_seconds: float = 0.0
+    # Extra gateway SIGKILLs while the API is down or stalled (the outage if there is one, else a
+    # slow period): the gateway dies with a backlog in its queue and requests on the wire.
+    gateway_kills_in_outage: int = 0
     # Gateway settings for the run (the gateway's own defaults are 10 s / 3 / 5000 ms).
     api_timeout_seconds: float = 2.0
     max_retry_attempts: int = 5
@@ -70,6 +73,7 @@ class RunConfig:
         args = [
             f"--seed {self.seed}", f"--messages {self.messages}", f"--gateway-kills {self.gateway_kills}",
             f"--api-kills {self.api_kills}", f"--db-restarts {self.db_restarts}",
+            f"--gateway-kills-in-outage {self.gateway_kills_in_outage}",
             f"--slow-periods {self.slow_periods}", f"--db-locks {self.db_locks}",
             f"--api-outage-seconds {self.api_outage_seconds:g}", f"--api-timeout {self.api_timeout_seconds:g}",
             f"--max-retry-attempts {self.max_retry_attempts}", f"--retry-delay-ms {self.retry_delay_ms}",
@@ -88,9 +92,13 @@ class Fault:
     hold: float  # seconds the service stays down / slow
     started: float | None = None  # actual, seconds after the stream started
     recovered: float | None = None
+    during: str | None = None  # the fault this one is injected inside (its `nested`)
+    nested: list["Fault"] = field(default_factory=list)
 
     def describe(self) -> str:
         when = f"planned +{self.at:.1f}s"
+        if self.during:
+            when = f"during {self.during}, " + when
         if self.started is not None:
             when += f", injected +{self.started:.1f}s"
         if self.recovered is not None:
@@ -125,7 +133,32 @@ def plan_faults(config: RunConfig, stream_seconds: float) -> list[Fault]:
         previous_cut = cut
         fault.at = round(moment, 1)
         moment += fault.hold + 4.0
+    _plan_nested_kills(config, faults, rng)
     return faults
+
+
+def _plan_nested_kills(config: RunConfig, faults: list[Fault], rng: random.Random) -> None:
+    """Gateway kills inside the outage (or else the slow periods), spread over its middle part."""
+    if not config.gateway_kills_in_outage:
+        return
+    hosts = [f for f in faults if f.kind == API_OUTAGE] or [f for f in faults if f.kind == API_SLOW]
+    if not hosts:
+        raise ValueError("gateway_kills_in_outage needs an API outage or a slow period")
+    for index in range(config.gateway_kills_in_outage):
+        host = hosts[index % len(hosts)]
+        host.nested.append(Fault(GATEWAY_KILL, 0, rng.uniform(0.2, 2.0), during=host.kind))
+    for host in hosts:
+        # Inside [10%, 80%] of the host's hold, one after the other, each with room to restart.
+        slot = host.hold * 0.7 / len(host.nested) if host.nested else 0
+        for number, kill in enumerate(host.nested):
+            start = host.hold * 0.1 + number * slot
+            kill.at = round(host.at + start + rng.uniform(0, max(0.0, slot - kill.hold - 3.0)), 1)
+
+
+def all_faults(faults: list[Fault]) -> list[Fault]:
+    """The planned faults with the ones nested inside others, in planned order."""
+    flat = [fault for top in faults for fault in (top, *top.nested)]
+    return sorted(flat, key=lambda fault: fault.at)
 
 
 def auto_stream_seconds(config: RunConfig, events: int) -> float:
@@ -179,7 +212,8 @@ class Report:
             "messages": self.script.stats.messages,
             "events": self.script.stats.events,
             "script": vars(self.script.stats),
-            "faults": [vars(fault) for fault in self.faults],
+            "faults": [{key: value for key, value in vars(fault).items() if key != "nested"}
+                       for fault in self.faults],
             "lost": self.lost,
             "duplicated": self.duplicated,
             "extra": len(check.extra) if check else None,
@@ -368,7 +402,7 @@ class FaultRun:
                 self.api.kill()
             else:
                 self.api.stop()
-            self._sleep_until(self._now() + fault.hold)
+            self._hold(fault)
             self._start_api()
             self._down.discard("ingest-api")
         elif fault.kind == DB_RESTART:
@@ -377,7 +411,7 @@ class FaultRun:
             self.db.start_again()
         elif fault.kind == API_SLOW:
             self.proxy.stall()
-            self._sleep_until(self._now() + fault.hold)
+            self._hold(fault)
             self.proxy.resume()
         elif fault.kind == DB_LOCK:
             asyncio.run(self._hold_table_lock(fault.hold))
@@ -385,6 +419,15 @@ class FaultRun:
             raise ValueError(fault.kind)
         fault.recovered = self._now()
         self.log(f"recovered from {fault.kind} after {fault.recovered - fault.started:.1f}s")
+
+    def _hold(self, fault: Fault) -> None:
+        """Keep `fault` up for its hold, injecting the faults nested in it at their moments."""
+        end = self._now() + fault.hold
+        late = fault.started - fault.at  # the host may start after its planned moment
+        for inner in fault.nested:
+            self._sleep_until(inner.at + late)
+            self.inject(inner)
+        self._sleep_until(end)
 
     async def _hold_table_lock(self, seconds: float) -> None:
         conn = await asyncpg.connect(self.db.url, timeout=10)
@@ -404,11 +447,11 @@ class FaultRun:
         script = build_script(config.seed, config.messages, base_time=config.base_time)
         stream_seconds = config.stream_seconds or auto_stream_seconds(config, script.stats.events)
         faults = plan_faults(config, stream_seconds)
-        report = Report(config=config, script=script, faults=faults, workdir=self.workdir)
+        report = Report(config=config, script=script, faults=all_faults(faults), workdir=self.workdir)
         self.log(f"seed {config.seed}, base time {config.base_time.isoformat()}, workdir {self.workdir}")
         self.log(f"{script.stats.messages} messages in {script.stats.events} events over {stream_seconds:.0f}s; "
                  f"planned faults:")
-        for fault in faults:
+        for fault in all_faults(faults):
             self.log(f"  {fault.describe()}")
         self.log(f"replay with: {config.replay_command()}")
         started = time.monotonic()
