@@ -235,6 +235,16 @@ async def test_pages_cover_everything_once(client: AsyncTestClient, seeded: list
     assert [i["title"] for i in filtered["data"]] == ["Parser de sinais"] and filtered["total"] == 2
 
 
+@pytest.mark.parametrize("term", ["gestão", "GESTÃO", "Gestão"])
+async def test_search_folds_case_beyond_ascii(client: AsyncTestClient, term: str) -> None:
+    # The test server's databases use the C locale, whose lower() leaves "Ã" alone.
+    item = await create(client, title="GESTÃO de risco", tags=["ÇÃO"])
+    other = await create(client, title="outra", description="sobre a gestão do caixa")
+    body = await listing(client, search=term)
+    assert [i["id"] for i in body["data"]] == [other["id"], item["id"]]
+    assert [i["id"] for i in (await listing(client, search="ção"))["data"]] == [item["id"]]
+
+
 @pytest.mark.parametrize(("params", "field"), [
     ({"limit": 0}, "limit"), ({"limit": 1001}, "limit"), ({"limit": "ten"}, "limit"), ({"offset": -1}, "offset"),
     ({"status": "done"}, "status"), ({"priority": "urgent"}, "priority"), ({"category": "Bug!"}, "category"),

@@ -45,10 +45,31 @@ def is_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, (DatabaseUnavailable, *_UNAVAILABLE))
 
 
+# Collations whose lower() folds all of Unicode (Ã → ã), best first: PostgreSQL 18's full
+# case mapping, 17's builtin C.UTF-8, then ICU. A database created with the C locale (the
+# embedded server's default) otherwise lower-cases ASCII only, and a search for "gestão" would
+# miss "GESTÃO".
+_SEARCH_COLLATIONS = ("pg_unicode_fast", "pg_c_utf8", "und-x-icu")
+FIND_COLLATION = """
+SELECT collname FROM pg_collation
+WHERE collname = ANY($1::text[]) AND collencoding IN (-1, pg_char_to_encoding('UTF8'))
+  AND (SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = current_database()) = 'UTF8'
+ORDER BY array_position($1::text[], collname::text)
+LIMIT 1
+"""
+
+
 class Database:
     def __init__(self, settings: DatabaseSettings) -> None:
         self.settings = settings
         self.pool: asyncpg.Pool | None = None
+        self._search_collation: str | None = None
+
+    async def search_collation(self, conn: asyncpg.Connection) -> str:
+        """The collation for case-insensitive search ("" = the database default), found once."""
+        if self._search_collation is None:
+            self._search_collation = await conn.fetchval(FIND_COLLATION, list(_SEARCH_COLLATIONS)) or ""
+        return self._search_collation
 
     async def open(self) -> None:
         self.pool = asyncpg.create_pool(

@@ -61,8 +61,9 @@ async def list_items(
     # An empty filter (`?status=`) means "any", as the old dashboard's "all" choice sent it.
     filters = ItemFilters(category=category or None, status=status or None, priority=priority or None,
                           search=search or None, limit=limit, offset=offset)
-    async with request.app.state.db.acquire() as conn:
-        items, total = await service.list_items(conn, filters)
+    db = request.app.state.db
+    async with db.acquire() as conn:
+        items, total = await service.list_items(conn, filters, await db.search_collation(conn))
     return ItemList(success=True, data=items, count=len(items), total=total, limit=limit, offset=offset)
 
 

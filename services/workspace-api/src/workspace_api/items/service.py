@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -12,23 +13,34 @@ from ..schemas import Item
 
 COLUMNS = "id, title, description, category, priority, status, tags, created_at, updated_at"
 
-_SEARCH = """($4::text IS NULL
-       OR strpos(lower(title), lower($4)) > 0
-       OR strpos(lower(description), lower($4)) > 0
-       OR EXISTS (SELECT 1 FROM unnest(tags) AS tag WHERE strpos(lower(tag), lower($4)) > 0))"""
-_FILTERS = f"""($1::text IS NULL OR category = $1)
+
+@functools.cache
+def search_queries(collation: str) -> tuple[str, str]:
+    """(LIST, COUNT) with a case-insensitive search under `collation` ("" = database default)."""
+    c = f' COLLATE "{collation}"' if collation else ""
+
+    def lower(expression: str) -> str:
+        return f"lower({expression}{c})"
+
+    search = f"""($4::text IS NULL
+       OR strpos({lower("title")}, {lower("$4")}) > 0
+       OR strpos({lower("description")}, {lower("$4")}) > 0
+       OR EXISTS (SELECT 1 FROM unnest(tags) AS tag WHERE strpos({lower("tag")}, {lower("$4")}) > 0))"""
+    filters = f"""($1::text IS NULL OR category = $1)
   AND ($2::text IS NULL OR status = $2)
   AND ($3::text IS NULL OR priority = $3)
-  AND {_SEARCH}"""
-
-LIST = f"""
+  AND {search}"""
+    list_sql = f"""
 SELECT {COLUMNS}, count(*) OVER () AS total
 FROM workspace.workspace_items
-WHERE {_FILTERS}
+WHERE {filters}
 ORDER BY created_at DESC, id DESC
 LIMIT $5 OFFSET $6
 """
-COUNT = f"SELECT count(*) FROM workspace.workspace_items WHERE {_FILTERS}"
+    count_sql = f"SELECT count(*) FROM workspace.workspace_items WHERE {filters}"
+    return list_sql, count_sql
+
+
 GET = f"SELECT {COLUMNS} FROM workspace.workspace_items WHERE id = $1"
 VERSION = "SELECT updated_at FROM workspace.workspace_items WHERE id = $1"
 
@@ -92,14 +104,15 @@ def _precondition_failed(current: Any) -> ApiError:
                     headers={"ETag": etag_for(current)})
 
 
-async def list_items(conn: Any, filters: ItemFilters) -> tuple[list[Item], int]:
+async def list_items(conn: Any, filters: ItemFilters, collation: str = "") -> tuple[list[Item], int]:
+    list_sql, count_sql = search_queries(collation)
     args = (filters.category, filters.status, filters.priority, filters.search)
-    records = await conn.fetch(LIST, *args, filters.limit, filters.offset)
+    records = await conn.fetch(list_sql, *args, filters.limit, filters.offset)
     if records:
         total = records[0]["total"]
     else:
         # Past the last page the window count has no row to ride on.
-        total = await conn.fetchval(COUNT, *args) if filters.offset else 0
+        total = await conn.fetchval(count_sql, *args) if filters.offset else 0
     items = [Item(**{k: v for k, v in r.items() if k != "total"}) for r in records]
     return items, total
 
