@@ -73,7 +73,7 @@ class ScriptedAPI:
     stored: Counter = field(default_factory=Counter)  # key -> times stored (must never exceed 1)
     answered: Counter = field(default_factory=Counter)  # key -> acknowledgements sent
     default: str = OK
-    timeout_sleep: float = 0.3
+    timeout_sleep: float = 1.0
 
     def then(self, *actions: str) -> "ScriptedAPI":
         self.script.extend(actions)
@@ -156,7 +156,7 @@ async def api():
 
 
 def publish_settings(url: str, **overrides) -> PublishSettings:
-    values = dict(endpoint=f"{url}/ingest", token="t" * 40, timeout_seconds=0.15, max_retry_attempts=3,
+    values = dict(endpoint=f"{url}/ingest", token="t" * 40, timeout_seconds=0.5, max_retry_attempts=3,
                   retry_delay_ms=10, batch_size=50)
     values.update(overrides)
     return PublishSettings(**values)
