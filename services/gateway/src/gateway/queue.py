@@ -31,7 +31,7 @@ import logging
 import os
 import time
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -138,14 +138,17 @@ class QueueFiles:
         return self.path.with_name(self.path.name + ".tmp")
 
 
-def _read_lines(path: Path) -> tuple[list[bytes], bytes]:
-    """Complete lines and the torn tail (bytes after the last newline, usually empty)."""
+def _iter_lines(path: Path) -> Iterator[tuple[int, bytes, bool]]:
+    """(line number, line without its newline, complete?) — streamed, so a large queue is never
+    held twice in memory. Only the last line can be incomplete (a torn write)."""
     try:
-        data = path.read_bytes()
+        fh = open(path, "rb")
     except FileNotFoundError:
-        return [], b""
-    *lines, tail = data.split(b"\n")
-    return lines, tail
+        return
+    with fh:
+        for number, line in enumerate(fh, start=1):
+            complete = line.endswith(b"\n")
+            yield number, line[:-1] if complete else line, complete
 
 
 def _decode_record(line: bytes) -> QueueRecord | str:
@@ -160,10 +163,9 @@ def _decode_record(line: bytes) -> QueueRecord | str:
 
 
 def _read_acks(path: Path) -> tuple[set[int], int]:
-    lines, tail = _read_lines(path)
     acked: set[int] = set()
     bad = 0
-    for line in lines + ([tail] if tail else []):
+    for _, line, _ in _iter_lines(path):
         if not line.strip():
             continue
         try:
@@ -250,33 +252,25 @@ class DurableQueue:
         if report.bad_ack_lines:
             # Ack lines are not data: losing one means a record is sent again and deduplicated.
             report.problems.append(f"{report.bad_ack_lines} unreadable ack line(s) ignored (records will be re-sent)")
-        lines, tail = _read_lines(self.files.path)
         bad: list[QuarantinedLine] = []
         now = time.time()
         max_seq = max(acked, default=0)
-        for number, line in enumerate(lines, start=1):
+        for number, line, complete in _iter_lines(self.files.path):
             if not line.strip():
                 continue
             record = _decode_record(line)
             if isinstance(record, str):
+                # A last line without its newline is a write the process never finished; a
+                # complete-but-checksummed one is delivered like any other (only the newline is missing).
+                problem = record if complete else "torn last line (no newline: the process stopped mid-write)"
                 bad.append(QuarantinedLine(found_at=now, source=self.files.path.name, line_number=number,
-                                           problem=record, line=line.decode("utf-8", "backslashreplace")))
+                                           problem=problem, line=line.decode("utf-8", "backslashreplace")))
                 continue
             max_seq = max(max_seq, record.seq)
             if record.seq in acked:
                 report.acknowledged += 1
             else:
                 self._pending[record.seq] = record
-        tail_record = _decode_record(tail) if tail.strip() else None
-        if isinstance(tail_record, QueueRecord):
-            # Complete and checksummed, only its newline is missing: deliver it.
-            max_seq = max(max_seq, tail_record.seq)
-            if tail_record.seq not in acked:
-                self._pending[tail_record.seq] = tail_record
-        elif tail_record is not None:
-            bad.append(QuarantinedLine(found_at=now, source=self.files.path.name, line_number=len(lines) + 1,
-                                       problem="torn last line (no newline: the process stopped mid-write)",
-                                       line=tail.decode("utf-8", "backslashreplace")))
         if bad:
             self._append_durably(self.files.quarantine, b"".join(_encoder.encode(item) + b"\n" for item in bad))
             for item in bad:
@@ -413,7 +407,13 @@ class DurableQueue:
                 fh.close()
         self._queue_fh = self._ack_fh = None
         with open(self.files.tmp, "wb") as fh:
-            fh.write(b"".join(_encoder.encode(r) + b"\n" for r in self._pending.values()))
+            chunk: list[bytes] = []
+            for record in self._pending.values():  # in chunks: no second copy of a large queue
+                chunk.append(_encoder.encode(record) + b"\n")
+                if len(chunk) == 1000:
+                    fh.write(b"".join(chunk))
+                    chunk.clear()
+            fh.write(b"".join(chunk))
             fh.flush()
             if self._fsync:
                 os.fsync(fh.fileno())
@@ -489,17 +489,17 @@ def inspect_queue(path: Path | str) -> QueueSnapshot:
     # Acks first: a compaction renames the queue before it empties the acks, so the acks read
     # here cover every acknowledged record of whichever queue file is read next.
     acked, _ = _read_acks(files.acks)
-    lines, tail = _read_lines(files.path)
     depth = 0
-    # While the owner runs, bytes after the last newline are a write in progress, not damage.
-    unreadable = 1 if tail.strip() and not locked else 0
+    unreadable = 0
     oldest = None
-    for line in lines:
+    for _, line, complete in _iter_lines(files.path):
         if not line.strip():
             continue
         record = _decode_record(line)
         if isinstance(record, str):
-            unreadable += 1
+            # While the owner runs, a last line without its newline is a write in progress.
+            if complete or not locked:
+                unreadable += 1
         elif record.seq not in acked:
             depth += 1
             oldest = record.queued_at if oldest is None else min(oldest, record.queued_at)
