@@ -37,13 +37,17 @@ def _string(min_length: int, max_length: int, **extra) -> Schema:
 
 
 _SLUG = _string(1, v.CATEGORY_NAME_MAX, pattern=v.SLUG.pattern)
+# Any Unicode but NUL (PostgreSQL text cannot hold it); "non-blank" needs one non-space character.
+_NO_NUL = r"^[^\x00]*$"
+_NOT_BLANK = r"^[^\x00]*[^\s\x00][^\x00]*$"
 ITEM_PROPERTIES = {
-    "title": _string(1, v.TITLE_MAX),
-    "description": Schema(one_of=[_string(0, v.DESCRIPTION_MAX), Schema(type=OpenAPIType.NULL)]),
+    "title": _string(1, v.TITLE_MAX, pattern=_NOT_BLANK),
+    "description": Schema(one_of=[_string(0, v.DESCRIPTION_MAX, pattern=_NO_NUL), Schema(type=OpenAPIType.NULL)]),
     "category": Schema(**{**_SLUG.__dict__, "description": "slug of an active category"}),
     "priority": Schema(type=OpenAPIType.STRING, enum=list(v.PRIORITIES), default="medium"),
     "status": Schema(type=OpenAPIType.STRING, enum=list(v.STATUSES), default="new"),
-    "tags": Schema(type=OpenAPIType.ARRAY, items=_string(1, v.TAG_MAX), max_items=v.TAGS_MAX),
+    "tags": Schema(one_of=[Schema(type=OpenAPIType.ARRAY, items=_string(1, v.TAG_MAX, pattern=_NO_NUL),
+                                  max_items=v.TAGS_MAX), Schema(type=OpenAPIType.NULL)]),
 }
 ITEM_CREATE = Schema(title="ItemCreate", type=OpenAPIType.OBJECT, required=["title", "category"],
                      properties=ITEM_PROPERTIES)
@@ -51,8 +55,8 @@ ITEM_UPDATE = Schema(title="ItemUpdate", type=OpenAPIType.OBJECT, min_properties
                      description="Only the given fields change; updatedAt always moves forward")
 CATEGORY_PROPERTIES = {
     "name": _SLUG,
-    "displayName": _string(1, v.DISPLAY_NAME_MAX),
-    "description": _string(0, v.CATEGORY_DESCRIPTION_MAX),
+    "displayName": _string(1, v.DISPLAY_NAME_MAX, pattern=_NOT_BLANK),
+    "description": _string(0, v.CATEGORY_DESCRIPTION_MAX, pattern=_NO_NUL),
     "color": Schema(type=OpenAPIType.STRING, pattern=v.COLOR.pattern, default="#6B7280"),
     "displayOrder": Schema(type=OpenAPIType.INTEGER, minimum=-v.INT32, maximum=v.INT32, default=0),
     "isActive": Schema(type=OpenAPIType.BOOLEAN, default=True),

@@ -17,7 +17,8 @@ MAX_BODY_BYTES = 64 * 1024
 _PATH = "/api/categories"
 _ONE = "/api/categories/{name:str}"
 _TAGS = ["categories"]
-Name = Annotated[str, PathParameter(description="the category's slug")]
+Name = Annotated[str, PathParameter(description="the category's slug (anything else: 400)",
+                                    schema_extra={"pattern": r"^[a-z0-9-]{1,100}$"})]
 _ERRORS = {400: openapi.VALIDATION, 404: openapi.NOT_FOUND, 503: openapi.UNAVAILABLE}
 
 

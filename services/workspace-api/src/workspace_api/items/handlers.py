@@ -21,9 +21,11 @@ PATHS = ["/api/items", "/items"]
 ITEM_PATHS = ["/api/items/{item_id:str}", "/items/{item_id:str}"]
 _ETAG = [ResponseHeader(name="ETag", description="the item's version (from updatedAt); send it back in If-Match",
                         documentation_only=True)]
-IfMatchHeader = Annotated[str | None, HeaderParameter(name="If-Match", required=False,
-                                                      description="ETag of the version being changed; 412 if it is stale")]
-ItemId = Annotated[str, PathParameter(description="the item's UUID (anything else: 400)")]
+IfMatchHeader = Annotated[str | None, HeaderParameter(
+    name="If-Match", required=False, description="ETag of the version being changed; 412 if it is stale",
+    schema_extra={"pattern": r'^(\*|(W/)?"[0-9]{1,18}"(\s*,\s*(W/)?"[0-9]{1,18}")*)$'})]
+ItemId = Annotated[str, PathParameter(description="the item's UUID (anything else: 400)",
+                                      schema_extra={"format": "uuid"})]
 _TAGS = ["items"]
 
 
