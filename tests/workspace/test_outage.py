@@ -1,0 +1,81 @@
+"""A database outage: 503 while PostgreSQL is down, normal answers as soon as it is back.
+
+Uses its own embedded PostgreSQL, so stopping it disturbs no other test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from tests.workspace.conftest import settings_for
+from ts_common import embedded_pg
+from ts_common.embedded_pg import EmbeddedPostgres
+from ts_common.migrations import migrate_url
+from workspace_api.app import create_app
+
+
+def _port_is_free_reusable(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+@pytest.fixture
+def own_postgres(monkeypatch: pytest.MonkeyPatch) -> Iterator[EmbeddedPostgres]:
+    # start() probes its port without SO_REUSEADDR, so right after a stop the server's TIME_WAIT
+    # sockets would make it move to another port; PostgreSQL binds with SO_REUSEADDR, so probing
+    # the same way keeps the URL the app was given.
+    monkeypatch.setattr(embedded_pg, "_port_is_free", _port_is_free_reusable)
+    root = Path(tempfile.mkdtemp(prefix="tspg-ws-"))
+    root.chmod(0o755)  # as root, the server runs as its own user and must reach the folder
+    pg = EmbeddedPostgres(root / "data").start()
+    try:
+        yield pg
+    finally:
+        pg.destroy()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+async def _eventually(client: AsyncTestClient, path: str, status: int, timeout: float = 20) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while (await client.get(path)).status_code != status:
+        assert asyncio.get_running_loop().time() < deadline, f"{path} never answered {status}"
+        await asyncio.sleep(0.2)
+
+
+async def test_503_while_down_then_recovers(own_postgres: EmbeddedPostgres) -> None:
+    url = own_postgres.url_for("postgres")
+    await migrate_url(url)
+    async with AsyncTestClient(app=create_app(settings_for(url))) as client:
+        created = await client.post("/api/items", json={"title": "antes da queda", "category": "bug"})
+        assert created.status_code == 201
+        item_id = created.json()["data"]["id"]
+
+        await asyncio.to_thread(own_postgres.stop)
+        assert (await client.get("/api/health")).status_code == 503
+        assert (await client.get("/ready")).status_code == 503
+        down = await client.get(f"/api/items/{item_id}")
+        assert down.status_code == 503 and down.json()["error"] == "Database connection failed"
+        assert (await client.put(f"/api/items/{item_id}", json={"title": "x"})).status_code == 503
+        assert "workspace_db_connection_status 0.0" in (await client.get("/metrics")).text
+
+        port = own_postgres.port
+        await asyncio.to_thread(own_postgres.start)
+        assert own_postgres.port == port
+        await _eventually(client, "/api/health", 200)
+        back = await client.get(f"/api/items/{item_id}")
+        assert back.status_code == 200 and back.json()["data"]["title"] == "antes da queda"
+        assert (await client.post("/api/items", json={"title": "depois", "category": "bug"})).status_code == 201
+        assert "workspace_db_connection_status 1.0" in (await client.get("/metrics")).text
