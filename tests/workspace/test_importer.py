@@ -166,6 +166,8 @@ def test_missing_file_is_a_clean_no_op(tmp_path: Path, capsys) -> None:
     (b"\xff\xfe garbage", "is not UTF-8 text"),
     (b'{"items": {"a": 1}}', '"items" must be a list'),
     (b'"just a string"', 'must hold a JSON object with "items" and "categories" lists'),
+    (b'{"items": [' + b"[" * 100_000 + b"]}", "nested too deeply"),
+    (b'{"items": [' + b"9" * 5000 + b"]}", "is not usable"),
 ])
 def test_corrupt_file_is_a_clear_error(tmp_path: Path, database_url: str, capsys, content: bytes, message: str) -> None:
     path = tmp_path / "library.json"

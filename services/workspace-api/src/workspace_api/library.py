@@ -64,6 +64,8 @@ def read_library(path: Path) -> tuple[list[Any], list[Any]]:
         raise LibraryError(f"{path} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
     except RecursionError:
         raise LibraryError(f"{path} is not usable: JSON nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer longer than Python's 4,300-digit limit
+        raise LibraryError(f"{path} is not usable: {exc}") from None
     if isinstance(data, list):  # a bare list of items
         return data, []
     if not isinstance(data, dict):

@@ -54,7 +54,7 @@ def decode_object(body: bytes) -> dict[str, Any]:
         raise BodyError(FieldProblem("body", f"is not valid UTF-8 ({exc.reason}: byte {bad} at offset {exc.start})")) from None
     try:
         value = msgspec.json.decode(body)
-    except msgspec.DecodeError as exc:
+    except msgspec.MsgspecError as exc:  # malformed, or a number out of range (1e400)
         raise BodyError(FieldProblem("body", f"is not valid JSON ({exc})")) from None
     except RecursionError:
         raise BodyError(FieldProblem("body", "is nested too deeply")) from None
