@@ -25,6 +25,7 @@ def crash(queue: DurableQueue) -> None:
         if fh is not None:
             fh.close()
     queue._queue_fh = queue._ack_fh = queue._lock_fh = None
+    queue._close_reader()
 
 
 def reopen(path: Path) -> DurableQueue:

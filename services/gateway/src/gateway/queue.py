@@ -138,17 +138,23 @@ class QueueFiles:
         return self.path.with_name(self.path.name + ".tmp")
 
 
-def _iter_lines(path: Path) -> Iterator[tuple[int, bytes, bool]]:
-    """(line number, line without its newline, complete?) — streamed, so a large queue is never
-    held twice in memory. Only the last line can be incomplete (a torn write)."""
+def _iter_lines(path: Path) -> Iterator[tuple[int, int, bytes, bool]]:
+    """(line number, byte offset, line without its newline, complete?) — streamed, so a large
+    queue is never held in memory. Only the last line can be incomplete (a torn write)."""
     try:
         fh = open(path, "rb")
     except FileNotFoundError:
         return
+    offset = 0
     with fh:
         for number, line in enumerate(fh, start=1):
             complete = line.endswith(b"\n")
-            yield number, line[:-1] if complete else line, complete
+            yield number, offset, line[:-1] if complete else line, complete
+            offset += len(line)
+
+
+class QueueCorrupted(RuntimeError):
+    """A pending line changed on disk after it was checked (the next start quarantines it)."""
 
 
 def _decode_record(line: bytes) -> QueueRecord | str:
@@ -165,7 +171,7 @@ def _decode_record(line: bytes) -> QueueRecord | str:
 def _read_acks(path: Path) -> tuple[set[int], int]:
     acked: set[int] = set()
     bad = 0
-    for _, line, _ in _iter_lines(path):
+    for _, _, line, _ in _iter_lines(path):
         if not line.strip():
             continue
         try:
@@ -186,7 +192,10 @@ class DurableQueue:
     def __init__(self, path: Path | str, *, fsync: bool = True) -> None:
         self.files = QueueFiles(Path(path))
         self._fsync = fsync
-        self._pending: dict[int, QueueRecord] = {}
+        # seq -> (offset, length) of its line in the queue file. Payloads stay on disk and are
+        # read back in batches: a long outage's backlog costs a few dozen bytes a record in memory.
+        self._pending: dict[int, tuple[int, int]] = {}
+        self._read_fd: int | None = None
         self._next_seq = 1
         self._acked_in_file = 0
         self._queue_fh = None
@@ -235,6 +244,7 @@ class DurableQueue:
                 os.fsync(fh.fileno())
                 fh.close()
         self._queue_fh = self._ack_fh = None
+        self._close_reader()
         fcntl.flock(self._lock_fh, fcntl.LOCK_UN)
         self._lock_fh.close()
         self._lock_fh = None
@@ -255,7 +265,7 @@ class DurableQueue:
         bad: list[QuarantinedLine] = []
         now = time.time()
         max_seq = max(acked, default=0)
-        for number, line, complete in _iter_lines(self.files.path):
+        for number, offset, line, complete in _iter_lines(self.files.path):
             if not line.strip():
                 continue
             record = _decode_record(line)
@@ -270,7 +280,7 @@ class DurableQueue:
             if record.seq in acked:
                 report.acknowledged += 1
             else:
-                self._pending[record.seq] = record
+                self._pending[record.seq] = (offset, len(line))
         if bad:
             self._append_durably(self.files.quarantine, b"".join(_encoder.encode(item) + b"\n" for item in bad))
             for item in bad:
@@ -312,8 +322,10 @@ class DurableQueue:
             self._next_seq = records[0].seq
             self._truncate_queue_file(start)
             raise
-        for record in records:
-            self._pending[record.seq] = record
+        position = start
+        for record, chunk in zip(records, chunks):
+            self._pending[record.seq] = (position, len(chunk) - 1)
+            position += len(chunk)
         return records
 
     def ack(self, seqs: Sequence[int]) -> None:
@@ -349,16 +361,16 @@ class DurableQueue:
     # -- reading -----------------------------------------------------------------------------
 
     def pending(self, limit: int | None = None) -> list[QueueRecord]:
-        """The oldest pending records first."""
+        """The oldest pending records first (read back from the file and checksummed again)."""
         out = []
-        for record in self._pending.values():
+        for seq, (offset, length) in self._pending.items():
             if limit is not None and len(out) >= limit:
                 break
-            out.append(record)
+            out.append(self._read_record(seq, offset, length))
         return out
 
     def pending_keys(self) -> set[str]:
-        return {record.key for record in self._pending.values()}
+        return {record.key for record in self.pending()}
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -368,6 +380,23 @@ class DurableQueue:
         return len(self._pending)
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _read_line(self, offset: int, length: int) -> bytes:
+        if self._read_fd is None:
+            self._read_fd = os.open(self.files.path, os.O_RDONLY)
+        return os.pread(self._read_fd, length, offset)
+
+    def _read_record(self, seq: int, offset: int, length: int) -> QueueRecord:
+        record = _decode_record(self._read_line(offset, length))
+        if isinstance(record, str) or record.seq != seq:
+            raise QueueCorrupted(f"{self.files.path}: the line of record {seq} at byte {offset} changed on disk "
+                                 f"({record if isinstance(record, str) else 'another record'}); restart to quarantine it")
+        return record
+
+    def _close_reader(self) -> None:
+        if self._read_fd is not None:
+            os.close(self._read_fd)
+            self._read_fd = None
 
     def _queue_file(self):
         if self._queue_fh is None:
@@ -406,10 +435,15 @@ class DurableQueue:
             if fh is not None:
                 fh.close()
         self._queue_fh = self._ack_fh = None
+        moved: dict[int, tuple[int, int]] = {}
+        position = 0
         with open(self.files.tmp, "wb") as fh:
             chunk: list[bytes] = []
-            for record in self._pending.values():  # in chunks: no second copy of a large queue
-                chunk.append(_encoder.encode(record) + b"\n")
+            for seq, (offset, length) in self._pending.items():  # copied line by line, in order
+                line = self._read_line(offset, length)
+                chunk.append(line + b"\n")
+                moved[seq] = (position, length)
+                position += length + 1
                 if len(chunk) == 1000:
                     fh.write(b"".join(chunk))
                     chunk.clear()
@@ -418,6 +452,8 @@ class DurableQueue:
             if self._fsync:
                 os.fsync(fh.fileno())
         os.replace(self.files.tmp, self.files.path)
+        self._close_reader()
+        self._pending = moved
         if self._fsync:
             _fsync_dir(self.files.path.parent)
         # Only now may the acks go: the file no longer holds any acknowledged record.
@@ -492,7 +528,7 @@ def inspect_queue(path: Path | str) -> QueueSnapshot:
     depth = 0
     unreadable = 0
     oldest = None
-    for _, line, complete in _iter_lines(files.path):
+    for _, _, line, complete in _iter_lines(files.path):
         if not line.strip():
             continue
         record = _decode_record(line)
