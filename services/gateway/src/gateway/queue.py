@@ -10,6 +10,9 @@ Files, all beside `FAILURE_QUEUE_PATH` (default `./data/failure-queue.jsonl`):
 - `failure-queue.quarantine.jsonl`   torn or corrupt lines found at start, kept verbatim-ish.
 - `failure-queue.jsonl.lock`  an flock held by the one process that owns the queue.
 
+In memory the queue keeps only each pending record's position in the file; payloads are read back
+(and checksummed again) a batch at a time, so a long outage's backlog costs little memory.
+
 Why this is crash-safe:
 - append = write + fsync before anyone may publish the record (write-ahead);
 - ack = append + fsync of the ack line *after* the API answered stored/duplicate; a crash
