@@ -56,3 +56,32 @@ def test_item_survives_the_round_trip(live: Server, item: dict, change: dict) ->
         assert after == updated.json()["data"]
         assert {k: after[k] for k in expected} == {**expected, **change}
         assert after["createdAt"] == stored["createdAt"] and moment(after["updatedAt"]) > moment(stored["updatedAt"])
+
+
+# Any JSON at all (including the right keys with wrong values) in a body: a 2xx or a 4xx naming
+# the problem, never a 5xx.
+_json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=30)
+_json = st.recursive(_json_scalars, lambda inner: st.lists(inner, max_size=4)
+                     | st.dictionaries(st.text(max_size=10), inner, max_size=4), max_leaves=12)
+_keys = st.sampled_from(["title", "description", "category", "priority", "status", "tags", "name", "displayName",
+                         "color", "displayOrder", "isActive", "id"])
+bodies = st.dictionaries(_keys, _json | st.sampled_from(["bug", "high", "new", "x", "", "#FFFFFF"]), max_size=8) | _json
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=bodies, target=st.sampled_from(["POST /api/items", "PUT item", "POST /api/categories",
+                                             "PUT /api/categories/other"]))
+def test_any_json_body_is_answered_without_a_server_error(live: Server, body, target: str) -> None:
+    with httpx.Client(base_url=live.url, timeout=10) as http:
+        if target == "PUT item":
+            item_id = http.post("/api/items", json={"title": "alvo", "category": "other"}).json()["data"]["id"]
+            response = http.put(f"/api/items/{item_id}", json=body)
+        else:
+            method, path = target.split(" ")
+            response = http.request(method, path, json=body)
+        assert response.status_code < 500, response.text
+        payload = response.json()
+        if response.status_code == 400:
+            assert payload["error"] == "Validation failed" and payload["details"]
+        else:
+            assert payload["success"] is (response.status_code < 300)
