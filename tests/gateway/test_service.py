@@ -109,10 +109,11 @@ class HistorySource:
 
     async def close(self) -> None:
         self._connected = False
+        self.live.put_nowait(None)
 
     async def events(self) -> AsyncIterator[SourceBatch]:
-        while True:
-            yield await self.live.get()
+        while (batch := await self.live.get()) is not None:
+            yield batch
 
     async def commit(self, checkpoint) -> None:
         pass
@@ -157,6 +158,23 @@ async def test_backfill_at_start_and_after_reconnect_moves_the_cursor(tmp_path, 
     gateway.stop()
     await asyncio.wait_for(run, 10)
     assert CursorStore(tmp_path / "cursors.json").load() == {channel: 6}
+
+
+async def test_stop_still_queues_the_events_the_source_already_received(tmp_path, api, make_publisher) -> None:
+    api.default = UNAVAILABLE
+    source = HistorySource({})
+    gateway = build(tmp_path, source, await make_publisher(api.url, max_retry_attempts=0))
+    run = asyncio.create_task(gateway.run())
+    await wait_for(lambda: gateway.state.ready)
+    payloads = [new(i) for i in range(1, 6)]
+    for payload in payloads:  # received, not yet handed over...
+        source.live.put_nowait(SourceBatch(items=[(str(idempotency_key(payload)), encode_payload(payload))]))
+    gateway.stop()  # ...when SIGTERM arrives
+    assert await asyncio.wait_for(run, 10) == 0
+    queue = DurableQueue(tmp_path / "queue.jsonl")
+    queue.open()
+    assert sorted(r.key for r in queue.pending()) == sorted(str(idempotency_key(p)) for p in payloads)
+    queue.close()
 
 
 async def test_health_ready_and_metrics(tmp_path, api, make_publisher) -> None:

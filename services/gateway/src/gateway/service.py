@@ -115,10 +115,10 @@ class Gateway:
     # -- live events -------------------------------------------------------------------------
 
     async def _follow(self) -> None:
+        # Runs until the source's events end (after `close()`, once it has handed over what it
+        # had already received): on SIGTERM those events still reach the durable queue.
         async for batch in self.source.events():
             await self.enqueue(batch)
-            if self._stop.is_set():
-                break
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -165,8 +165,12 @@ class Gateway:
                 await self.source.close()
             except Exception:  # noqa: BLE001 - closing must not keep the queue from being flushed
                 log.exception("closing the source failed")
-            for task in tasks:
-                task.cancel()
+            if tasks:
+                follower, backfiller = tasks
+                backfiller.cancel()  # safe anywhere: a cursor moves only after its page is queued
+                # Let the source hand over the events it already received, briefly.
+                await asyncio.wait({follower}, timeout=2.0)
+                follower.cancel()
             await stop_when_idle(self.drainer, drainer, shutdown_grace)
             await asyncio.gather(*tasks, drainer, stop_wait, return_exceptions=True)
             self.queue.close()
