@@ -331,3 +331,18 @@ async def _count(url: str) -> int:
         return await conn.fetchval("SELECT count(*) FROM tp_capital.forwarded_messages")
     finally:
         await conn.close()
+
+
+def test_backlog_is_measured_until_the_queue_is_back_to_live_levels() -> None:
+    from tests.reliability.harness.run import Fault, QueueMonitor
+
+    monitor = QueueMonitor.__new__(QueueMonitor)
+    monitor.samples = [(10.0, 0), (11.0, 300), (12.0, 900), (13.0, 400), (14.0, 20), (15.0, 0),
+                       (20.0, 500), (21.0, 600), (22.0, 700)]
+    kill = Fault("api_kill", 9.0, 2.0, started=9.0, recovered=11.0)
+    outage = Fault("api_outage", 19.0, 5.0, started=19.0, recovered=20.0)
+    nested = Fault("gateway_kill", 20.5, 1.0, started=20.5, recovered=21.5, during="api_outage")
+    first, second = monitor.backlogs([kill, outage, nested], live_level=50)
+    assert (first.fault, first.depth, first.drained_after) == ("api_kill", 900, 3.0)
+    # Cut short by the gateway kill at +20.5: not "drained", never a number from after it.
+    assert (second.fault, second.depth, second.drained_after) == ("api_outage", 500, None)

@@ -171,9 +171,9 @@ def gateway(port: int, source: Path, api_url: str, token: str, workdir: Path, lo
     )
 
 
-def gateway_health(port: int) -> dict | None:
+def gateway_health(port: int, timeout: float = 2.0) -> dict | None:
     try:
-        response = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2.0)
+        response = httpx.get(f"http://127.0.0.1:{port}/health", timeout=timeout)
         return response.json()
     except (httpx.HTTPError, ValueError):
         return None

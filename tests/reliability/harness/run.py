@@ -171,6 +171,52 @@ def auto_stream_seconds(config: RunConfig, events: int) -> float:
 
 
 @dataclass
+class Backlog:
+    fault: str
+    recovered_at: float  # seconds after the stream started
+    depth: int  # queue depth when the API came back (the largest seen in the next seconds)
+    drained_after: float | None  # seconds from recovery until the queue was back to live levels
+
+    def describe(self) -> str:
+        after = f"{self.drained_after:.1f}s" if self.drained_after is not None else "- (the next fault began first)"
+        return f"after {self.fault} (back at +{self.recovered_at:.1f}s): {self.depth} queued, drained in {after}"
+
+
+class QueueMonitor(threading.Thread):
+    """Samples the gateway's queueDepth twice a second (whatever port the current gateway has)."""
+
+    def __init__(self, run: "FaultRun") -> None:
+        super().__init__(name="queue-monitor", daemon=True)
+        self.run_ = run
+        self.samples: list[tuple[float, int]] = []
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.wait(0.5):
+            health = processes.gateway_health(self.run_.gateway_port, timeout=0.5)
+            if health is not None and isinstance(health.get("queueDepth"), int):
+                self.samples.append((self.run_._now(), health["queueDepth"]))
+
+    def stop(self) -> None:
+        self._halt.set()
+
+    def backlogs(self, faults: list[Fault], live_level: int) -> list[Backlog]:
+        """For each API or database fault: the backlog when it ended and the time until the queue
+        was back at `live_level`, looked for until the next fault began (None: it began first)."""
+        found = []
+        starts = sorted(f.started for f in faults if f.started is not None)
+        for fault in faults:
+            if fault.kind not in (API_KILL, API_OUTAGE, API_SLOW, DB_LOCK, DB_RESTART) or fault.recovered is None:
+                continue
+            until = next((start for start in starts if start > fault.recovered), float("inf"))
+            after = [(t, depth) for t, depth in self.samples if fault.recovered <= t < until]
+            depth = max((d for t, d in after if t <= fault.recovered + 5), default=0)
+            drained = next((t - fault.recovered for t, d in after if d <= live_level), None)
+            found.append(Backlog(fault.kind, fault.recovered, depth, drained))
+        return found
+
+
+@dataclass
 class Report:
     config: RunConfig
     script: Script
@@ -189,6 +235,10 @@ class Report:
     dead_letters: int = 0
     quarantined: int = 0
     workdir: Path | None = None
+    # The gateway's queue depth over the run (from /health): the largest backlog and, after each
+    # API fault, how long the backlog took to drain once the API was back.
+    peak_queue_depth: int = 0
+    backlogs: list["Backlog"] = field(default_factory=list)
 
     @property
     def lost(self) -> int:
@@ -228,6 +278,8 @@ class Report:
             "unexpected_exits": self.unexpected_exits,
             "token_leaks": self.token_leaks,
             "dead_letters": self.dead_letters,
+            "peak_queue_depth": self.peak_queue_depth,
+            "backlogs": [vars(backlog) for backlog in self.backlogs],
             "quarantined": self.quarantined,
             "ok": self.ok,
             "replay": self.config.replay_command(),
@@ -259,6 +311,8 @@ class Report:
         lines.append(f"time to drain: {drain}  stream: {self.stream_seconds:.1f}s  total: {self.total_seconds:.1f}s")
         lines.append(f"gateway health at the end: {self.gateway_health}")
         lines.append(f"gateway dead letters: {self.dead_letters}  quarantined lines: {self.quarantined}")
+        lines.append(f"gateway queue: peak {self.peak_queue_depth} queued")
+        lines += [f"  backlog {backlog.describe()}" for backlog in self.backlogs]
         if self.unexpected_exits:
             lines.append(f"unexpected exits: {self.unexpected_exits}")
         if self.token_leaks:
@@ -455,11 +509,14 @@ class FaultRun:
             self.log(f"  {fault.describe()}")
         self.log(f"replay with: {config.replay_command()}")
         started = time.monotonic()
+        monitor: QueueMonitor | None = None
         try:
             self.setup()
             writer = SourceWriter(self.source, script.lines(), stream_seconds)
             self._stream_t0 = time.monotonic()
             writer.start()
+            monitor = QueueMonitor(self)
+            monitor.start()
             for fault in faults:
                 self._sleep_until(fault.at)
                 self.inject(fault)
@@ -472,6 +529,11 @@ class FaultRun:
         finally:
             report.total_seconds = time.monotonic() - started
             report.unexpected_exits = list(self.unexpected_exits)
+            if monitor is not None:
+                monitor.stop()
+                report.peak_queue_depth = max((depth for _, depth in monitor.samples), default=0)
+                # "Live level": what the steady stream keeps queued (a second's worth of events).
+                report.backlogs = monitor.backlogs(report.faults, live_level=int(config.events_per_second))
             try:
                 self.teardown()
             finally:
