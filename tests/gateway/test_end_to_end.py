@@ -7,6 +7,7 @@ The file source is a JSONL of contract payloads (for tests and fault injection; 
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -170,3 +171,31 @@ def test_wrong_token_keeps_messages_queued_and_raises_the_alert(api, database_ur
         gateway.stop()
     assert fetch(database_url, "SELECT count(*) AS n FROM tp_capital.forwarded_messages")[0]["n"] == 0
     assert "not-the-token-xxxxxxxx" not in (tmp_path / "gateway.log").read_text()  # at most 8 characters logged
+
+
+def test_gateway_and_api_spans_share_one_trace(database_url: str, tmp_path: Path) -> None:
+    tracing = dict(OTEL_SDK_DISABLED="false", OTEL_TRACES_EXPORTER="console", OTEL_BSP_SCHEDULE_DELAY="50")
+    api_port, port = processes.free_ports(2)
+    api = processes.ingest_api(api_port, database_url, TOKEN, tmp_path / "ingest-api.log", **tracing)
+    api.start()
+    events = tmp_path / "events.jsonl"
+    append(events, [new(1)])
+    workdir = tmp_path / "gateway"
+    workdir.mkdir()
+    gateway = processes.gateway(port, events, f"http://127.0.0.1:{api_port}/ingest", TOKEN, workdir,
+                                tmp_path / "gateway.log", **tracing)
+    try:
+        gateway.start()
+        wait_until(lambda: (processes.gateway_health(port) or {}).get("lastPublishAt") is not None, what="publish")
+        gateway.stop()
+        wait_until(lambda: '"gateway.publish"' in (tmp_path / "gateway.log").read_text(), what="gateway span")
+        log = (tmp_path / "gateway.log").read_text()
+        trace_ids = set(re.findall(r'"trace_id": "0x([0-9a-f]{32})"', log))
+        publish = log[log.index('"name": "gateway.publish"'):]
+        publish_trace = re.search(r'"trace_id": "0x([0-9a-f]{32})"', publish).group(1)
+        assert publish_trace in trace_ids
+        wait_until(lambda: publish_trace in (tmp_path / "ingest-api.log").read_text(), timeout=20,
+                   what="the API's span in the gateway's trace")
+    finally:
+        gateway.stop()
+        api.stop()
