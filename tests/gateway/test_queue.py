@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from contracts import decode_payload, idempotency_key
+from contracts import decode_payload
 from gateway.queue import DurableQueue, QueueLocked, inspect_queue
 
 from .conftest import new

@@ -86,7 +86,7 @@ class PublishSettings:
             batch_size=env_int("PUBLISH_BATCH_SIZE", 500),
             drain_backoff_max_seconds=float(env_int("DRAIN_BACKOFF_MAX_SECONDS", 300)),
         )
-        settings.base_url  # validates the URL
+        _base_url(settings.endpoint)  # validates the URL (raises ConfigError)
         if settings.max_retry_attempts < 0 or settings.retry_delay_ms < 0:
             raise ConfigError("MAX_RETRY_ATTEMPTS and RETRY_DELAY_MS must not be negative")
         if not 1 <= settings.batch_size <= 1000:
