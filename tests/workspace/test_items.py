@@ -136,6 +136,7 @@ async def test_each_rule(client: AsyncTestClient, body: dict, field: str, messag
     (b"{not json", "is not valid JSON"), (b"[1, 2]", "must be a JSON object"), (b"", "is not valid JSON"),
     (b"[" * 100_000, "nested too deeply"),
     (b'{"title": 1e400, "category": "bug"}', "Number out of range"),
+    (b'{"title": "a\\ud800b", "category": "bug"}', "is not valid JSON"),  # a lone surrogate
 ])
 async def test_body_that_is_not_an_object(client: AsyncTestClient, raw: bytes, message: str) -> None:
     response = await client.post("/api/items", content=raw, headers={"content-type": "application/json"})
