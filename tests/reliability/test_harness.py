@@ -346,3 +346,13 @@ def test_backlog_is_measured_until_the_queue_is_back_to_live_levels() -> None:
     assert (first.fault, first.depth, first.drained_after) == ("api_kill", 900, 3.0)
     # Cut short by the gateway kill at +20.5: not "drained", never a number from after it.
     assert (second.fault, second.depth, second.drained_after) == ("api_outage", 500, None)
+
+
+def test_queue_depth_at_each_gateway_kill_is_the_last_sample_before_it() -> None:
+    from tests.reliability.harness.run import Fault, QueueMonitor
+
+    monitor = QueueMonitor.__new__(QueueMonitor)
+    monitor.samples = [(1.0, 0), (2.0, 40), (3.0, 3500), (4.0, 0)]
+    kills = [Fault("gateway_kill", 0.5, 1.0, started=0.5), Fault("api_kill", 2.0, 1.0, started=2.0),
+             Fault("gateway_kill", 3.2, 1.0, started=3.2, during="api_outage")]
+    assert monitor.queued_at_kills(kills) == [0, 3500]

@@ -200,6 +200,14 @@ class QueueMonitor(threading.Thread):
     def stop(self) -> None:
         self._halt.set()
 
+    def queued_at_kills(self, faults: list[Fault]) -> list[int]:
+        """The queue depth last seen before each gateway kill (what the restarted gateway had to recover)."""
+        depths = []
+        for fault in faults:
+            if fault.kind == GATEWAY_KILL and fault.started is not None:
+                depths.append(next((d for t, d in reversed(self.samples) if t <= fault.started), 0))
+        return depths
+
     def backlogs(self, faults: list[Fault], live_level: int) -> list[Backlog]:
         """For each API or database fault: the backlog when it ended and the time until the queue
         was back at `live_level`, looked for until the next fault began (None: it began first)."""
@@ -238,6 +246,7 @@ class Report:
     # The gateway's queue depth over the run (from /health): the largest backlog and, after each
     # API fault, how long the backlog took to drain once the API was back.
     peak_queue_depth: int = 0
+    queued_at_gateway_kills: list[int] = field(default_factory=list)
     backlogs: list["Backlog"] = field(default_factory=list)
 
     @property
@@ -279,6 +288,7 @@ class Report:
             "token_leaks": self.token_leaks,
             "dead_letters": self.dead_letters,
             "peak_queue_depth": self.peak_queue_depth,
+            "queued_at_gateway_kills": self.queued_at_gateway_kills,
             "backlogs": [vars(backlog) for backlog in self.backlogs],
             "quarantined": self.quarantined,
             "ok": self.ok,
@@ -311,7 +321,8 @@ class Report:
         lines.append(f"time to drain: {drain}  stream: {self.stream_seconds:.1f}s  total: {self.total_seconds:.1f}s")
         lines.append(f"gateway health at the end: {self.gateway_health}")
         lines.append(f"gateway dead letters: {self.dead_letters}  quarantined lines: {self.quarantined}")
-        lines.append(f"gateway queue: peak {self.peak_queue_depth} queued")
+        lines.append(f"gateway queue: peak {self.peak_queue_depth} queued; at each gateway kill: "
+                     f"{', '.join(map(str, self.queued_at_gateway_kills)) or '-'}")
         lines += [f"  backlog {backlog.describe()}" for backlog in self.backlogs]
         if self.unexpected_exits:
             lines.append(f"unexpected exits: {self.unexpected_exits}")
@@ -532,6 +543,7 @@ class FaultRun:
             if monitor is not None:
                 monitor.stop()
                 report.peak_queue_depth = max((depth for _, depth in monitor.samples), default=0)
+                report.queued_at_gateway_kills = monitor.queued_at_kills(report.faults)
                 # "Live level": what the steady stream keeps queued (a second's worth of events).
                 report.backlogs = monitor.backlogs(report.faults, live_level=int(config.events_per_second))
             try:
