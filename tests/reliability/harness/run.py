@@ -152,7 +152,8 @@ def _plan_nested_kills(config: RunConfig, faults: list[Fault], rng: random.Rando
         slot = host.hold * 0.7 / len(host.nested) if host.nested else 0
         for number, kill in enumerate(host.nested):
             start = host.hold * 0.1 + number * slot
-            kill.at = round(host.at + start + rng.uniform(0, max(0.0, slot - kill.hold - 3.0)), 1)
+            # Not always at the very start of a short stall: some backlog should have built up.
+            kill.at = round(host.at + start + rng.uniform(0, max(slot * 0.5, slot - kill.hold - 3.0)), 1)
 
 
 def all_faults(faults: list[Fault]) -> list[Fault]:
