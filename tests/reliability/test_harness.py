@@ -346,6 +346,10 @@ def test_backlog_is_measured_until_the_queue_is_back_to_live_levels() -> None:
     assert (first.fault, first.depth, first.drained_after) == ("api_kill", 900, 3.0)
     # Cut short by the gateway kill at +20.5: not "drained", never a number from after it.
     assert (second.fault, second.depth, second.drained_after) == ("api_outage", 500, None)
+    # The peak before the API came back counts: the queue often empties within the next sample.
+    monitor.samples = [(8.0, 0), (9.5, 200), (10.5, 450), (11.5, 3)]
+    (only,) = monitor.backlogs([kill], live_level=50)
+    assert (only.depth, only.drained_after) == (450, 0.5)
 
 
 def test_queue_depth_at_each_gateway_kill_is_the_last_sample_before_it() -> None:

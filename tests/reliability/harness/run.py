@@ -175,12 +175,12 @@ def auto_stream_seconds(config: RunConfig, events: int) -> float:
 class Backlog:
     fault: str
     recovered_at: float  # seconds after the stream started
-    depth: int  # queue depth when the API came back (the largest seen in the next seconds)
+    depth: int  # the largest queue depth seen during the fault and the seconds after it
     drained_after: float | None  # seconds from recovery until the queue was back to live levels
 
     def describe(self) -> str:
         after = f"{self.drained_after:.1f}s" if self.drained_after is not None else "- (the next fault began first)"
-        return f"after {self.fault} (back at +{self.recovered_at:.1f}s): {self.depth} queued, drained in {after}"
+        return f"after {self.fault} (back at +{self.recovered_at:.1f}s): up to {self.depth} queued, drained in {after}"
 
 
 class QueueMonitor(threading.Thread):
@@ -219,7 +219,9 @@ class QueueMonitor(threading.Thread):
                 continue
             until = next((start for start in starts if start > fault.recovered), float("inf"))
             after = [(t, depth) for t, depth in self.samples if fault.recovered <= t < until]
-            depth = max((d for t, d in after if t <= fault.recovered + 5), default=0)
+            # The backlog peaks at the end of the fault (the queue empties within a second after).
+            depth = max((d for t, d in self.samples if fault.started <= t <= min(fault.recovered + 5, until)),
+                        default=0)
             drained = next((t - fault.recovered for t, d in after if d <= live_level), None)
             found.append(Backlog(fault.kind, fault.recovered, depth, drained))
         return found
@@ -248,6 +250,7 @@ class Report:
     # API fault, how long the backlog took to drain once the API was back.
     peak_queue_depth: int = 0
     queued_at_gateway_kills: list[int] = field(default_factory=list)
+    queue_samples: list[tuple[float, int]] = field(default_factory=list)
     backlogs: list["Backlog"] = field(default_factory=list)
 
     @property
@@ -290,6 +293,7 @@ class Report:
             "dead_letters": self.dead_letters,
             "peak_queue_depth": self.peak_queue_depth,
             "queued_at_gateway_kills": self.queued_at_gateway_kills,
+            "queue_samples": [[round(t, 2), depth] for t, depth in self.queue_samples],
             "backlogs": [vars(backlog) for backlog in self.backlogs],
             "quarantined": self.quarantined,
             "ok": self.ok,
@@ -545,6 +549,7 @@ class FaultRun:
                 monitor.stop()
                 report.peak_queue_depth = max((depth for _, depth in monitor.samples), default=0)
                 report.queued_at_gateway_kills = monitor.queued_at_kills(report.faults)
+                report.queue_samples = list(monitor.samples)
                 # "Live level": what the steady stream keeps queued (a second's worth of events).
                 report.backlogs = monitor.backlogs(report.faults, live_level=int(config.events_per_second))
             try:
