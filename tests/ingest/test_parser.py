@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 
 from ingest_api.parser import DAY_TRADE, SWING_TRADE, FollowUp, Signal, parse, parse_number
 
-# shared/ sits beside the checkout (../shared/reference), locally and in CI.
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "reference" / "tp-capital-messages.jsonl"
+# A copy of ../shared/reference/tp-capital-messages.jsonl (the old system's real messages), kept in
+# the repository so that a clean clone on a fresh CI machine has it.
+CORPUS = Path(__file__).resolve().parent / "corpus" / "tp-capital-messages.jsonl"
 FIELDS = ("asset", "signal_type", "buy_min", "buy_max", "target_1", "target_2", "target_final", "stop")
 
 
