@@ -58,6 +58,7 @@ def test_session_path_without_extension_means_the_file_telethon_opens(tmp_path: 
     make_session(tmp_path / "gateway")  # Telethon itself writes gateway.session
     settings = TelegramSettings(session_path=tmp_path / "gateway")
     assert session_file(settings) == tmp_path / "gateway.session"
+    assert settings.has_session  # the preflight of `gateway run` looks at the same file
     check_session(settings)
 
 

@@ -20,7 +20,7 @@ from gateway.queue import DurableQueue
 from gateway.service import Gateway
 from gateway.settings import TelegramSettings
 from gateway.source import SourceBatch
-from gateway.source.telethon_source import (TelethonSource, _GatewayClient, deleted_payloads,
+from gateway.source.telethon_source import (ChannelNotFound, TelethonSource, _GatewayClient, deleted_payloads,
                                             message_to_payload)
 
 from .telethon_fakes import (CHANNEL_ID, MARKED_ID, OTHER_ID, OTHER_MARKED, T0, FakeTelegramClient, SleepRecorder,
@@ -168,8 +168,10 @@ async def test_unauthorized_session_stops_with_login_hint() -> None:
 
 async def test_unknown_channel_is_a_clear_error() -> None:
     source, _ = make_source(FakeTelegramClient(), channels=("nosuchchannel",))
-    with pytest.raises(ValueError, match="TELEGRAM_CHANNELS: cannot find 'nosuchchannel'"):
+    with pytest.raises(ChannelNotFound, match="TELEGRAM_CHANNELS: cannot find 'nosuchchannel'") as raised:
         await source.connect()
+    # A configuration problem: the gateway exits 2, which systemd does not restart in a loop.
+    assert raised.value.exit_code == 2
 
 
 async def test_flood_wait_while_resolving_is_slept_then_resolved() -> None:

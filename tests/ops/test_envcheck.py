@@ -54,6 +54,13 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def test_channels_may_be_ids_or_usernames(tmp_path: Path) -> None:
+    gateway = good_gateway() | {"TELEGRAM_CHANNELS": "-1001649127710, @tp_capital_sinais, tpcapital, 1649127710"}
+    root = write_envs(tmp_path, gateway, good_ingest(), good_workspace())
+    result = run_cli("--root", str(root))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_matching_tokens_pass(tmp_path: Path) -> None:
     root = write_envs(tmp_path, good_gateway(), good_ingest(), good_workspace())
     result = run_cli("--root", str(root))
@@ -104,7 +111,7 @@ def test_missing_variables_and_files(tmp_path: Path) -> None:
 
 
 def test_bad_urls_ports_and_channels(tmp_path: Path) -> None:
-    gateway = good_gateway() | {"API_ENDPOINT": "localhost:4005/ingest", "GATEWAY_PORT": "70000", "TELEGRAM_CHANNELS": "-100,tp"}
+    gateway = good_gateway() | {"API_ENDPOINT": "localhost:4005/ingest", "GATEWAY_PORT": "70000", "TELEGRAM_CHANNELS": "-100,tp,@tpcapital"}
     ingest = good_ingest() | {"DATABASE_URL": "mysql://db/x", "CORS_ORIGIN": "http://ok.example, not a url"}
     workspace = good_workspace() | {"DATABASE_URL": "postgresql://host:notaport/db"}
     root = write_envs(tmp_path, gateway, ingest, workspace)
@@ -113,7 +120,7 @@ def test_bad_urls_ports_and_channels(tmp_path: Path) -> None:
     text = result.stdout
     assert "gateway: API_ENDPOINT must be a http:// or https:// URL" in text
     assert "gateway: GATEWAY_PORT must be a port number (1-65535), got '70000'" in text
-    assert "gateway: TELEGRAM_CHANNELS must be a comma-separated list of numeric channel ids, got 'tp'" in text
+    assert "gateway: TELEGRAM_CHANNELS entries are channel ids (-100…) or usernames (@name or name), got 'tp'" in text
     assert "ingest-api: DATABASE_URL must be a postgresql:// or postgres:// URL, got scheme 'mysql'" in text
     assert "ingest-api: CORS_ORIGIN entry 'not a url'" in text
     assert "workspace-api: DATABASE_URL is not a valid URL" in text

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import hmac
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,8 @@ from .tokens import MIN_TOKEN_LENGTH
 
 Env = Mapping[str, str | None]
 
+# A channel id (-1001649127710, or the bare 1649127710) or a Telegram username (5–32 chars).
+CHANNEL = re.compile(r"-?\d+|@?[A-Za-z][A-Za-z0-9_]{3,31}")
 LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
 DATABASE_SCHEMES = ("postgresql", "postgres")
 HTTP_SCHEMES = ("http", "https")
@@ -45,7 +48,7 @@ class ServiceSpec:
     urls: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     ports: tuple[str, ...] = ()
     non_negative: tuple[str, ...] = ()
-    integer_lists: tuple[str, ...] = ()
+    channel_lists: tuple[str, ...] = ()
     needs_database: bool = False
 
     def default_file(self, root: Path) -> Path:
@@ -60,7 +63,7 @@ GATEWAY = ServiceSpec(
     urls={"API_ENDPOINT": HTTP_SCHEMES, "OTEL_EXPORTER_OTLP_ENDPOINT": HTTP_SCHEMES},
     ports=("GATEWAY_PORT",),
     non_negative=("TELEGRAM_API_ID", "MAX_RETRY_ATTEMPTS", "RETRY_DELAY_MS"),
-    integer_lists=("TELEGRAM_CHANNELS",),
+    channel_lists=("TELEGRAM_CHANNELS",),
 )
 INGEST_API = ServiceSpec(
     name="ingest-api",
@@ -127,12 +130,12 @@ def check_service(spec: ServiceSpec, env: Env) -> list[str]:
         raw = _value(env, name)
         if raw is not None and not raw.isdigit():
             problems.append(f"{name} must be a non-negative integer, got {raw!r}")
-    for name in spec.integer_lists:
+    for name in spec.channel_lists:
         raw = _value(env, name)
         for part in (raw or "").split(","):
             part = part.strip()
-            if part and not part.lstrip("-").isdigit():
-                problems.append(f"{name} must be a comma-separated list of numeric channel ids, got {part!r}")
+            if part and not CHANNEL.fullmatch(part):
+                problems.append(f"{name} entries are channel ids (-100…) or usernames (@name or name), got {part!r}")
     cors = _value(env, "CORS_ORIGIN")
     if cors is not None and cors != "*":
         for origin in (o.strip() for o in cors.split(",") if o.strip()):

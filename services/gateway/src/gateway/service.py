@@ -181,7 +181,7 @@ class Gateway:
 
         # A revoked or unusable session: restarting cannot help (exit 2, which systemd does not
         # restart; the operator runs `gateway login`). A source may also name its own status.
-        expected = isinstance(exc, SessionError)
+        expected = isinstance(exc, SessionError) or getattr(exc, "exit_code", 1) == 2
         self.state.last_error = str(exc) if expected else f"{what}: {exc}"
         log.error("%s failed: %s", what, exc, exc_info=None if expected else exc)
         return 2 if expected else int(getattr(exc, "exit_code", 1))

@@ -138,7 +138,10 @@ class TelegramSettings:
 
     @property
     def has_session(self) -> bool:
-        return bool(self.string_session) or self.session_path.exists()
+        # Telethon opens `<path>.session` when the path lacks that suffix (see session.session_file).
+        path = self.session_path
+        opened = path if path.name.endswith(".session") else path.with_name(path.name + ".session")
+        return bool(self.string_session) or opened.exists()
 
     @classmethod
     def from_env(cls) -> "TelegramSettings":

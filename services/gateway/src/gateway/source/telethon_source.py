@@ -56,6 +56,13 @@ _MAX_BATCH = 500
 
 # -- the Telethon client ----------------------------------------------------------------------
 
+
+class ChannelNotFound(ValueError):
+    """A configured channel this account cannot see: a configuration problem, so the gateway exits 2
+    (systemd does not restart it in a loop; the operator fixes TELEGRAM_CHANNELS or joins the channel)."""
+
+    exit_code = 2
+
 class _GatewayClient(TelegramClient):
     """TelegramClient that tells listeners when Telethon re-established a dropped connection."""
 
@@ -264,7 +271,7 @@ class TelethonSource:
             try:
                 entity = await self._resolve_one(spec)
             except ValueError as exc:
-                raise ValueError(f"TELEGRAM_CHANNELS: cannot find {spec!r} ({exc}); use the channel's "
+                raise ChannelNotFound(f"TELEGRAM_CHANNELS: cannot find {spec!r} ({exc}); use the channel's "
                                  "username or its -100… id, and make sure this account has joined it") from None
             channel_id = utils.get_peer_id(entity)
             self._entities[channel_id] = entity
