@@ -34,14 +34,18 @@ def metric_names(expr: str) -> set[str]:
 def defined_metrics() -> set[str]:
     """Metric names the services' source registers (Counter("name", …), Gauge(…), Histogram(…))."""
     names: set[str] = set()
-    for path in (REPO / "services").rglob("*.py"):
-        for match in re.finditer(r'\b(?:Counter|Gauge|Histogram|Summary)\(\s*["\']([a-z_:][a-z0-9_:]*)["\']', path.read_text()):
+    sources = [path.read_text() for path in (REPO / "services").rglob("*.py")]
+    # Module-level string constants (`HTTP_PREFIX = "tradingsystem_http"`), for prefixes passed by name.
+    constants = dict(re.findall(r'^([A-Z][A-Z0-9_]*) = ["\']([a-z_:][a-z0-9_:]*)["\']$', "\n".join(sources), flags=re.M))
+    for text in sources:
+        for match in re.finditer(r'\b(?:Counter|Gauge|Histogram|Summary)\(\s*["\']([a-z_:][a-z0-9_:]*)["\']', text):
             names.add(match.group(1).removesuffix("_total"))
         # Litestar's PrometheusConfig(prefix=…) registers <prefix>_requests_total and
-        # <prefix>_request_duration_seconds (among others).
-        for match in re.finditer(r'PrometheusConfig\([^)]*prefix=["\']([a-z_]+)["\']', path.read_text()):
-            prefix = match.group(1)
-            names |= {f"{prefix}_requests", f"{prefix}_request_duration_seconds", f"{prefix}_requests_error"}
+        # <prefix>_request_duration_seconds (among others); the prefix is a literal or a constant.
+        for match in re.finditer(r'PrometheusConfig\([^)]*prefix=(?:["\']([a-z_]+)["\']|(?:\w+\.)?([A-Z][A-Z0-9_]*))', text):
+            prefix = match.group(1) or constants.get(match.group(2))
+            if prefix:
+                names |= {f"{prefix}_requests", f"{prefix}_request_duration_seconds", f"{prefix}_requests_error"}
     return names
 
 
