@@ -7,9 +7,11 @@ changes (development and the compose dev containers).
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
-from .settings import env_int, env_str
+from .settings import ConfigError, env_int, env_str
 
 
 def build_parser(prog: str, default_port: int, description: str) -> argparse.ArgumentParser:
@@ -37,3 +39,17 @@ def serve(factory_target: str, args: argparse.Namespace, reload_paths: list[Path
         reload_paths=reload_paths,
         log_access=False,
     ).serve()
+
+
+def run_api(prog: str, default_port: int, description: str, factory_target: str,
+            check_config: Callable[[], object], argv: list[str] | None = None) -> int:
+    """The whole `main()` of an API: parse flags, check the configuration, serve; exit code 2 on bad config."""
+    args = build_parser(prog, default_port, description).parse_args(argv)
+    try:
+        # Fail here, once, with a readable message instead of in every granian worker.
+        check_config()
+    except ConfigError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    serve(factory_target, args)
+    return 0

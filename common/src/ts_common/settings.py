@@ -113,3 +113,26 @@ class DatabaseSettings:
             pool_max_size=env_int("DB_POOL_MAX_SIZE", 10),
             connect_timeout=float(env_int("DB_CONNECT_TIMEOUT_SECONDS", 5)),
         )
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    # Browser origins allowed to call the API (none: no CORS headers at all).
+    cors_origins: tuple[str, ...] = ()
+
+    @classmethod
+    def from_env(cls) -> "HttpSettings":
+        return cls(cors_origins=env_list("CORS_ORIGIN"))
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    level: str = "INFO"
+    json: bool = True
+
+    @classmethod
+    def from_env(cls) -> "LogSettings":
+        return cls(
+            level=(env_str("LOG_LEVEL", "INFO") or "INFO").upper(),
+            json=(env_str("LOG_FORMAT", "json") or "json").lower() != "text",
+        )

@@ -4,23 +4,13 @@ from __future__ import annotations
 
 import sys
 
-from ts_common.serve import build_parser, serve
-from ts_common.settings import ConfigError
+from ts_common.serve import run_api
 
 from .settings import Settings
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser("ingest-api", 4005, "TP Capital ingest API")
-    args = parser.parse_args(argv)
-    try:
-        # Fail here, once, with a readable message instead of in every granian worker.
-        Settings.from_env()
-    except ConfigError as exc:
-        print(f"ingest-api: {exc}", file=sys.stderr)
-        return 2
-    serve("ingest_api.app:create_app", args)
-    return 0
+    return run_api("ingest-api", 4005, "TP Capital ingest API", "ingest_api.app:create_app", Settings.from_env, argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ts_common.settings import ConfigError, DatabaseSettings, env_bool, env_int, env_list, env_str
+from ts_common.settings import ConfigError, DatabaseSettings, HttpSettings, LogSettings, env_bool, env_int, env_str
 
 MIN_TOKEN_LENGTH = 32
 
@@ -25,29 +25,6 @@ class AuthSettings:
                 "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
             )
         return cls(gateway_token=token)
-
-
-@dataclass(frozen=True)
-class HttpSettings:
-    # Browser origins allowed to call the API (none: no CORS headers at all).
-    cors_origins: tuple[str, ...] = ()
-
-    @classmethod
-    def from_env(cls) -> "HttpSettings":
-        return cls(cors_origins=env_list("CORS_ORIGIN"))
-
-
-@dataclass(frozen=True)
-class LogSettings:
-    level: str = "INFO"
-    json: bool = True
-
-    @classmethod
-    def from_env(cls) -> "LogSettings":
-        return cls(
-            level=(env_str("LOG_LEVEL", "INFO") or "INFO").upper(),
-            json=(env_str("LOG_FORMAT", "json") or "json").lower() != "text",
-        )
 
 
 @dataclass(frozen=True)

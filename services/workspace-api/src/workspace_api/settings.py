@@ -4,33 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ts_common.settings import DatabaseSettings, env_bool, env_list, env_str
+from ts_common.settings import DatabaseSettings, HttpSettings, LogSettings, env_bool, env_str
 
 # What the old service's DB_STRATEGY could say that still means "PostgreSQL".
 POSTGRES_STRATEGIES = {"postgres", "postgresql", "timescaledb"}
-
-
-@dataclass(frozen=True)
-class HttpSettings:
-    # Browser origins allowed to call the API (none: no CORS headers at all).
-    cors_origins: tuple[str, ...] = ()
-
-    @classmethod
-    def from_env(cls) -> "HttpSettings":
-        return cls(cors_origins=env_list("CORS_ORIGIN"))
-
-
-@dataclass(frozen=True)
-class LogSettings:
-    level: str = "INFO"
-    json: bool = True
-
-    @classmethod
-    def from_env(cls) -> "LogSettings":
-        return cls(
-            level=(env_str("LOG_LEVEL", "INFO") or "INFO").upper(),
-            json=(env_str("LOG_FORMAT", "json") or "json").lower() != "text",
-        )
 
 
 @dataclass(frozen=True)
