@@ -49,3 +49,12 @@ def setup_tracing(service_name: str) -> trace.TracerProvider:
     trace.set_tracer_provider(provider)
     _configured = True
     return provider
+
+
+def instrument_asyncpg() -> None:
+    """Spans for every SQL statement sent through asyncpg (once per process)."""
+    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+
+    instrumentor = AsyncPGInstrumentor()
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument()

@@ -21,7 +21,7 @@ from litestar.plugins.prometheus import PrometheusConfig
 from ts_common.logs import setup_logging
 from ts_common.metrics import render_metrics
 from ts_common.settings import describe_url, redact
-from ts_common.telemetry import setup_tracing
+from ts_common.telemetry import instrument_asyncpg, setup_tracing
 
 from .db import Database, DatabaseUnavailable
 from .errors import ErrorBody, exception_handlers
@@ -133,20 +133,12 @@ def _lifespan(settings: Settings):
     return lifespan
 
 
-def _instrument_sql() -> None:
-    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
-
-    instrumentor = AsyncPGInstrumentor()
-    if not instrumentor.is_instrumented_by_opentelemetry:
-        instrumentor.instrument()
-
-
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env()
     setup_logging(settings.log.level, json=settings.log.json)
     setup_tracing(SERVICE)
     if settings.trace_sql:
-        _instrument_sql()
+        instrument_asyncpg()
 
     cors = CORSConfig(allow_origins=list(settings.http.cors_origins), allow_headers=["*"],
                       allow_methods=["GET", "POST", "DELETE", "OPTIONS"]) if settings.http.cors_origins else None

@@ -22,7 +22,7 @@ from litestar.plugins.prometheus import PrometheusConfig
 from ts_common.logs import setup_logging
 from ts_common.metrics import render_metrics
 from ts_common.settings import describe_url
-from ts_common.telemetry import setup_tracing
+from ts_common.telemetry import instrument_asyncpg, setup_tracing
 
 from . import metrics
 from .categories.handlers import route_handlers as category_handlers
@@ -138,14 +138,6 @@ def _lifespan(settings: Settings):
     return lifespan
 
 
-def _instrument_sql() -> None:
-    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
-
-    instrumentor = AsyncPGInstrumentor()
-    if not instrumentor.is_instrumented_by_opentelemetry:
-        instrumentor.instrument()
-
-
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env()
     setup_logging(settings.log.level, json=settings.log.json)
@@ -157,7 +149,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         )
     setup_tracing(SERVICE)
     if settings.trace_sql:
-        _instrument_sql()
+        instrument_asyncpg()
 
     cors = CORSConfig(
         allow_origins=list(settings.http.cors_origins),
