@@ -7,46 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
-import socket
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.ingest.conftest import Server, auth, start_server
-from ts_common import embedded_pg
+from tests.support.live import own_postgres  # noqa: F401 (fixture)
 from ts_common.embedded_pg import EmbeddedPostgres
 from ts_common.migrations import migrate_url
-
-
-def _port_is_free_reusable(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-        return True
-
-
-@pytest.fixture
-def own_postgres(monkeypatch: pytest.MonkeyPatch) -> Iterator[EmbeddedPostgres]:
-    # EmbeddedPostgres.start() probes its port without SO_REUSEADDR, so right after a stop the
-    # server's TIME_WAIT sockets make it pick another port; PostgreSQL itself binds with
-    # SO_REUSEADDR, so probing the same way keeps the URL stable across the restarts below.
-    monkeypatch.setattr(embedded_pg, "_port_is_free", _port_is_free_reusable)
-    root = Path(tempfile.mkdtemp(prefix="tspg-outage-"))
-    root.chmod(0o755)  # as root, the server runs as its own user and must reach the folder
-    pg = EmbeddedPostgres(root / "data").start()
-    try:
-        yield pg
-    finally:
-        pg.destroy()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def _message(message_id: int) -> dict:

@@ -6,46 +6,14 @@ Uses its own embedded PostgreSQL, so stopping it disturbs no other test.
 from __future__ import annotations
 
 import asyncio
-import shutil
-import socket
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from litestar.testing import AsyncTestClient
 
+from tests.support.live import own_postgres  # noqa: F401 (fixture)
 from tests.workspace.conftest import settings_for
-from ts_common import embedded_pg
 from ts_common.embedded_pg import EmbeddedPostgres
 from ts_common.migrations import migrate_url
 from workspace_api.app import create_app
-
-
-def _port_is_free_reusable(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-        return True
-
-
-@pytest.fixture
-def own_postgres(monkeypatch: pytest.MonkeyPatch) -> Iterator[EmbeddedPostgres]:
-    # start() probes its port without SO_REUSEADDR, so right after a stop the server's TIME_WAIT
-    # sockets would make it move to another port; PostgreSQL binds with SO_REUSEADDR, so probing
-    # the same way keeps the URL the app was given.
-    monkeypatch.setattr(embedded_pg, "_port_is_free", _port_is_free_reusable)
-    root = Path(tempfile.mkdtemp(prefix="tspg-ws-"))
-    root.chmod(0o755)  # as root, the server runs as its own user and must reach the folder
-    pg = EmbeddedPostgres(root / "data").start()
-    try:
-        yield pg
-    finally:
-        pg.destroy()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 async def _eventually(client: AsyncTestClient, path: str, status: int, timeout: float = 20) -> None:

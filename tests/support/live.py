@@ -1,0 +1,101 @@
+"""Running a service the deployed way in tests, and a PostgreSQL of a test's own to stop and start.
+
+`start_service` launches an API's command on a free loopback port and waits for its health
+endpoint; `own_postgres` is a fixture (import it into the test module) for outage tests, so
+stopping the database disturbs no other test.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ts_common import embedded_pg
+from ts_common.embedded_pg import EmbeddedPostgres, free_port
+
+
+@dataclass
+class Server:
+    url: str
+    database_url: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_service(name: str, command: Sequence[str], health_path: str, database_url: str, log_path: Path,
+                  env: dict[str, str], drop_env_prefixes: tuple[str, ...] = (), args: Sequence[str] = ()) -> Server:
+    """`command --host 127.0.0.1 --port <free> *args` with `env` over this process's environment.
+
+    Variables starting with `drop_env_prefixes` are left out (a developer's DATABASE_URL or
+    PROMETHEUS_MULTIPROC_DIR must not leak into the server). Returns once `health_path` answers.
+    """
+    port = free_port()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(drop_env_prefixes)}
+    environment.update({"DATABASE_URL": database_url, "LOG_LEVEL": "INFO", "OTEL_TRACES_EXPORTER": "none",
+                        "DB_CONNECT_TIMEOUT_SECONDS": "2", **env})
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [*command, "--host", "127.0.0.1", "--port", str(port), *args],
+            env=environment, stdout=log_file, stderr=subprocess.STDOUT,
+        )
+    server = Server(f"http://127.0.0.1:{port}", database_url, process, log_path)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with {process.returncode}:\n{server.log()}")
+        try:
+            httpx.get(server.url + health_path, timeout=2)
+            return server
+        except httpx.TransportError:
+            time.sleep(0.1)
+    server.stop()
+    raise RuntimeError(f"{name} did not start:\n{server.log()}")
+
+
+def _port_is_free_reusable(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+@pytest.fixture
+def own_postgres(monkeypatch: pytest.MonkeyPatch) -> Iterator[EmbeddedPostgres]:
+    """An embedded PostgreSQL of the test's own, that keeps its port across stop()/start()."""
+    # EmbeddedPostgres.start() probes its port without SO_REUSEADDR, so right after a stop the
+    # server's TIME_WAIT sockets make it pick another port; PostgreSQL itself binds with
+    # SO_REUSEADDR, so probing the same way keeps the URL the app was given.
+    monkeypatch.setattr(embedded_pg, "_port_is_free", _port_is_free_reusable)
+    root = Path(tempfile.mkdtemp(prefix="tspg-outage-"))
+    root.chmod(0o755)  # as root, the server runs as its own user and must reach the folder
+    pg = EmbeddedPostgres(root / "data").start()
+    try:
+        yield pg
+    finally:
+        pg.destroy()
+        shutil.rmtree(root, ignore_errors=True)
