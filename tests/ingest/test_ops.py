@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.ingest.conftest import TOKEN, Server, auth, start_server
+from tests.support.live import console_spans, wait_for_request_span
 
 
 def test_health_and_ready(server: Server) -> None:
@@ -70,33 +69,16 @@ def test_traceparent_is_continued_and_sql_is_traced(api_database_url: str, tmp_p
             "channelId": "-100555", "messageId": 1, "timestamp": "2025-10-07T12:00:00Z", "text": "x"},
             headers={**auth(), "traceparent": f"00-{trace_id}-{parent_id}-01"})
         assert response.status_code == 200
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not any(
-                s["kind"] == "SpanKind.SERVER" for s in _spans(server.log(), trace_id)):
-            time.sleep(0.1)
+        wait_for_request_span(server, trace_id)
     finally:
         server.stop()
-    spans = _spans(server.log(), trace_id)
+    spans = console_spans(server.log(), trace_id)
     request_spans = [s for s in spans if s["kind"] == "SpanKind.SERVER"]
     sql_spans = [s for s in spans if s["attributes"].get("db.system") == "postgresql"]
     # The request span continues the caller's trace: its parent is the caller's span.
     assert [s["parent_id"] for s in request_spans] == [f"0x{parent_id}"]
     # The INSERT ran inside that trace too.
     assert any("INSERT" in s["attributes"].get("db.statement", "") for s in sql_spans)
-
-
-def _spans(output: str, trace_id: str) -> list[dict]:
-    """The console exporter's spans (indented JSON objects) of one trace."""
-    decoder = json.JSONDecoder()
-    spans = []
-    for match in re.finditer(r'^\{\n    "name"', output, re.MULTILINE):
-        try:
-            span, _ = decoder.raw_decode(output, match.start())
-        except ValueError:
-            continue  # still being written
-        if span["context"]["trace_id"] == f"0x{trace_id}":
-            spans.append(span)
-    return spans
 
 
 @pytest.mark.parametrize(("token", "message"), [(None, "not set"), ("short", "at least 32")])

@@ -2,12 +2,15 @@
 
 `start_service` launches an API's command on a free loopback port and waits for its health
 endpoint; `own_postgres` is a fixture (import it into the test module) for outage tests, so
-stopping the database disturbs no other test.
+stopping the database disturbs no other test; `console_spans` reads the spans a server printed
+with OTEL_TRACES_EXPORTER=console.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -99,3 +102,25 @@ def own_postgres(monkeypatch: pytest.MonkeyPatch) -> Iterator[EmbeddedPostgres]:
     finally:
         pg.destroy()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def console_spans(output: str, trace_id: str) -> list[dict]:
+    """The console exporter's spans (indented JSON objects) of one trace."""
+    decoder = json.JSONDecoder()
+    spans = []
+    for match in re.finditer(r'^\{\n    "name"', output, re.MULTILINE):
+        try:
+            span, _ = decoder.raw_decode(output, match.start())
+        except ValueError:
+            continue  # still being written
+        if span["context"]["trace_id"] == f"0x{trace_id}":
+            spans.append(span)
+    return spans
+
+
+def wait_for_request_span(server: Server, trace_id: str, timeout: float = 10) -> None:
+    """Until the server's log holds the request (SERVER) span of `trace_id`, or `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not any(
+            s["kind"] == "SpanKind.SERVER" for s in console_spans(server.log(), trace_id)):
+        time.sleep(0.1)

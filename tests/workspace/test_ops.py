@@ -13,6 +13,7 @@ import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 
+from tests.support.live import console_spans, wait_for_request_span
 from tests.workspace.conftest import BIN, Server, settings_for, start_server
 from ts_common.embedded_pg import free_port
 from workspace_api.app import create_app
@@ -144,31 +145,14 @@ def test_traceparent_is_continued_and_sql_is_traced(live_database_url: str, tmp_
         response = httpx.post(server.url + "/api/items", json={"title": "traced", "category": "bug"},
                               headers={"traceparent": f"00-{trace_id}-{parent_id}-01"})
         assert response.status_code == 201
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not any(
-                s["kind"] == "SpanKind.SERVER" for s in _spans(server.log(), trace_id)):
-            time.sleep(0.1)
+        wait_for_request_span(server, trace_id)
     finally:
         server.stop()
-    spans = _spans(server.log(), trace_id)
+    spans = console_spans(server.log(), trace_id)
     request_spans = [s for s in spans if s["kind"] == "SpanKind.SERVER"]
     sql_spans = [s for s in spans if s["attributes"].get("db.system") == "postgresql"]
     assert [s["parent_id"] for s in request_spans] == [f"0x{parent_id}"]
     assert any("INSERT INTO workspace.workspace_items" in s["attributes"].get("db.statement", "") for s in sql_spans)
-
-
-def _spans(output: str, trace_id: str) -> list[dict]:
-    """The console exporter's spans (indented JSON objects) of one trace."""
-    decoder = json.JSONDecoder()
-    spans = []
-    for match in re.finditer(r'^\{\n    "name"', output, re.MULTILINE):
-        try:
-            span, _ = decoder.raw_decode(output, match.start())
-        except ValueError:
-            continue
-        if span["context"]["trace_id"] == f"0x{trace_id}":
-            spans.append(span)
-    return spans
 
 
 @pytest.mark.parametrize("path", ["/api/items", "/items"])
