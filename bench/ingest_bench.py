@@ -5,7 +5,9 @@ In one run, on this machine, against a throwaway embedded PostgreSQL:
 1. the raw database limit: asyncpg single-row `INSERT … ON CONFLICT DO NOTHING` from 16 tasks;
 2. `POST /ingest` under granian (auth, parsing, metrics and tracing on), 16 concurrent keep-alive
    connections on loopback, a unique message key per request: req/s, p50, p99;
-3. `POST /ingest/batch` (1,000 messages per request): messages/s.
+3. `POST /ingest/batch` (1,000 messages per request): messages/s;
+4. the HTTP floor: the same load against granian + Litestar with an empty handler
+   (`bench/floor_app.py`), the most any handler on this stack can reach here.
 
 Everything (database, API, load generator) shares the machine's cores, as in production on a
 small box. The load generator is a minimal HTTP/1.1 keep-alive client on raw asyncio streams so
@@ -176,6 +178,31 @@ def _cpu_seconds(process: subprocess.Popen) -> float:
     return total
 
 
+def _wait_for_port(process: subprocess.Popen, port: int) -> None:
+    import socket
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"nothing answered on port {port}")
+
+
+def start_floor(workers: int) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--no-log",
+         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), "floor_app:create_app"],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)},
+    )
+    _wait_for_port(process, port)
+    return process, port
+
+
 def start_api(url: str, workers: int) -> tuple[subprocess.Popen, int]:
     port = free_port()
     env = {
@@ -192,17 +219,8 @@ def start_api(url: str, workers: int) -> tuple[subprocess.Popen, int]:
         [sys.executable, "-m", "ingest_api.cli", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
         env=env,
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            import socket
-
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return process, port
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("the API did not start")
+    _wait_for_port(process, port)
+    return process, port
 
 
 async def main_async(args: argparse.Namespace) -> None:
@@ -221,6 +239,16 @@ async def main_async(args: argparse.Namespace) -> None:
         # even when other work shares the machine, unlike req/s.
         api_cpu_ms = (_cpu_seconds(api) - cpu_before) / max(1, len(latencies) * (1 + 1.0 / args.duration)) * 1000
         batch = await load_batch(port, args.batch_concurrency, args.duration)
+        api.terminate()
+        api.wait(10)
+        api = None
+        floor_server, floor_port = start_floor(args.workers)
+        try:
+            await asyncio.sleep(0.5)
+            floor, floor_latencies, _ = await load_single(floor_port, args.concurrency, args.duration, warmup=1.0)
+        finally:
+            floor_server.terminate()
+            floor_server.wait(10)
     finally:
         if api is not None:
             api.terminate()
@@ -236,6 +264,9 @@ async def main_async(args: argparse.Namespace) -> None:
           f"  errors {errors}")
     print(f"API CPU per /ingest request (all granian processes)  : {api_cpu_ms:8.2f} ms")
     print(f"POST /ingest/batch (1,000 per request, {args.batch_concurrency} clients) : {batch:8.0f} messages/s")
+    print(f"HTTP floor: empty Litestar handler, same load          : {floor:8.0f} req/s "
+          f"({floor / raw:.2f}x raw)  p50 {_percentile(floor_latencies, 0.5) * 1000:.1f} ms  "
+          f"p99 {_percentile(floor_latencies, 0.99) * 1000:.1f} ms")
     print(f"targets: /ingest >= 0.8x raw ({'met' if rate >= 0.8 * raw else 'NOT met'}), "
           f"p99 < 15 ms ({'met' if p99 < 15 else 'NOT met'}), batch >= 15,000/s ({'met' if batch >= 15000 else 'NOT met'})")
 
