@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 
 import pytest
@@ -20,6 +21,7 @@ def pg_server() -> Iterator[db.EmbeddedPostgres | None]:
         yield server
     finally:
         server.destroy()
+        shutil.rmtree(server.data_dir.parent, ignore_errors=True)  # the tspg-* folder around it
 
 
 @pytest.fixture(scope="session")

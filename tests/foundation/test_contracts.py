@@ -19,17 +19,28 @@ channel_ids = st.one_of(
 )
 message_ids = st.integers(min_value=1, max_value=2**63 - 1)
 texts = st.text(alphabet=st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=300)
-senders = st.none() | st.builds(contracts.Sender, id=st.none() | st.integers(), username=st.none() | st.text(max_size=20))
+int64s = st.integers(min_value=-(2**63), max_value=2**63 - 1)
+names = st.none() | st.text(max_size=20)
+senders = st.none() | st.builds(contracts.Sender, id=st.none() | int64s, username=names, display_name=names)
+forwards = st.none() | st.builds(contracts.Forward, from_id=st.none() | int64s, from_name=names,
+                                 channel_post=st.none() | int64s, date=st.none() | moments)
+# `photos` is free-form JSON (the gateway sends descriptors; old payloads sent strings).
+json_values = st.recursive(
+    st.none() | st.booleans() | int64s | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
 
 common = dict(
     channel_id=channel_ids, message_id=message_ids, timestamp=moments, text=texts,
-    photos=st.lists(st.text(max_size=10), max_size=3), sender=senders,
-    channel_name=st.none() | st.text(max_size=30),
+    photos=st.lists(json_values, max_size=3), sender=senders, forward=forwards,
+    channel_name=names,
 )
 payloads = st.one_of(
     st.builds(NewMessage, **common),
     st.builds(EditedMessage, edit_date=moments, **common),
-    st.builds(DeletedMessage, channel_id=channel_ids, message_id=message_ids, timestamp=st.none() | moments),
+    st.builds(DeletedMessage, channel_id=channel_ids, message_id=message_ids, timestamp=st.none() | moments,
+              deleted_at=st.none() | moments),
 )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -37,3 +38,4 @@ def test_restart_keeps_the_port_and_the_data_after_client_connections() -> None:
         assert EmbeddedPostgres(root / "data").port == port
     finally:
         server.destroy()
+        shutil.rmtree(root, ignore_errors=True)

@@ -95,6 +95,7 @@ def test_short_token_is_reported_on_both_sides(tmp_path: Path) -> None:
 def test_missing_variables_and_files(tmp_path: Path) -> None:
     gateway = good_gateway()
     del gateway["TELEGRAM_API_HASH"]
+    gateway["TELEGRAM_CHANNELS"] = ""  # the gateway refuses to run without a channel
     ingest = good_ingest()
     ingest["GATEWAY_SECRET_TOKEN"] = ""
     del ingest["DATABASE_URL"]
@@ -104,10 +105,11 @@ def test_missing_variables_and_files(tmp_path: Path) -> None:
     assert result.returncode == 1
     lines = result.stdout.splitlines()
     assert "gateway: TELEGRAM_API_HASH is missing" in lines
+    assert "gateway: TELEGRAM_CHANNELS is missing" in lines
     assert "ingest-api: GATEWAY_SECRET_TOKEN is missing" in lines
     assert "ingest-api: DATABASE_URL is missing (or set TIMESCALEDB_HOST and friends)" in lines
     assert any(line.startswith("workspace-api: ") and "not found" in line for line in lines)
-    assert len(lines) == 4, lines
+    assert len(lines) == 5, lines
 
 
 def test_bad_urls_ports_and_channels(tmp_path: Path) -> None:

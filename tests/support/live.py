@@ -12,7 +12,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -23,7 +22,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ts_common import embedded_pg
 from ts_common.embedded_pg import EmbeddedPostgres, free_port
 
 
@@ -77,23 +75,9 @@ def start_service(name: str, command: Sequence[str], health_path: str, database_
     raise RuntimeError(f"{name} did not start:\n{server.log()}")
 
 
-def _port_is_free_reusable(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-        return True
-
-
 @pytest.fixture
-def own_postgres(monkeypatch: pytest.MonkeyPatch) -> Iterator[EmbeddedPostgres]:
+def own_postgres() -> Iterator[EmbeddedPostgres]:
     """An embedded PostgreSQL of the test's own, that keeps its port across stop()/start()."""
-    # EmbeddedPostgres.start() probes its port without SO_REUSEADDR, so right after a stop the
-    # server's TIME_WAIT sockets make it pick another port; PostgreSQL itself binds with
-    # SO_REUSEADDR, so probing the same way keeps the URL the app was given.
-    monkeypatch.setattr(embedded_pg, "_port_is_free", _port_is_free_reusable)
     root = Path(tempfile.mkdtemp(prefix="tspg-outage-"))
     root.chmod(0o755)  # as root, the server runs as its own user and must reach the folder
     pg = EmbeddedPostgres(root / "data").start()

@@ -58,7 +58,7 @@ class ServiceSpec:
 GATEWAY = ServiceSpec(
     name="gateway",
     folder="gateway",
-    required=("API_SECRET_TOKEN", "TELEGRAM_API_ID", "TELEGRAM_API_HASH"),
+    required=("API_SECRET_TOKEN", "TELEGRAM_API_ID", "TELEGRAM_API_HASH", "TELEGRAM_CHANNELS"),
     tokens=("API_SECRET_TOKEN",),
     urls={"API_ENDPOINT": HTTP_SCHEMES, "OTEL_EXPORTER_OTLP_ENDPOINT": HTTP_SCHEMES},
     ports=("GATEWAY_PORT",),
