@@ -244,6 +244,20 @@ def _signal_columns(items: Sequence[tuple[int, Prepared]]) -> list[list[Any]]:
     return columns
 
 
+def _event_columns(items: Sequence[Prepared]) -> list[list[Any]]:
+    follow_ups = [(item, item.parsed) for item in items if isinstance(item.parsed, FollowUp)]
+    return [
+        [f.asset for _, f in follow_ups],
+        [f.event_type for _, f in follow_ups],
+        [f.target_number for _, f in follow_ups],
+        [f.percentage for _, f in follow_ups],
+        [item.text for item, _ in follow_ups],
+        [item.channel_id for item, _ in follow_ups],
+        [item.message_id for item, _ in follow_ups],
+        [item.original_timestamp for item, _ in follow_ups],
+    ]
+
+
 class IngestWriter:
     """Writes prepared messages; coalesces concurrent single submissions into batches."""
 
@@ -376,16 +390,29 @@ class IngestWriter:
                 )
                 recorded = {(row[0], row[1]) for row in rows}
                 stored.update(i for i, item in deletes if (item.channel_id, item.message_id) in recorded)
+            # Follow-ups and signals are (re)processed for duplicates too: the same delivery may
+            # have stored its message in an attempt that failed before answering (the client got a
+            # 503 and retries), and both statements are idempotent.
+            follow_ups = [item for _, item in news if isinstance(item.parsed, FollowUp)]
+            if follow_ups:
+                await conn.execute(sql.RECORD_EVENTS, *_event_columns(follow_ups))
+            assets = sorted({item.parsed.asset for _, item in news + edits if isinstance(item.parsed, (Signal, FollowUp))})
+            if assets or edits:
+                await conn.execute(sql.RELINK_EVENTS, assets, [item.channel_id for _, item in edits],
+                                   [item.message_id for _, item in edits])
             touched = news + edits + deletes
-            await conn.fetch(
+            deleted_signal_assets = await conn.fetchval(
                 sql.APPLY_TOMBSTONES,
                 [item.channel_id for _, item in touched],
                 [item.message_id for _, item in touched],
             )
-            for index, item in news:
-                if index in stored and isinstance(item.parsed, FollowUp):
-                    await self._record_event(conn, item, item.parsed)
+            if deleted_signal_assets:
+                # A deleted signal takes no follow-ups: its events go to the signal before it.
+                await conn.execute(sql.RELINK_EVENTS, deleted_signal_assets, [], [])
 
+        for index, item in news:
+            if index in stored and isinstance(item.parsed, FollowUp):
+                metrics.SIGNAL_EVENTS.labels(event_type=item.parsed.event_type).inc()
         for index, item in news + edits + deletes:
             if index in stored:
                 results[index] = IngestResult.stored_(item.message_id)
@@ -394,22 +421,6 @@ class IngestWriter:
             else:
                 results[index] = IngestResult.duplicate(item.message_id)
         return results  # type: ignore[return-value]
-
-    @staticmethod
-    async def _record_event(conn: Any, item: Prepared, follow_up: FollowUp) -> None:
-        await conn.fetch(
-            sql.RECORD_EVENT,
-            follow_up.asset,
-            follow_up.event_type,
-            follow_up.target_number,
-            follow_up.percentage,
-            item.channel_id,
-            item.message_id,
-            item.original_timestamp,
-            item.text,
-            follow_up.status,
-        )
-        metrics.SIGNAL_EVENTS.labels(event_type=follow_up.event_type).inc()
 
     @staticmethod
     def _common_arrays(items: Sequence[tuple[int, Prepared]]) -> tuple[list[Any], ...]:

@@ -118,8 +118,20 @@ signals AS (
             target_1 = EXCLUDED.target_1, target_2 = EXCLUDED.target_2,
             target_final = EXCLUDED.target_final, stop = EXCLUDED.stop,
             raw_message = EXCLUDED.raw_message, revision_date = EXCLUDED.revision_date,
-            updated_at = now()
+            deleted_at = EXCLUDED.deleted_at, updated_at = now()
         WHERE s.revision_date IS NULL OR s.revision_date < EXCLUDED.revision_date
+),
+-- Edited into something that is no longer a signal ("sinal cancelado"): the signal is withdrawn
+-- (marked deleted at the edit, kept with the new text); a later edit back into a signal restores it.
+withdrawn AS (
+    UPDATE tp_capital.tp_capital_signals s
+    SET deleted_at = COALESCE(s.deleted_at, n.edit_date), raw_message = n.message_text,
+        revision_date = n.edit_date, updated_at = now()
+    FROM newest n
+    JOIN applied a USING (channel_id, message_id, original_timestamp)
+    WHERE n.asset IS NULL
+      AND s.channel_id = n.channel_id AND s.message_id = n.message_id AND s.message_date = n.original_timestamp
+      AND (s.revision_date IS NULL OR s.revision_date < n.edit_date)
 )
 SELECT i.idx
 FROM input i
@@ -162,33 +174,25 @@ signals AS (
     SET deleted_at = t.deleted_at, updated_at = now()
     FROM tombstones t
     WHERE s.channel_id = t.channel_id AND s.message_id = t.message_id AND s.deleted_at IS NULL
-    RETURNING 1
+    RETURNING s.asset
 )
-SELECT (SELECT count(*) FROM messages) AS messages, (SELECT count(*) FROM signals) AS signals
+SELECT ARRAY(SELECT DISTINCT asset FROM signals) AS deleted_signal_assets, (SELECT count(*) FROM messages) AS messages
 """
 
-# A follow-up ("BOVAW22 ALVO 1 ATINGIDO"): an event on the most recent open signal of the asset
-# (kept unattached when there is none), and the signal's status moves on.
-RECORD_EVENT = """
-WITH target AS (
-    SELECT id, message_date
-    FROM tp_capital.tp_capital_signals
-    WHERE asset = $1 AND deleted_at IS NULL AND status NOT IN ('stopped', 'final_target_hit')
-      AND ts <= floor(extract(epoch FROM $7::timestamptz) * 1000)::bigint
-    ORDER BY ts DESC, id DESC  -- tp_capital_signals_asset_idx (asset, ts DESC)
-    LIMIT 1
-),
-event AS (
-    INSERT INTO tp_capital.signal_events
-        (signal_id, asset, event_type, target_number, percentage, raw_message, channel_id, message_id,
-         message_date)
-    SELECT (SELECT id FROM target), $1, $2, $3, $4, $8, $5, $6, $7
-    ON CONFLICT ON CONSTRAINT signal_events_message_key DO NOTHING
-    RETURNING signal_id
-)
-UPDATE tp_capital.tp_capital_signals s
-SET status = $9, updated_at = now()
-FROM event, target
-WHERE s.id = event.signal_id AND s.message_date = target.message_date
-RETURNING s.id
+# Follow-ups ("BOVAW22 ALVO 1 ATINGIDO"): recorded once each, unattached; RELINK_EVENTS then
+# attaches them (and recomputes statuses) from the stored messages' dates, whatever the arrival order.
+RECORD_EVENTS = """
+INSERT INTO tp_capital.signal_events
+    (signal_id, asset, event_type, target_number, percentage, raw_message, channel_id, message_id, message_date)
+SELECT NULL, i.asset, i.event_type, i.target_number, i.percentage, i.raw_message, i.channel_id, i.message_id,
+       i.message_date
+FROM unnest($1::text[], $2::text[], $3::int[], $4::float8[], $5::text[], $6::bigint[], $7::bigint[],
+            $8::timestamptz[])
+     AS i(asset, event_type, target_number, percentage, raw_message, channel_id, message_id, message_date)
+ORDER BY i.channel_id, i.message_id, i.message_date
+ON CONFLICT ON CONSTRAINT signal_events_message_key DO NOTHING
 """
+
+# Which signal each follow-up of these assets belongs to, and the signals' statuses (db/sql/
+# tp_capital/005): $1 assets, $2/$3 keys of edited messages (whose signal may have changed asset).
+RELINK_EVENTS = "SELECT tp_capital.relink_signal_events($1::text[], $2::bigint[], $3::bigint[])"
