@@ -1,4 +1,11 @@
-"""Compare what the database holds with what the scripted source says it must hold."""
+"""Compare what the database holds with what the scripted source says it must hold.
+
+Messages: each present once, with its timestamp, newest text, every revision, deletion mark.
+Signals and follow-ups, derived with the API's own parser from the source's texts (the harness
+tests delivery, not parsing): a message whose newest text is a signal has exactly one signal row
+with that asset, live unless the message was deleted; any other message has no live signal; a
+message first posted as a follow-up has exactly one lifecycle event, any other none.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import asyncpg
+
+from ingest_api.parser import FollowUp, Signal, parse
 
 from .script import ExpectedMessage
 
@@ -42,20 +51,26 @@ class CheckResult:
     wrong_deleted: list[Key] = field(default_factory=list)
     # Messages whose revision history (tp_capital.message_revisions) misses or alters a revision.
     wrong_revisions: list[Key] = field(default_factory=list)
+    # Messages whose signal row is missing, doubled, live when it must not be (or not when it
+    # must), or names another asset.
+    wrong_signals: list[Key] = field(default_factory=list)
+    # Follow-up messages without exactly one lifecycle event (or other messages with one).
+    wrong_events: list[Key] = field(default_factory=list)
     # Per problem key, what was expected and what is stored (the first few, for the report).
     samples: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not (self.lost or self.duplicated or self.extra or self.wrong_text
-                    or self.wrong_timestamp or self.wrong_deleted or self.wrong_revisions)
+        return not (self.lost or self.duplicated or self.extra or self.wrong_text or self.wrong_timestamp
+                    or self.wrong_deleted or self.wrong_revisions or self.wrong_signals or self.wrong_events)
 
     def summary(self) -> str:
         return (
             f"expected={self.expected} rows={self.stored_rows} lost={len(self.lost)} "
             f"duplicated={len(self.duplicated)} extra={len(self.extra)} wrong_text={len(self.wrong_text)} "
             f"wrong_timestamp={len(self.wrong_timestamp)} wrong_deleted={len(self.wrong_deleted)} "
-            f"wrong_revisions={len(self.wrong_revisions)}"
+            f"wrong_revisions={len(self.wrong_revisions)} wrong_signals={len(self.wrong_signals)} "
+            f"wrong_events={len(self.wrong_events)}"
         )
 
 
@@ -64,25 +79,46 @@ SELECT channel_id, message_id, revision_date, message_text FROM tp_capital.messa
 """
 
 
-async def fetch_stored(database_url: str, timeout: float = 10.0) -> list[StoredMessage]:
+_SIGNALS = """
+SELECT channel_id, message_id, asset, deleted_at IS NOT NULL AS deleted FROM tp_capital.tp_capital_signals
+"""
+_EVENTS = "SELECT channel_id, message_id FROM tp_capital.signal_events"
+
+
+@dataclass
+class StoredLifecycle:
+    """Signal rows (asset, deleted) and event counts per message key."""
+
+    signals: dict[Key, list[tuple[str, bool]]] = field(default_factory=dict)
+    events: Counter = field(default_factory=Counter)
+
+
+async def fetch_stored(database_url: str, timeout: float = 10.0) -> tuple[list[StoredMessage], StoredLifecycle]:
     conn = await asyncpg.connect(database_url, timeout=timeout)
     try:
         rows = await conn.fetch(_ROWS, timeout=timeout)
         revisions = await conn.fetch(_REVISIONS, timeout=timeout)
+        signals = await conn.fetch(_SIGNALS, timeout=timeout)
+        events = await conn.fetch(_EVENTS, timeout=timeout)
     finally:
         await conn.close()
+    lifecycle = StoredLifecycle(events=Counter((r["channel_id"], r["message_id"]) for r in events))
+    for r in signals:
+        lifecycle.signals.setdefault((r["channel_id"], r["message_id"]), []).append((r["asset"], r["deleted"]))
     history: dict[Key, dict] = {}
     for r in revisions:
         history.setdefault((r["channel_id"], r["message_id"]), {})[r["revision_date"]] = r["message_text"]
-    return [
+    messages = [
         StoredMessage(r["channel_id"], r["message_id"], r["original_timestamp"], r["message_text"],
                       r["edit_date"], r["deleted_at"] is not None,
                       history.get((r["channel_id"], r["message_id"]), {}))
         for r in rows
     ]
+    return messages, lifecycle
 
 
-def compare(expected: dict[Key, ExpectedMessage], stored: list[StoredMessage], max_samples: int = 10) -> CheckResult:
+def compare(expected: dict[Key, ExpectedMessage], stored: list[StoredMessage],
+            lifecycle: StoredLifecycle | None = None, max_samples: int = 10) -> CheckResult:
     result = CheckResult(expected=len(expected), stored_rows=len(stored))
     counts = Counter((row.channel_id, row.message_id) for row in stored)
     by_key: dict[Key, StoredMessage] = {}
@@ -118,8 +154,39 @@ def compare(expected: dict[Key, ExpectedMessage], stored: list[StoredMessage], m
         if row.revisions != want.revisions:
             result.wrong_revisions.append(key)
             note("wrong revisions", key, len(want.revisions), len(row.revisions))
+    if lifecycle is not None:
+        _compare_lifecycle(expected, lifecycle, result, note)
     return result
 
 
+def _compare_lifecycle(expected: dict[Key, ExpectedMessage], lifecycle: StoredLifecycle, result: CheckResult,
+                       note) -> None:
+    for key in sorted(set(lifecycle.signals) - set(expected)):
+        result.wrong_signals.append(key)
+        note("signal of an unknown message", key, None, lifecycle.signals[key])
+    for key in sorted(set(lifecycle.events) - set(expected)):
+        result.wrong_events.append(key)
+        note("event of an unknown message", key, 0, lifecycle.events[key])
+    for key, want in sorted(expected.items()):
+        rows = lifecycle.signals.get(key, [])
+        parsed = parse(want.text)
+        if isinstance(parsed, Signal):
+            good = rows == [(parsed.asset, want.deleted)]
+            want_signal: object = [(parsed.asset, want.deleted)]
+        else:  # never a live signal; a withdrawn one (edited away) may stay, marked deleted
+            good = len(rows) <= 1 and all(deleted for _, deleted in rows)
+            want_signal = "no live signal"
+        if not good:
+            result.wrong_signals.append(key)
+            note("wrong signal", key, want_signal, rows)
+        # Events come from the message as first posted (edits of follow-ups are not events).
+        first_text = want.revisions.get(want.timestamp, want.text)
+        want_events = 1 if isinstance(parse(first_text), FollowUp) else 0
+        if lifecycle.events.get(key, 0) != want_events:
+            result.wrong_events.append(key)
+            note("wrong events", key, want_events, lifecycle.events.get(key, 0))
+
+
 async def check_database(database_url: str, expected: dict[Key, ExpectedMessage]) -> CheckResult:
-    return compare(expected, await fetch_stored(database_url))
+    messages, lifecycle = await fetch_stored(database_url)
+    return compare(expected, messages, lifecycle)
