@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 
 from contracts import MessagePayload, encode_payload, idempotency_key
+from gateway import metrics as gauges
 from gateway.cursors import CursorStore
 from gateway.drainer import Drainer
 from gateway.http import start_server
@@ -20,7 +21,7 @@ from gateway.source import HistoryPage, SourceBatch
 from gateway.source.file_source import FileSource
 from ts_common.embedded_pg import free_port
 
-from .conftest import UNAVAILABLE, deleted, edited, new
+from .conftest import TIMEOUT, UNAVAILABLE, deleted, edited, new
 
 
 async def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -206,6 +207,41 @@ async def test_health_ready_and_metrics(tmp_path, api, make_publisher) -> None:
                  "telegram_failure_queue_size", "telegram_dead_letter_size", "telegram_gateway_token_mismatch"):
         assert f"\n{name}" in metrics, name
     assert 'telegram_messages_received_total{channel_id="-1001649127710"}' in metrics
+
+
+async def test_metrics_after_a_restart_count_what_is_already_on_disk(tmp_path, api, make_publisher) -> None:
+    # A previous run left one dead letter and one record still queued.
+    queue = DurableQueue(tmp_path / "queue.jsonl")
+    queue.open()
+    refused, _ = queue.append([new(1), new(2)])
+    queue.dead_letter([(refused, "Validation failed", ["text must be a string"], 400)])
+    queue.close()
+    # A new process: its gauges start at 0 (this one's may hold another test's values).
+    gauges.QUEUE_SIZE.set(0)
+    gauges.DEAD_LETTERS.set(0)
+    # The API holds the first publish, so no answer has been settled while /metrics is read.
+    api.then(TIMEOUT)
+    api.timeout_sleep = 5.0
+    publisher = await make_publisher(api.url, timeout_seconds=1.0, max_retry_attempts=0)
+    gateway = build(tmp_path, HistorySource({}), publisher)
+    port = free_port()
+    runner = await start_server(gateway, "127.0.0.1", port)
+    run = asyncio.create_task(gateway.run())
+    try:
+        await wait_for(lambda: len(api.requests) == 1)
+        async with aiohttp.ClientSession() as client:
+            async with client.get(f"http://127.0.0.1:{port}/health") as response:
+                health = await response.json()
+            async with client.get(f"http://127.0.0.1:{port}/metrics") as response:
+                metrics = await response.text()
+    finally:
+        gateway.stop()
+        await asyncio.wait_for(run, 10)
+        await runner.cleanup()
+    assert (health["deadLetters"], health["queueDepth"]) == (1, 1)
+    # What the dead-letter alert (infra/prometheus/alerts.yml) reads must agree with /health.
+    assert "\ntelegram_dead_letter_size 1.0\n" in metrics
+    assert "\ntelegram_failure_queue_size 1.0\n" in metrics
 
 
 @pytest.mark.parametrize("exit_code", [1, 2])

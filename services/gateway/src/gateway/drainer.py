@@ -19,6 +19,12 @@ from .queue import DurableQueue, QueueRecord
 log = logging.getLogger(__name__)
 
 
+def publish_queue_gauges(queue: DurableQueue) -> None:
+    """Set the queue-size and dead-letter gauges from the queue (what /health reports too)."""
+    metrics.QUEUE_SIZE.set(queue.depth)
+    metrics.DEAD_LETTERS.set(queue.dead_letters)
+
+
 def settle(queue: DurableQueue, records: list[QueueRecord], results: list[PublishResult]) -> tuple[int, int, int]:
     """Apply publish results to the queue; returns (acknowledged, dead-lettered, still queued)."""
     acked = [r.seq for r, res in zip(records, results) if res.outcome is Outcome.ACKED]
@@ -30,8 +36,7 @@ def settle(queue: DurableQueue, records: list[QueueRecord], results: list[Publis
             log.error("the API refused %s (%s %s): moved to %s", record.key, reason, details,
                       queue.files.dead_letter.name)
         queue.dead_letter(refused)
-    metrics.QUEUE_SIZE.set(queue.depth)
-    metrics.DEAD_LETTERS.set(queue.dead_letters)
+    publish_queue_gauges(queue)
     return len(acked), len(refused), len(records) - len(acked) - len(refused)
 
 
@@ -75,7 +80,9 @@ class Drainer:
         return not self.queue.depth
 
     async def run(self) -> None:
-        metrics.QUEUE_SIZE.set(self.queue.depth)
+        # At start, not only after a publish: a restart may find dead letters (or a backlog) on
+        # disk, and with nothing to publish `settle()` would not run and the alert would stay quiet.
+        publish_queue_gauges(self.queue)
         while not self._stopping:
             self._wake.clear()
             if await self.drain_once():
