@@ -12,6 +12,7 @@ import itertools
 import os
 import sys
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -74,6 +75,10 @@ class ScriptedAPI:
     answered: Counter = field(default_factory=Counter)  # key -> acknowledgements sent
     default: str = OK
     timeout_sleep: float = 1.0
+    # Called with each request as it arrives, before it is answered (e.g. to look at the gateway's
+    # files at that moment). It should record problems, not raise: an exception here becomes a
+    # 500 answer, which the gateway simply retries.
+    on_request: Callable[[Received], None] | None = None
 
     def then(self, *actions: str) -> "ScriptedAPI":
         self.script.extend(actions)
@@ -97,7 +102,10 @@ class ScriptedAPI:
                 keys.append(str(idempotency_key(decode_payload(raw))))
             except msgspec.DecodeError:
                 keys.append("<invalid>")
-        self.requests.append(Received(request.path, keys, dict(request.headers), asyncio.get_running_loop().time()))
+        received = Received(request.path, keys, dict(request.headers), asyncio.get_running_loop().time())
+        self.requests.append(received)
+        if self.on_request is not None:
+            self.on_request(received)
         action = self.script.popleft() if self.script else self.default
         if action == UNAVAILABLE:
             return web.json_response({"error": "Database connection failed"}, status=503)

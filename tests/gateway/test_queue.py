@@ -1,7 +1,9 @@
-"""The write-ahead queue on a real filesystem: durability, recovery, quarantine, lock."""
+"""The write-ahead queue on a real filesystem: durability (also as the API sees it), recovery, quarantine, lock."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import subprocess
 import sys
 import textwrap
@@ -13,10 +15,12 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from contracts import decode_payload
-from gateway.queue import DurableQueue, QueueLocked, inspect_queue
+from contracts import decode_payload, encode_payload, idempotency_key
+from gateway.queue import DurableQueue, QueueLocked, QueueRecord, inspect_queue, record_crc
+from gateway.source.file_source import FileSource
 
-from .conftest import new
+from .conftest import OK, UNAVAILABLE, Received, deleted, edited, new
+from .test_service import build, wait_for
 
 
 def crash(queue: DurableQueue) -> None:
@@ -50,6 +54,94 @@ def test_append_is_on_disk_before_it_returns(tmp_path: Path) -> None:
     assert decode_payload(msgspec.json.encode(stored["payload"])).text == "first"
     assert inspect_queue(path).depth == 1
     queue.close()
+
+
+class WriteAheadWitness:
+    """The API's side of the write-ahead rule: on each request it reads the queue file afresh from
+    disk (never the gateway's in-memory queue) and checks that every record received is there, as
+    a complete checksummed line that an fsync of that very file already covered."""
+
+    def __init__(self, queue_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.queue_path = queue_path
+        self.requests_checked = 0
+        self.problems: list[str] = []
+        # (device, inode) -> the file's size at its latest fsync. The queue file is append-only
+        # between compactions, and a compaction renames a new (fsync'd) file into place: bytes
+        # below that size were on stable storage.
+        self.fsynced_size: dict[tuple[int, int], int] = {}
+        real_fsync = os.fsync
+
+        def recording_fsync(fd: int) -> None:
+            real_fsync(fd)
+            status = os.fstat(fd)
+            self.fsynced_size[(status.st_dev, status.st_ino)] = status.st_size
+
+        monkeypatch.setattr(os, "fsync", recording_fsync)
+
+    def check(self, request: Received) -> None:
+        # The API runs on the gateway's event loop, so the file cannot change during this read.
+        with open(self.queue_path, "rb") as fh:
+            status = os.fstat(fh.fileno())
+            content = fh.read()
+        line_end: dict[str, int] = {}  # key -> byte offset just past its line
+        offset = 0
+        for line in content.splitlines(keepends=True):
+            offset += len(line)
+            if not line.endswith(b"\n"):
+                continue  # a line still being written does not count
+            record = msgspec.json.decode(line, type=QueueRecord)
+            if record.crc == record_crc(record.seq, record.key, record.payload):
+                line_end[record.key] = offset
+        synced = self.fsynced_size.get((status.st_dev, status.st_ino), 0)
+        for key in request.keys:
+            if key not in line_end:
+                self.problems.append(f"{request.path} received {key}, which is not in the queue file")
+            elif line_end[key] > synced:
+                self.problems.append(f"{request.path} received {key} before its queue line was fsync'd")
+        self.requests_checked += 1
+
+
+async def test_write_ahead_every_request_finds_its_records_fsynced_in_the_queue_file(
+        tmp_path: Path, api, make_publisher, monkeypatch: pytest.MonkeyPatch) -> None:
+    witness = WriteAheadWitness(tmp_path / "queue.jsonl", monkeypatch)
+    api.on_request = witness.check
+    events = tmp_path / "events.jsonl"
+
+    def write_events(*payloads) -> set[str]:
+        with open(events, "ab") as fh:
+            fh.write(b"".join(encode_payload(p) + b"\n" for p in payloads))
+        return {str(idempotency_key(p)) for p in payloads}
+
+    def start(publisher):
+        gateway = build(tmp_path, FileSource(events, tmp_path, poll_interval=0.01), publisher)
+        return gateway, asyncio.create_task(gateway.run())
+
+    publisher = await make_publisher(api.url)
+    # A backlog published in a batch, whose first two attempts fail (the retries are checked too)...
+    expected = write_events(new(1, "a"), edited(1, "b"), new(2))
+    api.then(UNAVAILABLE, UNAVAILABLE)
+    gateway, run = start(publisher)
+    await wait_for(lambda: set(api.stored) == expected)
+    # ...then the live path, one message at a time...
+    expected |= write_events(new(3))
+    await wait_for(lambda: set(api.stored) == expected)
+    # ...then an outage: what arrives stays queued across a restart...
+    api.default = UNAVAILABLE
+    during_outage = write_events(new(4), deleted(2))
+    await wait_for(lambda: any(during_outage & set(r.keys) for r in api.requests))
+    gateway.stop()
+    assert await asyncio.wait_for(run, 10) == 0
+    # ...and the next start publishes it from the recovered (compacted, renamed) queue file.
+    expected |= during_outage | write_events(new(5))
+    api.default = OK
+    gateway, run = start(publisher)
+    await wait_for(lambda: set(api.stored) == expected)
+    gateway.stop()
+    assert await asyncio.wait_for(run, 10) == 0
+
+    assert witness.problems == []
+    assert witness.requests_checked == len(api.requests) >= 6
+    assert {r.path for r in api.requests} == {"/ingest", "/ingest/batch"}
 
 
 def test_ack_removes_and_restart_resumes_with_the_rest(tmp_path: Path) -> None:
