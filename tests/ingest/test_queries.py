@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import asyncpg
 import httpx
 import pytest
 
@@ -175,6 +176,51 @@ def test_old_delete_by_ingested_at(server: Server, channel_id: int) -> None:
     assert signals(server, channel=str(channel_id)).json()["data"] == []
     bad = httpx.request("DELETE", f"{server.url}/signals", json={"when": "x"}, headers=auth())
     assert bad.status_code == 400 and "ingestedAt" in bad.text
+
+
+def ingest_batch(server: Server, channel_id: int, assets: list[str]) -> None:
+    """One POST /ingest/batch: every signal is stored by the same INSERT statement."""
+    body = {"messages": [{"channelId": str(channel_id), "messageId": i + 1, "text": SWING.format(asset=asset),
+                          "timestamp": (T0 + timedelta(minutes=i)).isoformat()} for i, asset in enumerate(assets)]}
+    response = httpx.post(server.url + "/ingest/batch", json=body, headers=auth())
+    assert response.status_code == 200 and response.json()["stored"] == len(assets), response.text
+
+
+def delete_by_ingested_at(server: Server, ingested_at: str) -> httpx.Response:
+    return httpx.request("DELETE", f"{server.url}/signals", json={"ingestedAt": ingested_at}, headers=auth())
+
+
+def test_old_delete_removes_one_signal_of_a_batch(server: Server, channel_id: int) -> None:
+    ingest_batch(server, channel_id, ["PETR4", "VALE3", "ITUB4"])
+    rows = signals(server, channel=str(channel_id)).json()["data"]
+    # ingested_at is read per row, not once per statement.
+    assert len({row["ingested_at"] for row in rows}) == 3
+    # A value with sub-millisecond digits is matched exactly (one at a whole millisecond would be
+    # matched to the millisecond, as the old dashboard's values are).
+    target = next(row for row in rows if datetime.fromisoformat(row["ingested_at"]).microsecond % 1000)
+    response = delete_by_ingested_at(server, target["ingested_at"])
+    assert response.status_code == 200, response.text
+    assert response.json() == {"success": True, "deleted": 1}
+    remaining = signals(server, channel=str(channel_id)).json()["data"]
+    assert sorted(row["asset"] for row in remaining) == sorted(row["asset"] for row in rows if row is not target)
+
+
+async def test_old_delete_matching_several_signals_deletes_none(server: Server, channel_id: int) -> None:
+    ingest_batch(server, channel_id, ["PETR4", "VALE3"])
+    # Signals stored before migration 004 share the ingested_at of their statement.
+    conn = await asyncpg.connect(server.database_url)
+    try:
+        await conn.execute("UPDATE tp_capital.tp_capital_signals SET ingested_at = '2025-10-07T12:00:00.123456Z' "
+                           "WHERE channel_id = $1", channel_id)
+    finally:
+        await conn.close()
+    for sent in ("2025-10-07T12:00:00.123456Z", "2025-10-07T12:00:00.123Z"):
+        response = delete_by_ingested_at(server, sent)
+        assert response.status_code == 409, response.text
+        assert "DELETE /signals/{id}" in response.json()["error"]
+    rows = signals(server, channel=str(channel_id)).json()["data"]
+    assert len(rows) == 2  # both still live
+    assert all(str(row["id"]) in response.json()["details"][0] for row in rows)
 
 
 def test_messages_lists_raw_messages(server: Server, seeded: int) -> None:

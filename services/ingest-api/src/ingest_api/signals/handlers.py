@@ -120,8 +120,10 @@ class _DeleteBodyOperation(Operation):
 
 @delete("/signals", operation_id="deleteSignalByIngestedAt", operation_class=_DeleteBodyOperation,
         summary='The old form: body {"ingestedAt": "<ISO>"} (token required)',
-        guards=[require_token], status_code=200, responses=_AUTH_ERRORS, tags=["signals"],
-        request_max_body_size=64 * 1024)
+        guards=[require_token], status_code=200, tags=["signals"], request_max_body_size=64 * 1024,
+        responses={**_AUTH_ERRORS, 409: ResponseSpec(
+            ErrorBody, description="Several signals have that ingestedAt: none deleted (use DELETE /signals/{id})",
+            generate_examples=False)})
 async def delete_signal_by_ingested_at(request: Request) -> DeleteResult:
     try:
         body = _delete_body.decode(await request.body())

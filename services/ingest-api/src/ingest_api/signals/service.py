@@ -175,11 +175,21 @@ DELETE_SIGNAL = """
 UPDATE tp_capital.tp_capital_signals SET deleted_at = now(), updated_at = now()
 WHERE id = $1 AND deleted_at IS NULL
 """
-# The old dashboard identified a signal by its ingested_at (sent back at millisecond precision).
-DELETE_BY_INGESTED_AT = """
+# The old dashboard identified a signal by its ingested_at, sent back at millisecond precision
+# (JavaScript's toISOString); a client that sends the full microseconds we return gets an exact
+# match. Locked, so that the count checked is the count deleted.
+FIND_BY_INGESTED_AT = """
+SELECT id, message_date FROM tp_capital.tp_capital_signals
+WHERE deleted_at IS NULL
+  AND CASE WHEN $2::boolean
+           THEN date_trunc('milliseconds', ingested_at) = date_trunc('milliseconds', $1::timestamptz)
+           ELSE ingested_at = $1::timestamptz END
+ORDER BY id
+FOR UPDATE
+"""
+DELETE_ONE = """
 UPDATE tp_capital.tp_capital_signals SET deleted_at = now(), updated_at = now()
-WHERE date_trunc('milliseconds', ingested_at) = date_trunc('milliseconds', $1::timestamptz)
-  AND deleted_at IS NULL
+WHERE id = $1 AND message_date = $2
 """
 
 LIST_MESSAGES = """
@@ -229,11 +239,22 @@ async def delete_signal(conn: Any, signal_id: int) -> DeleteResult:
 
 
 async def delete_by_ingested_at(conn: Any, ingested_at: datetime) -> DeleteResult:
-    status = await conn.execute(DELETE_BY_INGESTED_AT, ingested_at)
-    deleted = int(status.split()[-1])
-    if not deleted:
-        raise ApiError(404, "No signal with that ingestedAt")
-    return DeleteResult(success=True, deleted=deleted)
+    """The old form deleted one signal: when several live signals match, delete none (409).
+
+    Signals stored before migration 004 share ingested_at within a batch, and a millisecond
+    value can still match several rows stored within the same millisecond.
+    """
+    to_the_millisecond = ingested_at.microsecond % 1000 == 0
+    async with conn.transaction():
+        matches = await conn.fetch(FIND_BY_INGESTED_AT, ingested_at, to_the_millisecond)
+        if not matches:
+            raise ApiError(404, "No signal with that ingestedAt")
+        if len(matches) > 1:
+            ids = ", ".join(str(m["id"]) for m in matches[:20]) + (", …" if len(matches) > 20 else "")
+            raise ApiError(409, f"ingestedAt matches {len(matches)} signals; delete one with DELETE /signals/{{id}}",
+                           [f"matching signal ids: {ids}"])
+        await conn.execute(DELETE_ONE, matches[0]["id"], matches[0]["message_date"])
+    return DeleteResult(success=True, deleted=1)
 
 
 _json = msgspec.json.Decoder()
