@@ -52,6 +52,17 @@ def test_wrong_token_is_401_and_counted(server: Server, channel_id: int) -> None
     assert TOKEN not in server.log()
 
 
+@pytest.mark.parametrize("path", ["/ingest", "/ingest/batch"])
+async def test_api_key_header_is_not_accepted_for_ingest(server: Server, channel_id: int, path: str) -> None:
+    # X-API-Key is the old dashboard's header for the DELETE endpoints only.
+    body = message(channel_id, 1) if path == "/ingest" else {"messages": [message(channel_id, 1)]}
+    response = post(server, body, headers={"X-API-Key": TOKEN}, path=path)
+    assert response.status_code == 401
+    assert response.json() == {"error": "Missing X-Gateway-Token header"}
+    rows = await fetch(server.database_url, "SELECT count(*) FROM tp_capital.forwarded_messages WHERE channel_id = $1", channel_id)
+    assert rows[0][0] == 0
+
+
 async def test_right_token_stores(server: Server, channel_id: int) -> None:
     response = post(server, message(channel_id, 7, "olá 👋 ‏שלום‎ '; DROP TABLE x; --"))
     assert response.status_code == 200

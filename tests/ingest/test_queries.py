@@ -198,7 +198,9 @@ def test_old_delete_removes_one_signal_of_a_batch(server: Server, channel_id: in
     # A value with sub-millisecond digits is matched exactly (one at a whole millisecond would be
     # matched to the millisecond, as the old dashboard's values are).
     target = next(row for row in rows if datetime.fromisoformat(row["ingested_at"]).microsecond % 1000)
-    response = delete_by_ingested_at(server, target["ingested_at"])
+    # With the old dashboard's header.
+    response = httpx.request("DELETE", f"{server.url}/signals", json={"ingestedAt": target["ingested_at"]},
+                             headers={"X-API-Key": TOKEN})
     assert response.status_code == 200, response.text
     assert response.json() == {"success": True, "deleted": 1}
     remaining = signals(server, channel=str(channel_id)).json()["data"]

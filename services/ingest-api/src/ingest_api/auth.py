@@ -14,17 +14,26 @@ from .errors import ApiError
 log = logging.getLogger(__name__)
 
 TOKEN_HEADER = "x-gateway-token"
-# The old dashboard called the DELETE endpoints with an API key header.
-ALTERNATE_HEADER = "x-api-key"
+# The old dashboard called the DELETE endpoints with an API key header. Only those endpoints
+# accept it: the ingest endpoints are the gateway's, which always sends X-Gateway-Token.
+DASHBOARD_HEADER = "x-api-key"
 
 
 async def require_token(connection: ASGIConnection, _: BaseRouteHandler) -> None:
-    """Litestar guard: 401 with the old error texts when the token is missing or wrong.
+    """Litestar guard: 401 with the old error texts when X-Gateway-Token is missing or wrong.
 
     Async on purpose: Litestar runs a sync guard in a worker thread, a costly hop per request.
     """
+    _check(connection, connection.headers.get(TOKEN_HEADER))
+
+
+async def require_token_or_api_key(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    """The guard of the DELETE endpoints: the token in X-Gateway-Token or in the old X-API-Key."""
+    _check(connection, connection.headers.get(TOKEN_HEADER) or connection.headers.get(DASHBOARD_HEADER))
+
+
+def _check(connection: ASGIConnection, supplied: str | None) -> None:
     expected: bytes = connection.app.state.token_bytes
-    supplied = connection.headers.get(TOKEN_HEADER) or connection.headers.get(ALTERNATE_HEADER)
     client = connection.client.host if connection.client else "unknown"
     if not supplied:
         metrics.AUTH_FAILURES.labels(reason="missing").inc()

@@ -12,7 +12,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, Reference, RequestBody, Schema
 from litestar.params import PathParameter, QueryParameter
 
-from ..auth import require_token
+from ..auth import require_token_or_api_key
 from ..errors import ApiError, ErrorBody
 from . import service
 from .service import DeleteResult, Filters, MessagePage, SignalDetail, SignalPage
@@ -97,7 +97,7 @@ async def get_signal(request: Request, signal_id: Annotated[int, PathParameter(g
 
 
 @delete("/signals/{signal_id:int}", operation_id="deleteSignal", summary="Mark a signal deleted (token required)",
-        guards=[require_token], status_code=200, responses=_AUTH_ERRORS, tags=["signals"])
+        guards=[require_token_or_api_key], status_code=200, responses=_AUTH_ERRORS, tags=["signals"])
 async def delete_signal(request: Request, signal_id: Annotated[int, PathParameter(ge=1, le=2**53, description="signal id")]) -> DeleteResult:
     async with request.app.state.db.pool.acquire() as conn:
         return await service.delete_signal(conn, signal_id)
@@ -120,7 +120,7 @@ class _DeleteBodyOperation(Operation):
 
 @delete("/signals", operation_id="deleteSignalByIngestedAt", operation_class=_DeleteBodyOperation,
         summary='The old form: body {"ingestedAt": "<ISO>"} (token required)',
-        guards=[require_token], status_code=200, tags=["signals"], request_max_body_size=64 * 1024,
+        guards=[require_token_or_api_key], status_code=200, tags=["signals"], request_max_body_size=64 * 1024,
         responses={**_AUTH_ERRORS, 409: ResponseSpec(
             ErrorBody, description="Several signals have that ingestedAt: none deleted (use DELETE /signals/{id})",
             generate_examples=False)})
