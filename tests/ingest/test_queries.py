@@ -235,3 +235,16 @@ def test_messages_lists_raw_messages(server: Server, seeded: int) -> None:
     assert older["data"][0]["message_text"] == "Bom dia pessoal!"  # non-signals are stored too
     found = httpx.get(server.url + "/messages", params={"channel": str(seeded), "search": "BOM DIA"}).json()["data"]
     assert [m["message_id"] for m in found] == [3]
+
+
+def test_forwarded_messages_is_the_old_path_of_messages(server: Server, seeded: int) -> None:
+    params = {"channel": str(seeded), "limit": 2, "search": "a"}
+    old = httpx.get(server.url + "/forwarded-messages", params=params)
+    assert old.status_code == 200
+    assert old.json() == httpx.get(server.url + "/messages", params=params).json()
+    assert old.json()["data"]  # not two empty answers
+    assert httpx.get(server.url + "/forwarded-messages", params={"limit": 0}).status_code == 400
+    spec = httpx.get(server.url + "/schema/openapi.json").json()
+    operation = spec["paths"]["/forwarded-messages"]["get"]
+    assert operation["operationId"] == "listForwardedMessages" and "old API" in operation["summary"]
+    assert operation["parameters"] == spec["paths"]["/messages"]["get"]["parameters"]

@@ -1,4 +1,5 @@
-"""Query API compatible with the old one: GET/DELETE /signals, GET /signals/{id}, GET /messages."""
+"""Query API compatible with the old one: GET/DELETE /signals, GET /signals/{id}, GET /messages
+(also at the old path /forwarded-messages)."""
 
 from __future__ import annotations
 
@@ -134,9 +135,7 @@ async def delete_signal_by_ingested_at(request: Request) -> DeleteResult:
         return await service.delete_by_ingested_at(conn, body.ingested_at)
 
 
-@get("/messages", operation_id="listMessages", summary="Raw messages as received, newest first",
-     responses=_ERRORS, tags=["messages"])
-async def list_messages(
+async def _list_messages(
     request: Request,
     limit: Limit = 100,
     channel: Annotated[str | None, QueryParameter(max_length=200, description="channel id or name")] = None,
@@ -150,4 +149,13 @@ async def list_messages(
         return await service.list_messages(conn, filters)
 
 
-route_handlers = [list_signals, get_signal, delete_signal, delete_signal_by_ingested_at, list_messages]
+list_messages = get("/messages", operation_id="listMessages", summary="Raw messages as received, newest first",
+                    responses=_ERRORS, tags=["messages"])(_list_messages)
+# The old API served the same list at /forwarded-messages (its table's name); clients written for
+# it keep working. Its own operation id: OpenAPI needs one per path.
+list_forwarded_messages = get("/forwarded-messages", operation_id="listForwardedMessages",
+                              summary="Raw messages, newest first (the old API's path for GET /messages)",
+                              responses=_ERRORS, tags=["messages"])(_list_messages)
+
+route_handlers = [list_signals, get_signal, delete_signal, delete_signal_by_ingested_at, list_messages,
+                  list_forwarded_messages]
