@@ -115,6 +115,19 @@ def test_day_trade_header() -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "signal_type"),
+    [("🟢Swing Trade\nAtivo: PETR4\nCompra: 38,50\nStop: 37,00\nNão faça day trade com este ativo!", SWING_TRADE),
+     ("Ativo: PETR4 Compra: 38,50 (day trade proibido)", SWING_TRADE),  # no header: the old default
+     ("\n  \n🔵 DAY TRADE\nAtivo: PETR4\nCompra: 38,50", DAY_TRADE),  # blank lines before the header
+     ("#DayTrade\nAtivo: PETR4\nCompra: 38,50", DAY_TRADE),
+     ("Day Trade: Ativo: PETR4 Compra: 38,50", DAY_TRADE)],
+)
+def test_signal_type_comes_from_the_header(text: str, signal_type: str) -> None:
+    signal = parse(text)
+    assert isinstance(signal, Signal) and signal.signal_type == signal_type
+
+
+@pytest.mark.parametrize(
     ("text", "event", "n", "pct", "status"),
     [("BOVAW22 ALVO 1 ATINGIDO ✅\n+17,02%", "target_hit", 1, 17.02, "target_1_hit"),
      ("BOVAW22 ALVO 2 ATINGIDO ✅ +40%", "target_hit", 2, 40.0, "target_2_hit"),

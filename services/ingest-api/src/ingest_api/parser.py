@@ -13,8 +13,11 @@ Labels are matched case-insensitively, the first occurrence of each wins. Beside
 too (Papel, Ticker, Entrada, Buy, TP/TPn, Target n, SL, Stop Loss), and the label may be followed
 by ":", "=", "-" or nothing ("COMPRA 0.25-0.27", which the old parser missed).
 
-Compatibility with the old parser, kept on purpose: without a header the type is "Swing Trade";
-with no "Alvo final" the last numbered target is the final one ("Alvo 1" alone → final = target 1).
+The type comes from the header, the first non-empty line ("🟢Swing Trade", "Day Trade 🔵"): a
+Swing Trade post that mentions day trade in its body ("não faça day trade") stays Swing Trade.
+Compatibility with the old parser, kept on purpose: without a Day Trade header the type is "Swing
+Trade"; with no "Alvo final" the last numbered target is the final one ("Alvo 1" alone → final =
+target 1).
 
 Follow-ups ("BOVAW22 ALVO 1 ATINGIDO ✅ +17,02%", "CYREW296 stop -25%") are not signals: they
 are lifecycle events of the latest open signal for the asset.
@@ -61,7 +64,8 @@ _TARGET_LIST_RE = re.compile(
     rf"{_L}alvos{_R}{_SEP}(?P<values>{_NUMBER}(?:\s*[,;/]\s+{_NUMBER})*)", _FLAGS
 )
 _STOP_RE = re.compile(rf"{_L}(?:stop\s+loss|stop|sl){_R}{_SEP}(?:r\$\s*)?(?P<value>{_NUMBER})", _FLAGS)
-_DAY_TRADE_RE = re.compile(r"day\s*trade", _FLAGS)
+# The header starts with the type, after any emoji or punctuation ("🔵 DAY TRADE", "#DayTrade").
+_DAY_TRADE_HEADER_RE = re.compile(rf"^\W*day\s*-?\s*trade{_R}", _FLAGS)
 _LEADING_TICKER_RE = re.compile(rf"(?<![A-Za-z0-9])(?P<asset>[A-Z]{{3,6}}[0-9]{{1,4}})(?![A-Za-z0-9])")
 
 # Follow-ups: "<TICKER> ALVO 1 ATINGIDO", "Alvo final atingido em ITUB4", "<TICKER> stop".
@@ -173,7 +177,7 @@ def parse_signal(text: str) -> Signal | None:
     stop = parse_number(stop_match.group("value")) if stop_match else None
     return Signal(
         asset=asset,
-        signal_type=DAY_TRADE if _DAY_TRADE_RE.search(text) else SWING_TRADE,
+        signal_type=_signal_type(text),
         buy_min=buy_min,
         buy_max=buy_max,
         target_1=target_1,
@@ -181,6 +185,11 @@ def parse_signal(text: str) -> Signal | None:
         target_final=target_final,
         stop=stop,
     )
+
+
+def _signal_type(text: str) -> str:
+    header = next((line for line in text.splitlines() if line.strip()), "")
+    return DAY_TRADE if _DAY_TRADE_HEADER_RE.match(header) else SWING_TRADE
 
 
 def _asset(text: str, buy: re.Match[str]) -> str | None:
