@@ -98,6 +98,7 @@ async def test_right_token_stores(server: Server, channel_id: int) -> None:
         ({"photos": ["a\u0000"]}, "photos"),
         ({"channelName": "bad\u0000"}, "channelName"),
         ({"kind": "exploded"}, "kind"),
+        ({"kind": []}, "kind"),  # unhashable: was a 500
         ({"kind": "edited"}, "editDate"),
         ({"kind": "edited", "editDate": "2020-01-01T00:00:00Z"}, "editDate"),  # before the message
     ],
@@ -120,6 +121,37 @@ def test_every_missing_field_is_listed(server: Server) -> None:
     response = post(server, {"text": "x"})
     assert response.status_code == 400
     assert response.json()["details"] == ["channelId is required", "messageId is required", "timestamp is required"]
+
+
+SEVERAL_BAD_FIELDS = {"channelId": "abc", "messageId": "12", "timestamp": "yesterday", "text": 5}
+
+
+def _named(details: list[str]) -> list[str]:
+    return [detail.split(":")[0].split(" ")[0] for detail in details]
+
+
+def test_several_bad_fields_are_each_named(server: Server) -> None:
+    # msgspec stops at the first bad field; every one must be reported.
+    response = post(server, SEVERAL_BAD_FIELDS)
+    assert response.status_code == 400
+    details = response.json()["details"]
+    assert _named(details) == ["channelId", "messageId", "timestamp", "text"]
+    assert "messageId: Expected `int`, got `str`" in details
+    assert "timestamp must be valid ISO 8601 datetime with a time zone (Invalid RFC3339 encoded datetime)" in details
+    assert "text: Expected `str`, got `int`" in details
+    # Missing and wrong fields together, and a problem inside a nested value, by its path.
+    response = post(server, {"kind": "edited", "messageId": 0, "timestamp": T0, "sender": {"id": "x"}, "photos": {}})
+    assert response.json()["details"] == [
+        "channelId is required", "messageId: Expected `int` >= 1", "photos: Expected `array`, got `object`",
+        "sender.id: Expected `int | null`, got `str`", "editDate is required"]
+
+
+def test_several_bad_fields_in_a_batch_element(server: Server, channel_id: int) -> None:
+    response = post(server, {"messages": [message(channel_id, 1), SEVERAL_BAD_FIELDS]}, path="/ingest/batch")
+    assert response.status_code == 200
+    rejected = response.json()["results"][1]
+    assert rejected["status"] == "rejected"
+    assert _named(rejected["details"]) == [f"messages[1].{name}" for name in ("channelId", "messageId", "timestamp", "text")]
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,15 @@ from typing import Any
 
 import msgspec
 
-from contracts import DeletedMessage, EditedMessage, IngestResult, MessagePayload, channel_id_int, decode_payload
+from contracts import (
+    DeletedMessage,
+    EditedMessage,
+    IngestResult,
+    MessagePayload,
+    NewMessage,
+    channel_id_int,
+    decode_payload,
+)
 
 from .. import metrics
 from ..db import Database, DatabaseUnavailable, unavailable_kind
@@ -75,8 +83,9 @@ class Prepared:
         return (self.kind, self.channel_id, self.message_id, self.original_timestamp, self.edit_date)
 
 
-_REQUIRED = {"new": ("channelId", "messageId", "timestamp"), "edited": ("channelId", "messageId", "timestamp", "editDate"),
-             "deleted": ("channelId", "messageId")}
+# Each kind's wire type, whose fields are checked one by one to explain a failed decode.
+_KINDS: dict[str, type[msgspec.Struct]] = {"new": NewMessage, "edited": EditedMessage, "deleted": DeletedMessage}
+_DATE_FIELDS = ("timestamp", "editDate", "deletedAt")
 # msgspec: "Expected `int`, got `str` - at `$.messageId`" / "Object missing required field `x`".
 _AT_PATH = re.compile(r"^(?P<reason>.*?) - at `\$(?P<path>[^`]*)`$")
 _MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`(?: - at `\$(?P<path>[^`]*)`)?$")
@@ -95,19 +104,20 @@ def _describe(error: msgspec.MsgspecError) -> str:
         return f"{field} is required"
     located = _AT_PATH.match(text)
     if located:
-        field = _field_name(located.group("path"))
-        reason = located.group("reason")
-        if field in ("timestamp", "editDate", "deletedAt"):
-            return f"{field} must be valid ISO 8601 datetime with a time zone ({reason})"
-        return f"{field}: {reason}"
+        return _bad_field(_field_name(located.group("path")), located.group("reason"))
     if isinstance(error, msgspec.DecodeError):
         return f"body is not valid JSON: {text}"
     return text
 
 
+def _bad_field(field: str, reason: str) -> str:
+    if field in _DATE_FIELDS:
+        return f"{field} must be valid ISO 8601 datetime with a time zone ({reason})"
+    return f"{field}: {reason}"
+
+
 def _explain(body: bytes, error: msgspec.MsgspecError) -> list[str]:
-    """Every missing required field (msgspec stops at the first problem), then msgspec's reason."""
-    details: list[str] = []
+    """One detail per bad field (msgspec stops at the first problem), else msgspec's reason."""
     try:
         generic = _any_decoder.decode(body)
     except msgspec.DecodeError as exc:
@@ -115,12 +125,33 @@ def _explain(body: bytes, error: msgspec.MsgspecError) -> list[str]:
     if not isinstance(generic, dict):
         return [f"body must be a JSON object, got {type(generic).__name__}"]
     kind = generic.get("kind", "new")
-    if kind not in _REQUIRED:
+    # isinstance first: `[] in _KINDS` would raise (unhashable) instead of answering 400.
+    if not isinstance(kind, str) or kind not in _KINDS:
         return ["kind must be one of new, edited, deleted"]
-    details.extend(f"{name} is required" for name in _REQUIRED[kind] if generic.get(name) is None)
-    described = _describe(error)
-    if described not in details:
-        details.append(described)
+    return _field_problems(generic, _KINDS[kind]) or [_describe(error)]
+
+
+def _field_problems(payload: dict[str, Any], wire_type: type[msgspec.Struct]) -> list[str]:
+    """Each field of `wire_type` checked on its own: missing, or its value converted to the
+    field's type (which keeps the Meta constraints: ranges, patterns, time zones)."""
+    details: list[str] = []
+    for field in msgspec.structs.fields(wire_type):
+        name = field.encode_name
+        value = payload.get(name)
+        if value is None and field.required:
+            details.append(f"{name} is required")
+            continue
+        if name not in payload:
+            continue
+        try:
+            msgspec.convert(value, field.type)
+        except msgspec.ValidationError as exc:
+            # A problem inside the value ("Expected `int`, got `str` - at `$.id`") names its path.
+            located = _AT_PATH.match(str(exc))
+            if located:
+                details.append(_bad_field(name + located.group("path"), located.group("reason")))
+            else:
+                details.append(_bad_field(name, str(exc)))
     return details
 
 
