@@ -3,30 +3,89 @@
 Under any sequence of API answers (stored, duplicate, 5xx, 429, timeout, 400, rejected, 401) and
 crash-restarts of the gateway (files as a SIGKILL leaves them, sometimes with a torn last line),
 every message is stored in the API at most once, and is stored or still queued or in the
-dead-letter file; a record the API acknowledged is never sent again.
+dead-letter file; a record the API acknowledged is never sent again. Each publish (single or
+batch) waits exactly the configured retry schedule between its attempts: a prefix of it when an
+attempt got a final answer, all of it when the publish gave up on a transient failure.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import shutil
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
-from hypothesis import HealthCheck, settings
+import pytest
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from stamina.instrumentation import RetryDetails, get_on_retry_hooks, set_on_retry_hooks
 
 from gateway.drainer import Drainer
-from gateway.publisher import Publisher, create_session
-from gateway.queue import DurableQueue
+from gateway.publisher import Outcome, Publisher, PublishResult, create_session
+from gateway.queue import DurableQueue, QueueRecord
 
 from .conftest import BAD_REQUEST, OK, REJECT, TIMEOUT, TOO_MANY, UNAUTHORIZED, UNAVAILABLE, ScriptedAPI, new, publish_settings, start_api
 from .test_queue import crash
 
 ANSWERS = st.lists(st.sampled_from([OK, OK, UNAVAILABLE, TOO_MANY, TIMEOUT, BAD_REQUEST, UNAUTHORIZED, REJECT]),
                    max_size=5)
+# Sometimes the API is down for a few attempts first: long enough, a publish waits its whole schedule.
+OUTAGE = st.lists(st.sampled_from([UNAVAILABLE, TOO_MANY, TIMEOUT]), min_size=1, max_size=4)
+SCRIPTS = st.one_of(ANSWERS, st.tuples(OUTAGE, ANSWERS).map(lambda parts: parts[0] + parts[1]))
+# PublishResult.reason of the failures the publisher retries (see publisher.TransientError).
+TRANSIENT_REASONS = {"timeout", "connection", "http_429", "http_5xx"}
+
+
+@dataclass
+class RetriedPublish:
+    """One publish with its own retry schedule, and the waits stamina chose before each retry."""
+
+    kind: str  # "single" or "batch"
+    waits: list[tuple[int, float]] = field(default_factory=list)  # (retry number, seconds)
+    # A batch the API refused as a whole, then published record by record (each a publish of its own).
+    fell_back: bool = False
+    # Ended on a transient failure: only allowed once the whole schedule was waited.
+    gave_up: bool = False
+
+
+class TrackingPublisher(Publisher):
+    """A Publisher that keeps track of which publish is running, so that the retry waits stamina
+    reports (a process-wide hook) can be checked against the schedule publish by publish."""
+
+    def __init__(self, settings, session, publishes: list[RetriedPublish]) -> None:
+        super().__init__(settings, session)
+        self.publishes = publishes
+        self.running: list[RetriedPublish] = []  # a batch falling back runs single publishes inside it
+
+    def on_retry(self, details: RetryDetails) -> None:
+        self.running[-1].waits.append((details.retry_num, details.wait_for))
+
+    async def publish(self, record: QueueRecord) -> PublishResult:
+        return await self._tracked("single", super().publish(record))
+
+    async def publish_batch(self, records: list[QueueRecord]) -> list[PublishResult]:
+        if len(records) == 1:
+            return await super().publish_batch(records)  # a single publish (tracked as one)
+        return await self._tracked("batch", super().publish_batch(records))
+
+    async def _tracked(self, kind: str, publishing):
+        current = RetriedPublish(kind)
+        if self.running:
+            self.running[-1].fell_back = True
+        self.running.append(current)
+        try:
+            result = await publishing
+        finally:
+            self.running.pop()
+            self.publishes.append(current)
+        results = result if isinstance(result, list) else [result]
+        current.gave_up = not current.fell_back and all(
+            r.outcome is Outcome.UNAVAILABLE and r.reason in TRANSIENT_REASONS for r in results)
+        return result
 
 
 class DeliveryMachine(RuleBasedStateMachine):
@@ -43,6 +102,11 @@ class DeliveryMachine(RuleBasedStateMachine):
         self.sent: set[str] = set()
         self.acked_after: dict[str, int] = {}  # key -> number of requests when it was acknowledged
         self.next_id = 1
+        # stamina reports each scheduled retry to these hooks; the drain rule checks them.
+        self.publishes: list[RetriedPublish] = []
+        self.publisher: TrackingPublisher | None = None
+        self.previous_retry_hooks = get_on_retry_hooks()
+        set_on_retry_hooks([lambda details: self.publisher.on_retry(details)])
 
     async def _session(self):
         return create_session(self.settings)
@@ -65,17 +129,33 @@ class DeliveryMachine(RuleBasedStateMachine):
         self.queue.append(payloads)
         self.sent.update(r.key for r in self.queue.pending()[-count:])
 
-    @rule(answers=ANSWERS)
-    def drain(self, answers: list[str]) -> None:
+    # Waits of a few milliseconds: the schedule is checked, the test stays fast. A batch size of 1
+    # publishes record by record (/ingest), 4 in batches (/ingest/batch).
+    @rule(answers=SCRIPTS, retries=st.integers(0, 3), delay_ms=st.integers(1, 3), batch_size=st.sampled_from([1, 4]))
+    def drain(self, answers: list[str], retries: int, delay_ms: int, batch_size: int) -> None:
         self.api.script.clear()
         self.api.then(*answers)
         before = {r.key for r in self.queue.pending()}
-        drainer = Drainer(self.queue, Publisher(self.settings, self.session), batch_size=self.settings.batch_size,
-                          backoff_initial=0.01, backoff_max=0.01)
+        drain_settings = dataclasses.replace(self.settings, max_retry_attempts=retries, retry_delay_ms=delay_ms)
+        self.publisher = TrackingPublisher(drain_settings, self.session, self.publishes)
+        drainer = Drainer(self.queue, self.publisher, batch_size=batch_size, backoff_initial=0.01, backoff_max=0.01)
         self.loop.run_until_complete(drainer.drain_once())
         dead = self._dead_keys()
         for key in before - {r.key for r in self.queue.pending()} - dead:
             self.acked_after.setdefault(key, len(self.api.requests))
+        self._check_retry_waits(drain_settings.retry_schedule())
+
+    def _check_retry_waits(self, schedule: list[float]) -> None:
+        for publish in self.publishes:
+            numbers = [number for number, _ in publish.waits]
+            waits = [wait for _, wait in publish.waits]
+            # Each publish starts the schedule afresh, and never waits longer or more often.
+            assert numbers == list(range(1, len(waits) + 1)), publish
+            expected = schedule if publish.gave_up else schedule[:len(waits)]
+            assert waits == pytest.approx(expected), publish
+            # What was covered (pytest --hypothesis-show-statistics).
+            event(f"{publish.kind} publish: {len(waits)} retries{', then gave up' if publish.gave_up else ''}")
+        self.publishes.clear()
 
     @rule(torn=st.booleans())
     def gateway_crashes_and_restarts(self, torn: bool) -> None:
@@ -98,6 +178,7 @@ class DeliveryMachine(RuleBasedStateMachine):
             assert all(key not in request.keys for request in self.api.requests[count:]), key
 
     def teardown(self) -> None:
+        set_on_retry_hooks(self.previous_retry_hooks)
         self.queue.close()
         self.loop.run_until_complete(self.session.close())
         self.loop.run_until_complete(self.runner.cleanup())
