@@ -99,20 +99,26 @@ async def test_unknown_route_and_method_use_the_error_envelope(client: AsyncTest
 
 
 def test_lowdb_strategy_warns_once_and_uses_postgres(live_database_url: str, tmp_path: Path) -> None:
-    # PORT from the environment (no --port), DB_STRATEGY=lowdb: one warning, PostgreSQL anyway.
+    # PORT from the environment (no --port), DB_STRATEGY=lowdb, two granian workers: one warning
+    # (from the launcher, not one per worker), PostgreSQL anyway.
     port = free_port()
     log_path = tmp_path / "lowdb.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "OTEL_", "PROMETHEUS_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "OTEL_", "PROMETHEUS_", "LOG_"))}
     env.update(DATABASE_URL=live_database_url, PORT=str(port), HOST="127.0.0.1", DB_STRATEGY="lowdb",
-               OTEL_TRACES_EXPORTER="none")
+               OTEL_TRACES_EXPORTER="none", LOG_LEVEL="INFO", PYTHONUNBUFFERED="1")
     with log_path.open("wb") as log_file:
-        process = subprocess.Popen([str(BIN / "workspace-api")], env=env, stdout=log_file, stderr=subprocess.STDOUT)
+        process = subprocess.Popen([str(BIN / "workspace-api"), "--workers", "2"], env=env, stdout=log_file,
+                                   stderr=subprocess.STDOUT)
     server = Server(f"http://127.0.0.1:{port}", live_database_url, process, log_path)
+
+    def workers_started() -> int:  # each worker logs this once its app is created and started
+        return server.log().count('"msg":"workspace-api started"')
+
     try:
         deadline = time.monotonic() + 30
         while True:
             try:
-                if httpx.get(server.url + "/api/health").status_code == 200:
+                if httpx.get(server.url + "/api/health").status_code == 200 and workers_started() == 2:
                     break
             except httpx.TransportError:
                 pass

@@ -140,13 +140,9 @@ def _lifespan(settings: Settings):
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env()
+    # An ignored DB_STRATEGY is not logged here: this runs in every granian worker, and the
+    # launcher (cli.check_config) already warned about it once.
     setup_logging(settings.log.level, json=settings.log.json)
-    if settings.ignored_db_strategy is not None:
-        log.warning(
-            "DB_STRATEGY=%s is no longer supported; using PostgreSQL (import the old library.json "
-            "once with `uv run workspace-import`)", settings.ignored_db_strategy,
-            extra={"db_strategy": settings.ignored_db_strategy},
-        )
     setup_tracing(SERVICE)
     if settings.trace_sql:
         instrument_asyncpg()
