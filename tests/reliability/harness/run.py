@@ -319,7 +319,9 @@ class Report:
             lines.append(
                 f"lost: {len(check.lost)}  duplicated: {len(check.duplicated)}  extra: {len(check.extra)}  "
                 f"wrong text: {len(check.wrong_text)}  wrong timestamp: {len(check.wrong_timestamp)}  "
-                f"wrong deleted: {len(check.wrong_deleted)}  wrong revisions: {len(check.wrong_revisions)}  (rows {check.stored_rows}, expected {check.expected})"
+                f"wrong deleted: {len(check.wrong_deleted)}  wrong revisions: {len(check.wrong_revisions)}  "
+                f"wrong signals: {len(check.wrong_signals)}  wrong events: {len(check.wrong_events)}  "
+                f"(rows {check.stored_rows}, expected {check.expected})"
             )
             lines += [f"  {sample}" for sample in check.samples]
         drain = f"{self.time_to_drain:.1f}s" if self.time_to_drain is not None else "NOT DRAINED"
