@@ -21,6 +21,7 @@ import asyncio
 import itertools
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -179,8 +180,6 @@ def _cpu_seconds(process: subprocess.Popen) -> float:
 
 
 def _wait_for_port(process: subprocess.Popen, port: int) -> None:
-    import socket
-
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:

@@ -6,19 +6,18 @@ The file source is a JSONL of contract payloads (for tests and fault injection; 
 
 from __future__ import annotations
 
-import asyncio
 import re
 import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 
 from contracts import encode_payload
 from tests.reliability.harness import processes
+from tests.support.db import fetch
 
 from .conftest import GATEWAY, deleted, edited, gateway_env, new
 
@@ -35,18 +34,6 @@ def wait_until(condition: Callable[[], bool], timeout: float = 60.0, what: str =
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.1)
-
-
-async def _fetch(database_url: str, query: str, *args):
-    conn = await asyncpg.connect(database_url)
-    try:
-        return await conn.fetch(query, *args)
-    finally:
-        await conn.close()
-
-
-def fetch(database_url: str, query: str, *args) -> list:
-    return asyncio.run(_fetch(database_url, query, *args))
 
 
 def messages(database_url: str) -> dict[int, tuple[str, bool, object]]:

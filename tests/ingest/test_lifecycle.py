@@ -3,17 +3,16 @@ survive a retry after a half-done write, and follow edits that withdraw or resto
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import os
 import string
 from datetime import datetime, timedelta, timezone
 
-import asyncpg
 import httpx
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tests.ingest.conftest import Server, auth
+from tests.support.db import fetch
 
 T0 = datetime(2025, 11, 3, 13, 0, tzinfo=timezone.utc)
 _tickers = itertools.product(string.ascii_uppercase, repeat=3)
@@ -38,17 +37,6 @@ def post(server: Server, body: dict) -> dict:
     response = httpx.post(server.url + "/ingest", json=body, headers=auth())
     assert response.status_code == 200, response.text
     return response.json()
-
-
-def fetch(database_url: str, query: str, *args: object) -> list[asyncpg.Record]:
-    async def run() -> list[asyncpg.Record]:
-        conn = await asyncpg.connect(database_url)
-        try:
-            return await conn.fetch(query, *args)
-        finally:
-            await conn.close()
-
-    return asyncio.run(run())
 
 
 def lifecycle(server: Server, asset: str) -> list[tuple[int, str, bool, list[int]]]:

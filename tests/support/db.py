@@ -40,6 +40,18 @@ def start_throwaway_server() -> EmbeddedPostgres:
     return EmbeddedPostgres(root / "data").start()
 
 
+def fetch(database_url: str, query: str, *args: object) -> list[asyncpg.Record]:
+    """Run one query on its own connection, from synchronous test code."""
+    async def run() -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(database_url)
+        try:
+            return await conn.fetch(query, *args)
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
 async def _admin(url: str, statement: str) -> None:
     conn = await asyncpg.connect(url, timeout=10)
     try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 import subprocess
@@ -10,9 +9,9 @@ import uuid
 from datetime import date, datetime
 from pathlib import Path
 
-import asyncpg
 import pytest
 
+from tests.support.db import fetch as query
 from tests.workspace.conftest import BIN
 from workspace_api import importer
 
@@ -23,17 +22,6 @@ SAMPLE = ROOT / "samples" / "workspace" / "library.json"
 def run(path: Path | None, database_url: str, *flags: str) -> int:
     args = ([str(path)] if path is not None else []) + ["--database-url", database_url, *flags]
     return importer.main(args)
-
-
-def query(database_url: str, sql: str, *args):
-    async def go():
-        conn = await asyncpg.connect(database_url)
-        try:
-            return await conn.fetch(sql, *args)
-        finally:
-            await conn.close()
-
-    return asyncio.run(go())
 
 
 def stored_items(database_url: str) -> dict[str, dict]:

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from .settings import ConfigError, env_int, env_str
+from .settings import ConfigError, env_int, env_str, apply_env_file
 
 
 def build_parser(prog: str, default_port: int, description: str) -> argparse.ArgumentParser:
@@ -41,22 +41,12 @@ def serve(factory_target: str, args: argparse.Namespace, reload_paths: list[Path
     ).serve()
 
 
-def load_env_file(path: Path) -> bool:
-    """Read a service's own `.env` (`KEY=value` lines) into the environment; real variables win."""
-    from dotenv import load_dotenv
-
-    if not path.is_file():
-        return False
-    load_dotenv(path, override=False)
-    return True
-
-
 def run_api(prog: str, default_port: int, description: str, factory_target: str,
             check_config: Callable[[], object], argv: list[str] | None = None,
             env_file: Path | None = None) -> int:
     """The whole `main()` of an API: read its `.env`, parse flags, check the configuration, serve;
     exit code 2 on bad config."""
-    if env_file is not None and load_env_file(env_file):
+    if env_file is not None and apply_env_file(env_file):
         # Before the flags: their defaults (PORT, HOST) come from the environment.
         print(f"{prog}: read {env_file} (variables already set in the environment win)", file=sys.stderr)
     args = build_parser(prog, default_port, description).parse_args(argv)

@@ -8,11 +8,23 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import quote
 
 
 class ConfigError(ValueError):
     """A configuration value is missing or malformed; the message says which and why."""
+
+
+def apply_env_file(path: Path) -> bool:
+    """Read a service's own `.env` (`KEY=value` lines) into the environment; real variables win.
+    False when the file does not exist."""
+    from dotenv import load_dotenv
+
+    if not path.is_file():
+        return False
+    load_dotenv(path, override=False)
+    return True
 
 
 def env_str(name: str, default: str | None = None) -> str | None:

@@ -30,10 +30,8 @@ from typing import Any
 
 from ts_common.settings import env_str
 
-from .settings import GatewaySettings, TelegramSettings
+from .settings import SESSION_EXTENSION, GatewaySettings, TelegramSettings
 
-# Telethon appends this to a session name that lacks it (telethon/sessions/sqlite.py).
-SESSION_EXTENSION = ".session"
 _TIMESTAMP = "%Y%m%dT%H%M%S"
 # The tables Telethon's SQLiteSession creates; `sessions` holds the auth key.
 _REQUIRED_TABLES = {"version", "sessions", "entities"}
@@ -47,8 +45,7 @@ class SessionError(Exception):
 
 def session_file(settings: TelegramSettings) -> Path:
     """The file Telethon will actually open for `settings.session_path`."""
-    path = Path(settings.session_path)
-    return path if path.name.endswith(SESSION_EXTENSION) else path.with_name(path.name + SESSION_EXTENSION)
+    return settings.session_file
 
 
 def _timestamp(now: datetime | None = None) -> str:

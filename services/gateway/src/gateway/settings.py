@@ -10,23 +10,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from ts_common.settings import ConfigError, env_int, env_list, env_str
+from ts_common.settings import ConfigError, env_int, env_list, env_str, apply_env_file
 
 DEFAULT_ENDPOINT = "http://localhost:4005/ingest"
+# Telethon appends this to a session name that lacks it (telethon/sessions/sqlite.py).
+SESSION_EXTENSION = ".session"
 
 
 def load_dotenv_file() -> Path | None:
     """Load the gateway's own `.env` (real environment variables win); return the file used."""
-    from dotenv import load_dotenv
-
     # Only the gateway's own file: a `.env` in the working directory may belong to something else
     # (`uv run stack` runs the gateway from the repository root).
     explicit = env_str("GATEWAY_ENV_FILE")
     candidate = Path(explicit) if explicit else Path(__file__).resolve().parents[2] / ".env"
-    if candidate.is_file():
-        load_dotenv(candidate, override=False)
-        return candidate
-    return None
+    return candidate if apply_env_file(candidate) else None
 
 
 def _base_url(endpoint: str) -> str:
@@ -137,11 +134,14 @@ class TelegramSettings:
         return missing
 
     @property
+    def session_file(self) -> Path:
+        """The file Telethon will actually open for `session_path`."""
+        path = Path(self.session_path)
+        return path if path.name.endswith(SESSION_EXTENSION) else path.with_name(path.name + SESSION_EXTENSION)
+
+    @property
     def has_session(self) -> bool:
-        # Telethon opens `<path>.session` when the path lacks that suffix (see session.session_file).
-        path = self.session_path
-        opened = path if path.name.endswith(".session") else path.with_name(path.name + ".session")
-        return bool(self.string_session) or opened.exists()
+        return bool(self.string_session) or self.session_file.exists()
 
     @classmethod
     def from_env(cls) -> "TelegramSettings":

@@ -276,6 +276,7 @@ def _signal_columns(items: Sequence[tuple[int, Prepared]]) -> list[list[Any]]:
 
 
 def _event_columns(items: Sequence[Prepared]) -> list[list[Any]]:
+    """RECORD_EVENTS's arrays for the follow-ups among `items` (empty arrays when there are none)."""
     follow_ups = [(item, item.parsed) for item in items if isinstance(item.parsed, FollowUp)]
     return [
         [f.asset for _, f in follow_ups],
@@ -424,9 +425,9 @@ class IngestWriter:
             # Follow-ups and signals are (re)processed for duplicates too: the same delivery may
             # have stored its message in an attempt that failed before answering (the client got a
             # 503 and retries), and both statements are idempotent.
-            follow_ups = [item for _, item in news if isinstance(item.parsed, FollowUp)]
-            if follow_ups:
-                await conn.execute(sql.RECORD_EVENTS, *_event_columns(follow_ups))
+            events = _event_columns([item for _, item in news])
+            if events[0]:
+                await conn.execute(sql.RECORD_EVENTS, *events)
             assets = sorted({item.parsed.asset for _, item in news + edits if isinstance(item.parsed, (Signal, FollowUp))})
             if assets or edits:
                 await conn.execute(sql.RELINK_EVENTS, assets, [item.channel_id for _, item in edits],
@@ -441,14 +442,13 @@ class IngestWriter:
                 # A deleted signal takes no follow-ups: its events go to the signal before it.
                 await conn.execute(sql.RELINK_EVENTS, deleted_signal_assets, [], [])
 
-        for index, item in news:
-            if index in stored and isinstance(item.parsed, FollowUp):
-                metrics.SIGNAL_EVENTS.labels(event_type=item.parsed.event_type).inc()
         for index, item in news + edits + deletes:
             if index in stored:
                 results[index] = IngestResult.stored_(item.message_id)
                 if item.kind == "new" and isinstance(item.parsed, Signal):
                     metrics.SIGNALS_INSERTED.labels(signal_type=item.parsed.signal_type).inc()
+                elif item.kind == "new" and isinstance(item.parsed, FollowUp):
+                    metrics.SIGNAL_EVENTS.labels(event_type=item.parsed.event_type).inc()
             else:
                 results[index] = IngestResult.duplicate(item.message_id)
         return results  # type: ignore[return-value]
