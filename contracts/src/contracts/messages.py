@@ -64,6 +64,9 @@ class _MessageFields(Base, kw_only=True):
     forward: Forward | None = None
     # Optional human-readable channel name or username, useful for `channel` in signal rows.
     channel_name: str | None = None
+    # The message this one replies to in the same channel ("Alvo 2 batido ✅" posted as a reply to
+    # the signal): links a follow-up that names no ticker. Absent in old payloads.
+    reply_to_message_id: MessageId | None = None
 
 
 class NewMessage(_MessageFields, tag="new", tag_field="kind"):
