@@ -3,8 +3,8 @@
 The API runs under granian on loopback (see conftest.py) with its own migrated database; the
 schema is the one it serves at /schema/openapi.json. It has no token. Examples per operation are
 bounded (FUZZ_MAX_EXAMPLES, default 20) so the module stays well under a minute. The old
-un-prefixed item paths (/items…) are the same handlers as /api/items…, so they are fuzzed only
-with FUZZ_LEGACY=1.
+un-prefixed paths (/items…, /categories…) are the same handlers as /api/items… and
+/api/categories…, so they are fuzzed only with FUZZ_LEGACY=1.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from tests.reliability.conftest import LiveService
 from tests.reliability.fuzz import fuzz_api
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "20"))
-LEGACY = ("GET /items", "POST /items", "GET /items/{item_id}", "PUT /items/{item_id}", "DELETE /items/{item_id}")
+LEGACY = ("GET /items", "POST /items", "GET /items/{item_id}", "PUT /items/{item_id}", "DELETE /items/{item_id}",
+          "GET /categories", "POST /categories", "GET /categories/{name}", "PUT /categories/{name}",
+          "DELETE /categories/{name}", "PATCH /categories/{name}/toggle")
 
 
 def test_workspace_api_conforms_to_its_schema(workspace_api: LiveService) -> None:

@@ -167,17 +167,61 @@ def test_corrupt_file_is_a_clear_error(tmp_path: Path, database_url: str, capsys
 
 
 def test_one_transaction_a_failure_leaves_nothing(tmp_path: Path, database_url: str, capsys) -> None:
-    # Category `nova` collides by id with `bug`, so it is skipped (ON CONFLICT DO NOTHING) and the
-    # last batch's items that use it break the foreign key: the earlier batches must roll back too.
-    bug_id = str(query(database_url, "SELECT id FROM workspace.workspace_categories WHERE name = 'bug'")[0]["id"])
+    # The database refuses the very last item (a trigger of this test's own database), after
+    # the earlier batches were written: they must roll back too.
+    query(database_url, """
+        CREATE FUNCTION public.refuse_quebra() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.title = 'quebra' THEN RAISE EXCEPTION 'refused by the test'; END IF;
+            RETURN NEW;
+        END $$""")
+    query(database_url, "CREATE TRIGGER refuse_quebra BEFORE INSERT ON workspace.workspace_items "
+                        "FOR EACH ROW EXECUTE FUNCTION public.refuse_quebra()")
     items = [{"id": str(uuid.uuid4()), "title": f"item {n}", "category": "bug"} for n in range(importer.BATCH + 5)]
     items.append({"id": str(uuid.uuid4()), "title": "quebra", "category": "nova"})
-    path = write(tmp_path, {"items": items, "categories": [{"id": bug_id, "name": "nova"}]})
+    path = write(tmp_path, {"items": items, "categories": [{"name": "nova"}]})
     assert run(path, database_url) == importer.EXIT_FAILED
     captured = capsys.readouterr()
     assert f"items        {importer.BATCH}/{len(items)} written" in captured.out  # progress of the first batch
-    assert "nothing was committed" in captured.err
+    assert "nothing was committed" in captured.err and "refused by the test" in captured.err
     assert stored_items(database_url) == {}
+    assert not query(database_url, "SELECT 1 FROM workspace.workspace_categories WHERE name = 'nova'")
+
+
+def test_old_lowdb_categories_keep_every_field(tmp_path: Path, database_url: str, capsys) -> None:
+    """The old shapes: LowDB's defaults (`id` = name, `active`), the API's snake_case with `icon`
+    and `created_by`, today's camelCase, and an entry named only by its `id`."""
+    categories = [
+        {"id": "feature", "name": "feature", "description": "Novas funcionalidades", "color": "#10b981",
+         "display_order": 1, "active": True},
+        {"id": "alertas", "name": "alertas", "display_name": "Alertas de Preço", "description": "Alvos e stops",
+         "color": "#0EA5E9", "icon": "BellIcon", "display_order": 7, "is_active": False, "created_by": "marcelo",
+         "created_at": "2025-03-01T10:00:00.000Z", "updated_at": "2025-03-02T10:00:00.000Z"},
+        {"name": "camelo", "displayName": "Camelo", "displayOrder": 8, "isActive": True, "createdBy": "ana",
+         "createdAt": "2025-04-01T10:00:00.000Z"},
+        {"id": "so-id", "description": "sem name"},
+        {"id": "ruim", "name": "ruim", "color": "#3B82F6\n"},
+    ]
+    items = [{"id": str(uuid.uuid4()), "title": "usa alertas", "category": "alertas"}]
+    path = write(tmp_path, {"items": items, "categories": categories})
+    assert run(path, database_url) == importer.EXIT_PARTIAL
+    out = capsys.readouterr().out
+    assert "invalid      categories[4].color must be a colour like #3B82F6" in out
+    rows = {r["name"]: dict(r) for r in query(database_url, "SELECT * FROM workspace.workspace_categories")}
+    # `feature` was already there (seeded): the database's version is kept.
+    assert rows["feature"]["description"] == "New functionality"
+    alertas = rows["alertas"]
+    assert (alertas["display_name"], alertas["icon"], alertas["display_order"], alertas["is_active"],
+            alertas["created_by"], alertas["color"]) == ("Alertas de Preço", "BellIcon", 7, False, "marcelo", "#0EA5E9")
+    assert (_iso(alertas["created_at"]), _iso(alertas["updated_at"])) == ("2025-03-01T10:00:00.000Z",
+                                                                            "2025-03-02T10:00:00.000Z")
+    camelo = rows["camelo"]
+    assert (camelo["display_name"], camelo["display_order"], camelo["created_by"], _iso(camelo["updated_at"])) == (
+        "Camelo", 8, "ana", "2025-04-01T10:00:00.000Z")
+    # Named by its id; without an order it takes its place in the file (the old service's rule).
+    assert (rows["so-id"]["display_name"], rows["so-id"]["display_order"]) == ("So Id", 4)
+    assert "ruim" not in rows
+    assert [i["category"] for i in stored_items(database_url).values()] == ["alertas"]
 
 
 def test_unreachable_database_and_missing_schema(library: Path, empty_database_url: str, capsys) -> None:

@@ -33,7 +33,7 @@ def problems(response) -> dict[str, str]:
     return {e["field"]: e["message"] for e in body["errors"]}
 
 
-async def test_create_answers_201_with_the_item_in_camel_case(client: AsyncTestClient) -> None:
+async def test_create_answers_201_with_the_item_in_camel_case_and_the_old_snake_case_dates(client: AsyncTestClient) -> None:
     response = await client.post("/api/items", json=ITEM)
     assert response.status_code == 201
     body = response.json()
@@ -43,7 +43,8 @@ async def test_create_answers_201_with_the_item_in_camel_case(client: AsyncTestC
     uuid.UUID(item["id"])
     assert item["createdAt"] == item["updatedAt"]
     assert datetime.fromisoformat(item["createdAt"].replace("Z", "+00:00")).tzinfo is not None
-    assert set(item) == {*FIELDS, "id", "createdAt", "updatedAt"}
+    assert set(item) == {*FIELDS, "id", "createdAt", "updatedAt", "created_at", "updated_at"}
+    assert (item["created_at"], item["updated_at"]) == (item["createdAt"], item["updatedAt"])
     assert response.headers["location"] == f"/api/items/{item['id']}"
     assert response.headers["etag"]
 
@@ -63,11 +64,13 @@ async def test_get_put_delete_roundtrip(client: AsyncTestClient) -> None:
     assert updated.status_code == 200
     after = updated.json()["data"]
     # Only the given fields change; updatedAt moves forward, createdAt stays.
-    assert after == {**item, "status": "completed", "tags": [], "updatedAt": after["updatedAt"]}
+    assert after == {**item, "status": "completed", "tags": [], "updatedAt": after["updatedAt"],
+                     "updated_at": after["updatedAt"]}
     assert moment(after["updatedAt"]) > moment(item["updatedAt"])
 
     deleted = await client.delete(f"/api/items/{item['id']}")
-    assert deleted.status_code == 204 and deleted.content == b""
+    assert deleted.status_code == 200
+    assert deleted.json() == {"success": True, "message": "Item deleted successfully"}
     assert (await client.get(f"/api/items/{item['id']}")).status_code == 404
 
 
@@ -92,7 +95,7 @@ async def test_unknown_id_is_404_and_malformed_id_400(client: AsyncTestClient, m
     body = {"title": "x"} if method == "PUT" else None
     missing = await client.request(method, path.format(uuid.uuid4()), json=body)
     assert missing.status_code == 404
-    assert missing.json() == {"success": False, "error": "Item not found"}
+    assert missing.json() == {"success": False, "error": "Item not found", "message": "Item not found"}
     malformed = await client.request(method, path.format("not-a-uuid"), json=body)
     assert malformed.status_code == 400
     assert problems(malformed) == {"id": "must be a UUID"}
@@ -173,7 +176,7 @@ async def test_legacy_paths_without_api_prefix(client: AsyncTestClient) -> None:
     assert (await client.get(f"/items/{item_id}")).json()["data"]["id"] == item_id
     assert [i["id"] for i in (await client.get("/items")).json()["data"]] == [item_id]
     assert (await client.put(f"/items/{item_id}", json={"title": "novo"})).status_code == 200
-    assert (await client.delete(f"/items/{item_id}")).status_code == 204
+    assert (await client.delete(f"/items/{item_id}")).status_code == 200
 
 
 # -- listing -------------------------------------------------------------------------------
@@ -305,7 +308,7 @@ async def test_if_match_on_delete(client: AsyncTestClient) -> None:
     stale = (await client.get(f"/api/items/{item['id']}")).headers["etag"]
     current = (await client.put(f"/api/items/{item['id']}", json={"title": "x"})).headers["etag"]
     assert (await client.delete(f"/api/items/{item['id']}", headers={"If-Match": stale})).status_code == 412
-    assert (await client.delete(f"/api/items/{item['id']}", headers={"If-Match": current})).status_code == 204
+    assert (await client.delete(f"/api/items/{item['id']}", headers={"If-Match": current})).status_code == 200
 
 
 async def test_concurrent_conditional_writes_one_wins(client: AsyncTestClient) -> None:

@@ -23,6 +23,12 @@ log = logging.getLogger(__name__)
 class FieldProblem(msgspec.Struct):
     field: str
     message: str
+    # The same, under the names the old dashboard reads (express-validator's `{msg, param}`).
+    msg: str = ""
+    param: str = ""
+
+    def __post_init__(self) -> None:
+        self.msg, self.param = self.text, self.field
 
     @property
     def text(self) -> str:
@@ -34,6 +40,11 @@ class ErrorBody(msgspec.Struct, omit_defaults=True):
     error: str
     details: list[str] | None = None
     errors: list[FieldProblem] | None = None
+    # The old service's key for the sentence (`{success: false, message}`); old clients read it.
+    message: str | None = None
+
+    def __post_init__(self) -> None:
+        self.message = self.message or self.error
 
 
 class ApiError(Exception):

@@ -35,11 +35,14 @@ BATCH = 500
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_PARTIAL = 0, 1, 2, 3
 
 INSERT_CATEGORIES = """
-INSERT INTO workspace.workspace_categories (id, name, display_name, description, color, display_order, is_active)
-SELECT coalesce(c.id, gen_random_uuid()), c.name, c.display_name, c.description, c.color, c.display_order, c.is_active
-FROM jsonb_to_recordset($1::jsonb) AS c(id uuid, name text, display_name text, description text, color text,
-                                        display_order integer, is_active boolean)
-ON CONFLICT DO NOTHING
+INSERT INTO workspace.workspace_categories (name, display_name, description, color, icon, display_order, is_active,
+                                            created_by, created_at, updated_at)
+SELECT c.name, c.display_name, c.description, c.color, c.icon, c.display_order, c.is_active, c.created_by,
+       c.created_at, c.updated_at
+FROM jsonb_to_recordset($1::jsonb) AS c(name text, display_name text, description text, color text, icon text,
+                                        display_order integer, is_active boolean, created_by text,
+                                        created_at timestamptz, updated_at timestamptz)
+ON CONFLICT (name) DO NOTHING
 RETURNING name
 """
 INSERT_ITEMS = """

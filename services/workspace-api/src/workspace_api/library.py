@@ -1,8 +1,11 @@
 """Reading the old LowDB `library.json` and checking every entry (no database here).
 
 The file is `{"items": [...], "categories": [...]}` with the API's camelCase item fields plus
-`id`, `createdAt` and `updatedAt`. Each bad entry is reported by its index and field; the good
-ones are kept, so one bad item never stops the others.
+`id`, `createdAt` and `updatedAt`. Categories come in the old service's shapes: the API's
+fields in snake_case or camelCase (`display_name`, `icon`, `created_by`, …), the LowDB defaults'
+`active` and `display_order`, an `id` equal to the name (the old key; a category without a
+`name` is named by its `id`). Each bad entry is reported by its index and field; the good ones
+are kept, so one bad item never stops the others.
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ from uuid import UUID
 from .errors import FieldProblem
 from .validation import display_name_for, validate_category, validate_item
 
-# The old files were written by hand and by several versions of the Node service.
-CATEGORY_ALIASES = {"display_name": "displayName", "label": "displayName", "display_order": "displayOrder",
-                    "order": "displayOrder", "is_active": "isActive", "active": "isActive"}
+# The old files were written by hand and by several versions of the Node service; these are
+# the spellings the API itself does not accept (it takes snake_case and camelCase).
+CATEGORY_ALIASES = {"label": "display_name", "order": "display_order", "active": "is_active",
+                    "createdAt": "created_at", "updatedAt": "updated_at"}
 
 
 class LibraryError(Exception):
@@ -98,6 +102,14 @@ def _moment(raw: dict[str, Any], name: str, problems: list[FieldProblem]) -> dat
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
+def _is_uuid(value: str) -> bool:
+    try:
+        UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
 def _uuid(raw: dict[str, Any], problems: list[FieldProblem], required: bool) -> UUID | None:
     value = raw.get("id")
     if value is None:
@@ -125,17 +137,24 @@ def check_library(raw_items: list[Any], raw_categories: list[Any], known_categor
             checked.problems.append(Problem(where, FieldProblem("entry", "must be an object")))
             continue
         raw = {CATEGORY_ALIASES.get(k, k): v for k, v in raw.items()}
+        # The old key: `id` was the name (LowDB's defaults have both, equal). A uuid id, from
+        # an earlier version of this service, names nothing and is ignored.
+        if raw.get("name") is None and isinstance(raw.get("id"), str) and not _is_uuid(raw["id"]):
+            raw["name"] = raw["id"]
         problems: list[FieldProblem] = []
-        category_id = _uuid(raw, problems, required=False)
         values, more = validate_category(raw, partial=False)
         problems += more
+        created, updated = _moment(raw, "created_at", problems), _moment(raw, "updated_at", problems)
         if not problems and values["name"] in names:
             problems.append(FieldProblem("name", f"'{values['name']}' appears twice in the file"))
         if problems:
             checked.problems += [Problem(where, p) for p in problems]
             continue
         values.setdefault("display_name", display_name_for(values["name"]))
-        values["id"] = category_id
+        if values["display_order"] is None:  # the old service ordered these by their place in the file
+            values["display_order"] = index + 1
+        values["created_at"] = created or now
+        values["updated_at"] = updated or values["created_at"]
         names.add(values["name"])
         checked.categories.append(values)
 

@@ -36,7 +36,7 @@ def _string(min_length: int, max_length: int, **extra) -> Schema:
     return Schema(type=OpenAPIType.STRING, min_length=min_length or None, max_length=max_length, **extra)
 
 
-_SLUG = _string(1, v.CATEGORY_NAME_MAX, pattern=v.SLUG.pattern)
+_SLUG = _string(1, v.CATEGORY_NAME_MAX, pattern=v.SLUG_PATTERN)
 # Any Unicode but NUL (PostgreSQL text cannot hold it); "non-blank" needs one non-space character.
 _NO_NUL = r"^[^\x00]*$"
 _NOT_BLANK = r"^[^\x00]*[^\s\x00][^\x00]*$"
@@ -53,18 +53,35 @@ ITEM_CREATE = Schema(title="ItemCreate", type=OpenAPIType.OBJECT, required=["tit
                      properties=ITEM_PROPERTIES)
 ITEM_UPDATE = Schema(title="ItemUpdate", type=OpenAPIType.OBJECT, min_properties=1, properties=ITEM_PROPERTIES,
                      description="Only the given fields change; updatedAt always moves forward")
-CATEGORY_PROPERTIES = {
+_NULL = Schema(type=OpenAPIType.NULL)
+_DISPLAY_ORDER = Schema(type=OpenAPIType.INTEGER, minimum=-v.INT32, maximum=v.INT32,
+                        description="default: after the last category")
+_CATEGORY_SCHEMAS = {
     "name": _SLUG,
-    "displayName": _string(1, v.DISPLAY_NAME_MAX, pattern=_NOT_BLANK),
-    "description": _string(0, v.CATEGORY_DESCRIPTION_MAX, pattern=_NO_NUL),
-    "color": Schema(type=OpenAPIType.STRING, pattern=v.COLOR.pattern, default="#6B7280"),
-    "displayOrder": Schema(type=OpenAPIType.INTEGER, minimum=-v.INT32, maximum=v.INT32, default=0),
-    "isActive": Schema(type=OpenAPIType.BOOLEAN, default=True),
+    "display_name": _string(1, v.DISPLAY_NAME_MAX, pattern=_NOT_BLANK),
+    "description": Schema(one_of=[_string(0, v.CATEGORY_DESCRIPTION_MAX, pattern=_NO_NUL), _NULL]),
+    "color": Schema(type=OpenAPIType.STRING, pattern=v.COLOR_PATTERN, default="#6B7280"),
+    "icon": Schema(one_of=[_string(1, v.ICON_MAX, pattern=_NO_NUL), _NULL]),
+    "display_order": _DISPLAY_ORDER,
+    "is_active": Schema(type=OpenAPIType.BOOLEAN, default=True),
+    "created_by": Schema(one_of=[_string(1, v.CREATED_BY_MAX, pattern=_NO_NUL), _NULL]),
 }
+
+
+def _category_properties(*, updatable_only: bool) -> dict[str, Schema]:
+    """Every JSON name a category field is accepted under (snake_case, camelCase, `sort_order`)."""
+    return {name: _CATEGORY_SCHEMAS[spec.column] for spec in v.CATEGORY_FIELDS
+            if spec.updatable or not updatable_only for name in spec.names}
+
+
 CATEGORY_CREATE = Schema(title="CategoryCreate", type=OpenAPIType.OBJECT, required=["name"],
-                         properties=CATEGORY_PROPERTIES)
+                         properties=_category_properties(updatable_only=False),
+                         description="snake_case (the old API's names) or camelCase; the same field under two "
+                                     "names must carry the same value")
 CATEGORY_UPDATE = Schema(title="CategoryUpdate", type=OpenAPIType.OBJECT, min_properties=1,
-                         properties=CATEGORY_PROPERTIES, description="Only the given fields change; a new name is carried to its items")
+                         properties=_category_properties(updatable_only=True),
+                         description="Only the given fields change; a new name is carried to its items; "
+                                     "icon null clears it")
 
 
 def with_body(schema: Schema) -> type[Operation]:

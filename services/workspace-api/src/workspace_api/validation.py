@@ -8,6 +8,8 @@ client or an import report names all of them at once.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -16,23 +18,32 @@ from .errors import FieldProblem
 
 PRIORITIES = ("low", "medium", "high", "critical")
 STATUSES = ("new", "review", "in-progress", "completed", "rejected")
-SLUG = re.compile(r"^[a-z0-9-]+$")
-COLOR = re.compile(r"^#[0-9A-Fa-f]{6}$")
+# Always used with fullmatch(): Python's `$` also matches before a final newline, so
+# `re.match(r"^[a-z0-9-]+$", "nl-x\n")` succeeds and the value would reach the database's CHECK.
+SLUG = re.compile(r"[a-z0-9-]+")
+COLOR = re.compile(r"#[0-9A-Fa-f]{6}")
+# The same rules written for OpenAPI (ECMA-262, where `$` is the end of the string).
+SLUG_PATTERN = "^[a-z0-9-]+$"
+COLOR_PATTERN = "^#[0-9A-Fa-f]{6}$"
 
 TITLE_MAX = 200
 DESCRIPTION_MAX = 2000
 TAGS_MAX = 50
 TAG_MAX = 100
 CATEGORY_NAME_MAX = 100
-DISPLAY_NAME_MAX = 100
+# 120: what the old dashboard's category form lets a user type.
+DISPLAY_NAME_MAX = 120
 CATEGORY_DESCRIPTION_MAX = 500
+ICON_MAX = 100
+CREATED_BY_MAX = 255
 INT32 = 2**31 - 1
 
 # Item fields: JSON name → column name.
 ITEM_FIELDS = {"title": "title", "description": "description", "category": "category",
                "priority": "priority", "status": "status", "tags": "tags"}
-CATEGORY_FIELDS = {"name": "name", "displayName": "display_name", "description": "description",
-                   "color": "color", "displayOrder": "display_order", "isActive": "is_active"}
+
+
+_NOT_NULL = object()
 
 
 class BodyError(Exception):
@@ -95,7 +106,7 @@ def _title(value: Any) -> str | None:
 
 def _slug(value: Any, max_len: int = CATEGORY_NAME_MAX) -> str | None:
     problem = _text_problem(value, 1, max_len)
-    if problem is None and not SLUG.match(value):
+    if problem is None and not SLUG.fullmatch(value):
         return "must be a slug (lower-case letters, digits and '-')"
     return problem
 
@@ -163,6 +174,21 @@ def validate_item(raw: dict[str, Any], *, partial: bool) -> tuple[dict[str, Any]
     return values, problems
 
 
+SEARCH_MAX = 200
+
+
+def item_filter_problems(category: str | None, search: str | None) -> list[FieldProblem]:
+    """The free-text list filters of GET /api/items (an empty value means "any")."""
+    problems: list[FieldProblem] = []
+    if category:
+        problems += check_slug(category, "category")
+    if search:
+        message = _text_problem(search, 0, SEARCH_MAX)
+        if message:
+            problems.append(FieldProblem("search", message))
+    return problems
+
+
 def _display_order(value: Any) -> str | None:
     if isinstance(value, bool) or not isinstance(value, int) or not -INT32 <= value <= INT32:
         return f"must be an integer between {-INT32} and {INT32}"
@@ -170,20 +196,47 @@ def _display_order(value: Any) -> str | None:
 
 
 def _color(value: Any) -> str | None:
-    if not isinstance(value, str) or not COLOR.match(value):
+    if not isinstance(value, str) or not COLOR.fullmatch(value):
         return "must be a colour like #3B82F6"
     return None
 
 
-CATEGORY_RULES = {
-    "name": _slug,
-    "displayName": lambda v: _text_problem(v, 1, DISPLAY_NAME_MAX) or (None if v.strip() else "must not be blank"),
-    "description": lambda v: _text_problem(v, 0, CATEGORY_DESCRIPTION_MAX),
-    "color": _color,
-    "displayOrder": _display_order,
-    "isActive": lambda v: None if isinstance(v, bool) else "must be true or false",
-}
-CATEGORY_DEFAULTS: dict[str, Any] = {"description": "", "color": "#6B7280", "displayOrder": 0, "isActive": True}
+def _display_name(value: Any) -> str | None:
+    return _text_problem(value, 1, DISPLAY_NAME_MAX) or (None if value.strip() else "must not be blank")
+
+
+def _boolean(value: Any) -> str | None:
+    return None if isinstance(value, bool) else "must be true or false"
+
+
+@dataclass(frozen=True)
+class CategoryField:
+    """One category column: the JSON names a client may send it under, its rule, what null means."""
+
+    column: str
+    names: tuple[str, ...]  # the old API's snake_case name first, then today's camelCase / old aliases
+    rule: Callable[[Any], str | None]
+    null: Any = _NOT_NULL  # the value a JSON null stands for (_NOT_NULL: null is refused)
+    updatable: bool = True
+
+
+CATEGORY_FIELDS = (
+    CategoryField("name", ("name",), _slug),
+    CategoryField("display_name", ("display_name", "displayName"), _display_name),
+    CategoryField("description", ("description",), lambda v: _text_problem(v, 0, CATEGORY_DESCRIPTION_MAX), null=""),
+    CategoryField("color", ("color",), _color),
+    CategoryField("icon", ("icon",), lambda v: _text_problem(v, 1, ICON_MAX), null=None),
+    # `sort_order` is what the old PUT read.
+    CategoryField("display_order", ("display_order", "displayOrder", "sort_order"), _display_order),
+    CategoryField("is_active", ("is_active", "isActive"), _boolean),
+    # Who created it: set once, on create (the old API never changed it afterwards).
+    CategoryField("created_by", ("created_by", "createdBy"), lambda v: _text_problem(v, 1, CREATED_BY_MAX),
+                  null=None, updatable=False),
+)
+# Left out of a create: display_name is derived from the name, display_order places it last.
+CATEGORY_DEFAULTS: dict[str, Any] = {"description": "", "color": "#6B7280", "icon": None, "is_active": True,
+                                     "created_by": None}
+CATEGORY_ORDERS = ("display_order", "name", "created_at", "updated_at")
 
 
 def display_name_for(slug: str) -> str:
@@ -191,27 +244,62 @@ def display_name_for(slug: str) -> str:
     return " ".join(part.capitalize() for part in slug.split("-") if part) or slug
 
 
+def _given(raw: dict[str, Any], spec: CategoryField, problems: list[FieldProblem]) -> tuple[str, Any] | None:
+    """(name, value) of the field as the client sent it, or None when absent.
+
+    A client may use either spelling; a body that re-sends a whole category carries both with
+    the same value, which is fine. Two different values are refused rather than guessed between.
+    """
+    sent = [(name, raw[name]) for name in spec.names if name in raw]
+    if not sent:
+        return None
+    first_name, first_value = sent[0]
+    for name, value in sent[1:]:
+        if value != first_value or type(value) is not type(first_value):
+            problems.append(FieldProblem(name, f"disagrees with {first_name}; send one of them"))
+            return None
+    return first_name, first_value
+
+
 def validate_category(raw: dict[str, Any], *, partial: bool) -> tuple[dict[str, Any], list[FieldProblem]]:
-    """Clean category values keyed by column, and the problems (empty when valid)."""
+    """Clean category values keyed by column, and the problems (empty when valid).
+
+    `partial` (PUT): only the given updatable fields. Otherwise (create, import) `name` is
+    required, the rest take their defaults, and a missing `display_order` stays None (the
+    service puts the category after the last one).
+    """
     problems: list[FieldProblem] = []
     values: dict[str, Any] = {}
-    for field, column in CATEGORY_FIELDS.items():
-        if field not in raw or (raw[field] is None and field == "description"):
-            if field not in raw and partial:
-                continue
-            if field == "name":
-                problems.append(FieldProblem(field, "is required"))
-            elif field == "displayName":
-                pass  # derived from the name below
+    for spec in CATEGORY_FIELDS:
+        if partial and not spec.updatable:
+            continue
+        given = _given(raw, spec, problems)
+        if given is None:
+            if spec.column == "name" and not partial and not any(p.field == "name" for p in problems):
+                problems.append(FieldProblem("name", "is required"))
+            elif not partial:
+                values[spec.column] = CATEGORY_DEFAULTS.get(spec.column)
+            continue
+        name, value = given
+        if value is None:
+            if spec.null is _NOT_NULL:
+                problems.append(FieldProblem(name, "must not be null"))
             else:
-                values[column] = "" if field == "description" else CATEGORY_DEFAULTS[field]
+                values[spec.column] = spec.null
             continue
-        if raw[field] is None:
-            problems.append(FieldProblem(field, "must not be null"))
-            continue
-        values[column] = _check(raw, field, problems, CATEGORY_RULES[field])
-    if not partial and "display_name" not in values and "name" in values and not problems:
+        message = spec.rule(value)
+        if message:
+            problems.append(FieldProblem(name, message))
+        values[spec.column] = value
+    if not partial and values.get("display_name") is None and not problems:
         values["display_name"] = display_name_for(values["name"])
     if partial and not values and not problems:
-        problems.append(FieldProblem("body", f"must contain at least one of {', '.join(CATEGORY_FIELDS)}"))
+        names = [spec.names[0] for spec in CATEGORY_FIELDS if spec.updatable]
+        problems.append(FieldProblem("body", f"must contain at least one of {', '.join(names)}"))
     return values, problems
+
+
+def check_slug(raw: str, field: str = "name") -> list[FieldProblem]:
+    """A slug from a path or a query string: no problems, or one naming `field`."""
+    message = _slug(raw)
+    return [FieldProblem(field, message)] if message else []

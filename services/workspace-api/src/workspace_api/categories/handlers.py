@@ -1,24 +1,27 @@
-"""/api/categories: list, get by name, create, update, delete (refused while in use), toggle active."""
+"""/api/categories (also served as /categories): list, get by name, create, update, toggle, delete."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from litestar import Request, Response, delete, get, patch, post, put
 from litestar.params import PathParameter, QueryParameter
 
 from .. import openapi
 from ..errors import validation_failed
-from ..schemas import CategoryList, CategoryResponse
-from ..validation import BodyError, decode_object, validate_category
+from ..routing import both, with_options
+from ..schemas import CategoryList, CategoryResponse, Deleted
+from ..validation import CATEGORY_NAME_MAX, CATEGORY_ORDERS, BodyError, decode_object, validate_category
 from . import service
 
 MAX_BODY_BYTES = 64 * 1024
-_PATH = "/api/categories"
-_ONE = "/api/categories/{name:str}"
+_PATHS = both("/api/categories")
+_ONE = both("/api/categories/{name:str}")
+_TOGGLE = both("/api/categories/{name:str}/toggle")
 _TAGS = ["categories"]
 Name = Annotated[str, PathParameter(description="the category's slug (anything else: 400)",
-                                    schema_extra={"pattern": r"^[a-z0-9-]{1,100}$"})]
+                                    schema_extra={"pattern": f"^[a-z0-9-]{{1,{CATEGORY_NAME_MAX}}}$"})]
+OrderBy = Literal[CATEGORY_ORDERS]  # type: ignore[valid-type]
 _ERRORS = {400: openapi.VALIDATION, 404: openapi.NOT_FOUND, 503: openapi.UNAVAILABLE}
 
 
@@ -33,25 +36,33 @@ def _body(raw: bytes, *, partial: bool) -> dict:
     return values
 
 
-@get(_PATH, operation_id="listCategories", tags=_TAGS, summary="Categories in display order",
+@get(_PATHS, operation_id=openapi.operation_id("listCategories"), tags=_TAGS,
+     summary="Active categories in display order (active_only=false: all of them)",
      responses={400: openapi.VALIDATION, 503: openapi.UNAVAILABLE})
 async def list_categories(
     request: Request,
-    active: Annotated[bool | None, QueryParameter(description="only active (true) or inactive (false) ones")] = None,
+    active_only: Annotated[bool | None, QueryParameter(
+        description="true (the default): active ones only; false: inactive ones too (the old dashboard's flag)")] = None,
+    active: Annotated[bool | None, QueryParameter(
+        description="exactly the active (true) or the inactive (false) ones; wins over active_only")] = None,
+    order_by: Annotated[OrderBy | None, QueryParameter(description="default display_order (then name)")] = None,
 ) -> CategoryList:
+    if active is None and active_only is not False:
+        active = True  # the old contract: a plain GET lists the active categories
     async with request.app.state.db.acquire() as conn:
-        categories = await service.list_categories(conn, active)
-    return CategoryList(success=True, data=categories, count=len(categories))
+        categories = await service.list_categories(conn, active, order_by or "display_order")
+    return CategoryList(success=True, count=len(categories), data=categories)
 
 
-@get(_ONE, operation_id="getCategory", tags=_TAGS, summary="One category, by name", responses=_ERRORS)
+@get(_ONE, operation_id=openapi.operation_id("getCategory"), tags=_TAGS,
+     summary="One category by name, active or not", responses=_ERRORS)
 async def get_category(request: Request, name: Name) -> CategoryResponse:
     async with request.app.state.db.acquire() as conn:
         category = await service.get_category(conn, service.check_name(name))
     return CategoryResponse(success=True, data=category)
 
 
-@post(_PATH, operation_id="createCategory", tags=_TAGS, summary="Create a category",
+@post(_PATHS, operation_id=openapi.operation_id("createCategory"), tags=_TAGS, summary="Create a category",
       operation_class=openapi.with_body(openapi.CATEGORY_CREATE), request_max_body_size=MAX_BODY_BYTES,
       responses={400: openapi.VALIDATION, 409: openapi.error("The name is taken"), 503: openapi.UNAVAILABLE})
 async def create_category(request: Request) -> Response[CategoryResponse]:
@@ -62,7 +73,8 @@ async def create_category(request: Request) -> Response[CategoryResponse]:
                     status_code=201)
 
 
-@put(_ONE, operation_id="updateCategory", tags=_TAGS, summary="Change the given fields (a rename moves its items)",
+@put(_ONE, operation_id=openapi.operation_id("updateCategory"), tags=_TAGS,
+     summary="Change the given fields (a rename moves its items)",
      operation_class=openapi.with_body(openapi.CATEGORY_UPDATE), request_max_body_size=MAX_BODY_BYTES,
      responses={**_ERRORS, 409: openapi.error("The new name is taken")})
 async def update_category(request: Request, name: Name) -> CategoryResponse:
@@ -73,7 +85,7 @@ async def update_category(request: Request, name: Name) -> CategoryResponse:
     return CategoryResponse(success=True, data=category, message="Category updated successfully")
 
 
-@patch(f"{_ONE}/toggle", operation_id="toggleCategory", tags=_TAGS, summary="Flip isActive",
+@patch(_TOGGLE, operation_id=openapi.operation_id("toggleCategory"), tags=_TAGS, summary="Flip is_active",
        responses=_ERRORS)
 async def toggle_category(request: Request, name: Name) -> CategoryResponse:
     async with request.app.state.db.acquire() as conn:
@@ -82,11 +94,14 @@ async def toggle_category(request: Request, name: Name) -> CategoryResponse:
     return CategoryResponse(success=True, data=category, message=f"Category {state}")
 
 
-@delete(_ONE, operation_id="deleteCategory", tags=_TAGS, summary="Delete a category no item uses",
-        responses={**_ERRORS, 409: openapi.error("Items still use the category")})
-async def delete_category(request: Request, name: Name) -> None:
+# 200 with a body, as the old service answered: the old dashboard parses it (a 204 broke it).
+@delete(_ONE, operation_id=openapi.operation_id("deleteCategory"), tags=_TAGS, status_code=200,
+        summary="Delete a category no item uses", responses={**_ERRORS, 409: openapi.error("Items still use the category")})
+async def delete_category(request: Request, name: Name) -> Deleted:
     async with request.app.state.db.acquire() as conn:
         await service.delete_category(conn, service.check_name(name))
+    return Deleted(success=True, message="Category deleted successfully")
 
 
-route_handlers = [list_categories, get_category, create_category, update_category, toggle_category, delete_category]
+route_handlers = with_options([list_categories, get_category, create_category, update_category, toggle_category,
+                               delete_category])

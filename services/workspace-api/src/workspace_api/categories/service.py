@@ -1,4 +1,9 @@
-"""Categories: the SQL behind /api/categories (a category in use cannot be deleted)."""
+"""Categories: the SQL behind /api/categories (a category in use cannot be deleted).
+
+A category's key is its `name` (the old schema's primary key); the API answers it as `id` too.
+The error sentences are the old service's, word for word: its clients match on them (the old
+dashboard recognises "already exists").
+"""
 
 from __future__ import annotations
 
@@ -6,25 +11,41 @@ from typing import Any
 
 import asyncpg
 
-from ..errors import ApiError, FieldProblem, not_found, validation_failed
+from ..errors import ApiError, not_found, validation_failed
 from ..schemas import Category
-from ..validation import SLUG
+from ..validation import CATEGORY_ORDERS, check_slug
 
-COLUMNS = "id, name, display_name, description, color, display_order, is_active, created_at, updated_at"
+COLUMNS = ("name, display_name, description, color, icon, display_order, is_active, created_at, updated_at, "
+           "created_by")
 _TABLE = "workspace.workspace_categories"
 
-LIST = f"""
+# `order_by` values → ORDER BY clauses (a fixed list: never a client's text in SQL).
+_ORDER_BY = {
+    "display_order": "display_order, name",
+    "name": "name",
+    "created_at": "created_at, name",
+    "updated_at": "updated_at, name",
+}
+assert set(_ORDER_BY) == set(CATEGORY_ORDERS)
+
+
+def list_query(order_by: str) -> str:
+    return f"""
 SELECT {COLUMNS} FROM {_TABLE}
 WHERE ($1::boolean IS NULL OR is_active = $1)
-ORDER BY display_order, name
+ORDER BY {_ORDER_BY[order_by]}
 """
+
+
 GET = f"SELECT {COLUMNS} FROM {_TABLE} WHERE name = $1"
+# Without a display_order the new category goes after the last one (the old service used 99).
 CREATE = f"""
-INSERT INTO {_TABLE} (name, display_name, description, color, display_order, is_active)
-VALUES ($1, $2, $3, $4, $5, $6)
+INSERT INTO {_TABLE} (name, display_name, description, color, icon, display_order, is_active, created_by)
+VALUES ($1, $2, $3, $4, $5, coalesce($6, (SELECT coalesce(max(display_order), 0) + 1 FROM {_TABLE})), $7, $8)
 ON CONFLICT (name) DO NOTHING
 RETURNING {COLUMNS}
 """
+# Only the given fields change (NULL: keep). `icon` may be cleared, hence its own flag ($8).
 # A new name is carried to the items by the foreign key's ON UPDATE CASCADE.
 UPDATE = f"""
 UPDATE {_TABLE} SET
@@ -34,6 +55,7 @@ UPDATE {_TABLE} SET
     color = coalesce($5, color),
     display_order = coalesce($6, display_order),
     is_active = coalesce($7, is_active),
+    icon = CASE WHEN $8 THEN $9 ELSE icon END,
     updated_at = greatest(clock_timestamp(), updated_at + interval '1 microsecond')
 WHERE name = $1
 RETURNING {COLUMNS}
@@ -55,35 +77,41 @@ SELECT (SELECT count(*) FROM workspace.workspace_items WHERE category = $1) AS i
 
 
 def check_name(raw: str) -> str:
-    if len(raw) > 100 or not SLUG.match(raw):
-        raise validation_failed([FieldProblem("name", "must be a slug (lower-case letters, digits and '-')")])
+    """A category name from a path: the slug, or a 400 naming `name`."""
+    problems = check_slug(raw)
+    if problems:
+        raise validation_failed(problems)
     return raw
 
 
+def _not_found(name: str) -> ApiError:
+    return not_found(f"Category '{name}'")
+
+
 def _name_taken(name: str) -> ApiError:
-    return ApiError(409, "Category already exists", [f"name '{name}' is already used by another category"])
+    return ApiError(409, f"Category '{name}' already exists", [f"name '{name}' is already used by another category"])
 
 
 def _in_use(name: str, items: int) -> ApiError:
-    noun = "item uses" if items == 1 else "items use"
-    return ApiError(409, "Category is in use",
-                    [f"{items} {noun} category '{name}'; move or delete them first, or deactivate the category"])
+    return ApiError(409, f"Cannot delete category '{name}' - {items} items are using it",
+                    [f"move or delete the {items} item{'s' if items != 1 else ''} first, or deactivate the category"])
 
 
-async def list_categories(conn: Any, active: bool | None) -> list[Category]:
-    return [Category.from_record(r) for r in await conn.fetch(LIST, active)]
+async def list_categories(conn: Any, active: bool | None, order_by: str = "display_order") -> list[Category]:
+    return [Category.from_record(r) for r in await conn.fetch(list_query(order_by), active)]
 
 
 async def get_category(conn: Any, name: str) -> Category:
     record = await conn.fetchrow(GET, name)
     if record is None:
-        raise not_found("Category")
+        raise _not_found(name)
     return Category.from_record(record)
 
 
 async def create_category(conn: Any, values: dict[str, Any]) -> Category:
     record = await conn.fetchrow(CREATE, values["name"], values["display_name"], values["description"],
-                                 values["color"], values["display_order"], values["is_active"])
+                                 values["color"], values["icon"], values["display_order"], values["is_active"],
+                                 values["created_by"])
     if record is None:
         raise _name_taken(values["name"])
     return Category.from_record(record)
@@ -94,18 +122,19 @@ async def update_category(conn: Any, name: str, values: dict[str, Any]) -> Categ
         record = await conn.fetchrow(
             UPDATE, name, values.get("name"), values.get("display_name"), values.get("description"),
             values.get("color"), values.get("display_order"), values.get("is_active"),
+            "icon" in values, values.get("icon"),
         )
     except asyncpg.UniqueViolationError:
         raise _name_taken(values["name"]) from None
     if record is None:
-        raise not_found("Category")
+        raise _not_found(name)
     return Category.from_record(record)
 
 
 async def toggle_category(conn: Any, name: str) -> Category:
     record = await conn.fetchrow(TOGGLE, name)
     if record is None:
-        raise not_found("Category")
+        raise _not_found(name)
     return Category.from_record(record)
 
 
@@ -119,5 +148,5 @@ async def delete_category(conn: Any, name: str) -> None:
         return
     usage = await conn.fetchrow(USAGE, name)
     if not usage["found"]:
-        raise not_found("Category")
+        raise _not_found(name)
     raise _in_use(name, usage["items"])

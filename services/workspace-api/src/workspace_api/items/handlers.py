@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from litestar import Request, Response, delete, get, post, put
 from litestar.datastructures import ResponseHeader
@@ -11,14 +11,19 @@ from litestar.params import HeaderParameter, PathParameter, QueryParameter
 from .. import openapi
 from ..errors import validation_failed
 from ..etag import IfMatch, etag_for
-from ..schemas import ItemList, ItemResponse
-from ..validation import PRIORITIES, STATUSES, BodyError, decode_object, validate_item
+from ..routing import both, with_options
+from ..schemas import AppliedFilters, Deleted, ItemList, ItemResponse
+from ..validation import (PRIORITIES, SEARCH_MAX, SLUG_PATTERN, STATUSES, BodyError, decode_object,
+                          item_filter_problems, validate_item)
 from . import service
 from .service import ItemFilters
 
 MAX_BODY_BYTES = 256 * 1024
-PATHS = ["/api/items", "/items"]
-ITEM_PATHS = ["/api/items/{item_id:str}", "/items/{item_id:str}"]
+PATHS = both("/api/items")
+ITEM_PATHS = both("/api/items/{item_id:str}")
+# "" is "any" (the old dashboard's "all" choice sent `?status=`).
+Status = Literal[("", *STATUSES)]  # type: ignore[valid-type]
+Priority = Literal[("", *PRIORITIES)]  # type: ignore[valid-type]
 _ETAG = [ResponseHeader(name="ETag", description="the item's version (from updatedAt); send it back in If-Match",
                         documentation_only=True)]
 IfMatchHeader = Annotated[str | None, HeaderParameter(
@@ -49,24 +54,29 @@ def _with_etag(body: ItemResponse, status_code: int = 200, **headers: str) -> Re
      responses={400: openapi.VALIDATION, 503: openapi.UNAVAILABLE})
 async def list_items(
     request: Request,
-    category: Annotated[str | None, QueryParameter(max_length=100, pattern=r"^[a-z0-9-]*$",
-                                                   description="category slug")] = None,
-    status: Annotated[str | None, QueryParameter(pattern=f"^({'|'.join(STATUSES)})?$",
-                                                 description=" / ".join(STATUSES))] = None,
-    priority: Annotated[str | None, QueryParameter(pattern=f"^({'|'.join(PRIORITIES)})?$",
-                                                   description=" / ".join(PRIORITIES))] = None,
-    search: Annotated[str | None, QueryParameter(max_length=200, pattern=r"^[^\x00]*$",
-                                                 description="case-insensitive, in title, description and tags")] = None,
+    # Checked by item_filter_problems (fullmatch); the patterns here are for the OpenAPI document.
+    category: Annotated[str | None, QueryParameter(description="category slug", schema_extra={
+        "pattern": SLUG_PATTERN.replace("+", "*"), "maxLength": 100})] = None,
+    status: Annotated[Status | None, QueryParameter(description=" / ".join(STATUSES))] = None,
+    priority: Annotated[Priority | None, QueryParameter(description=" / ".join(PRIORITIES))] = None,
+    search: Annotated[str | None, QueryParameter(description="case-insensitive, in title, description and tags",
+                                                 schema_extra={"pattern": r"^[^\x00]*$", "maxLength": SEARCH_MAX})] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=1000, description="items per page (1..1000)")] = 1000,
     offset: Annotated[int, QueryParameter(ge=0, le=10_000_000, description="items to skip")] = 0,
 ) -> ItemList:
-    # An empty filter (`?status=`) means "any", as the old dashboard's "all" choice sent it.
+    problems = item_filter_problems(category, search)
+    if problems:
+        raise validation_failed(problems)
+    # An empty filter (`?status=`) means "any".
     filters = ItemFilters(category=category or None, status=status or None, priority=priority or None,
                           search=search or None, limit=limit, offset=offset)
     db = request.app.state.db
     async with db.acquire() as conn:
         items, total = await service.list_items(conn, filters, await db.search_collation(conn))
-    return ItemList(success=True, data=items, count=len(items), total=total, limit=limit, offset=offset)
+    applied = AppliedFilters(limit=limit, offset=offset, category=filters.category, status=filters.status,
+                             priority=filters.priority, search=filters.search)
+    return ItemList(success=True, data=items, count=len(items), total=total, limit=limit, offset=offset,
+                    filters=applied)
 
 
 @post(PATHS, operation_id=openapi.operation_id("createItem"), tags=_TAGS, summary="Create an item",
@@ -104,13 +114,16 @@ async def update_item(request: Request, item_id: ItemId, if_match: IfMatchHeader
     return _with_etag(ItemResponse(success=True, data=item, message="Item updated successfully"))
 
 
+# 200 with a body, as the old service answered (not 204): its clients parse the answer.
 @delete(ITEM_PATHS, operation_id=openapi.operation_id("deleteItem"), tags=_TAGS, summary="Delete an item",
+        status_code=200,
         responses={400: openapi.VALIDATION, 404: openapi.NOT_FOUND,
                    412: openapi.error("The item changed since the If-Match ETag"), 503: openapi.UNAVAILABLE})
-async def delete_item(request: Request, item_id: ItemId, if_match: IfMatchHeader = None) -> None:
+async def delete_item(request: Request, item_id: ItemId, if_match: IfMatchHeader = None) -> Deleted:
     uid = service.parse_id(item_id)
     async with request.app.state.db.acquire() as conn:
         await service.delete_item(conn, uid, IfMatch.parse(if_match))
+    return Deleted(success=True, message="Item deleted successfully")
 
 
-route_handlers = [list_items, create_item, get_item, update_item, delete_item]
+route_handlers = with_options([list_items, create_item, get_item, update_item, delete_item])

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+import asyncpg
+
 from ..errors import ApiError, FieldProblem, not_found, validation_failed
 from ..etag import IfMatch, etag_for
 from ..schemas import Item
@@ -113,7 +115,7 @@ async def list_items(conn: Any, filters: ItemFilters, collation: str = "") -> tu
     else:
         # Past the last page the window count has no row to ride on.
         total = await conn.fetchval(count_sql, *args) if filters.offset else 0
-    items = [Item(**{k: v for k, v in r.items() if k != "total"}) for r in records]
+    items = [Item.from_record(r) for r in records]
     return items, total
 
 
@@ -125,8 +127,13 @@ async def get_item(conn: Any, item_id: UUID) -> Item:
 
 
 async def create_item(conn: Any, values: dict[str, Any]) -> Item:
-    record = await conn.fetchrow(CREATE, values["title"], values["description"], values["category"],
-                                 values["priority"], values["status"], values["tags"])
+    try:
+        record = await conn.fetchrow(CREATE, values["title"], values["description"], values["category"],
+                                     values["priority"], values["status"], values["tags"])
+    except asyncpg.ForeignKeyViolationError:
+        # The category was there when the statement looked, and deleted (or renamed) by a
+        # concurrent request before the row was written: the same answer as "unknown category".
+        raise _category_problem(values["category"]) from None
     if record is None:
         raise _category_problem(values["category"])
     return Item.from_record(record)
@@ -134,10 +141,14 @@ async def create_item(conn: Any, values: dict[str, Any]) -> Item:
 
 async def update_item(conn: Any, item_id: UUID, values: dict[str, Any], if_match: IfMatch | None) -> Item:
     versions = if_match.sql_versions if if_match else None
-    record = await conn.fetchrow(
-        UPDATE, item_id, values.get("title"), values.get("description"), values.get("category"),
-        values.get("priority"), values.get("status"), values.get("tags"), versions,
-    )
+    try:
+        record = await conn.fetchrow(
+            UPDATE, item_id, values.get("title"), values.get("description"), values.get("category"),
+            values.get("priority"), values.get("status"), values.get("tags"), versions,
+        )
+    except asyncpg.ForeignKeyViolationError:
+        # As in create_item: the new category went away between the check and the write.
+        raise _category_problem(values["category"]) from None
     if record is not None:
         return Item.from_record(record)
     # Nothing changed: say why.
