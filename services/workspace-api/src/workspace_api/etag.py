@@ -6,10 +6,13 @@ two versions of an item never share an ETag.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICROSECOND = timedelta(microseconds=1)
+# ASCII digits only: str.isdigit() is also true for "²" or "١", which int() then refuses or reads.
+_TAG = re.compile(r"[0-9]{1,18}")
 
 
 def etag_for(updated_at: datetime) -> str:
@@ -36,7 +39,7 @@ class IfMatch:
         versions = []
         for tag in header.split(","):
             tag = tag.strip().removeprefix("W/").strip('"')
-            if tag.isdigit() and len(tag) <= 18:
+            if _TAG.fullmatch(tag):
                 try:
                     versions.append(EPOCH + int(tag) * _MICROSECOND)
                 except OverflowError:
