@@ -94,7 +94,8 @@ async def toggle_category(request: Request, name: Name) -> CategoryResponse:
     return CategoryResponse(success=True, data=category, message=f"Category {state}")
 
 
-# 200 with a body, as the old service answered: the old dashboard parses it (a 204 broke it).
+# 200 with a body, as the old service answered: the old dashboard parses the answer of a DELETE
+# (`await response.json()`), which fails on an empty 204.
 @delete(_ONE, operation_id=openapi.operation_id("deleteCategory"), tags=_TAGS, status_code=200,
         summary="Delete a category no item uses", responses={**_ERRORS, 409: openapi.error("Items still use the category")})
 async def delete_category(request: Request, name: Name) -> Deleted:
