@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from contracts import encode_payload
+from contracts import decode_payload, encode_payload
 from gateway.cursors import CursorStore
 from gateway.queue import DurableQueue, record_crc
 from gateway.statusfile import status_path, write_status
@@ -366,3 +366,79 @@ async def test_run_starts_despite_a_poison_line_delivers_the_rest_and_exits_3(tm
     assert process.returncode == 3, output.decode()
     assert b"set aside 1 damaged line(s)" in output and b"Traceback" not in output
     assert json.loads(run_cli(tmp_path, "status", "--json").stdout)["running"] is False
+
+
+# -- import: streamed, bounded, one-line errors (issue 16 item 7) ------------------------------------
+
+def _export(path: Path, messages: list[dict]) -> Path:
+    path.write_text(json.dumps({"name": "TP Capital", "type": "public_channel", "id": 1649127710,
+                                "messages": messages}, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def _post(i: int, **fields) -> dict:
+    return {"id": i, "type": "message", "date": "2025-11-03T10:00:00", "date_unixtime": str(1762174800 + i),
+            "text": f"post {i}", **fields}
+
+
+def test_import_of_a_deeply_nested_text_is_one_line_exit_2_in_little_memory(tmp_path: Path) -> None:
+    depth = 200_000
+    export = tmp_path / "result.json"
+    export.write_text('{"id": 1649127710, "type": "public_channel", "messages": [{"id": 1, "type": "message", '
+                      '"date_unixtime": "1762174800", "text": ' + "[" * depth + "]" * depth + "}]}")
+    process = subprocess.Popen([GATEWAY, "import", str(export)], env=gateway_env(tmp_path), cwd=tmp_path,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # The kernel's high-water mark of the process, read until it exits (ru_maxrss would count the
+    # memory of this pytest process, which the child shares until it execs).
+    peak_kb = 0
+    while process.poll() is None:
+        try:
+            status = Path(f"/proc/{process.pid}/status").read_text()
+            peak_kb = max(peak_kb, int(status.split("VmHWM:")[1].split()[0]))
+        except (OSError, IndexError):
+            pass
+        time.sleep(0.01)
+    stderr = process.stderr.read().decode()
+    assert process.returncode == 2, stderr
+    assert stderr.count("\n") == 1 and "Traceback" not in stderr
+    assert stderr.startswith(f"gateway: {export}: message #1 of `messages` is nested more than 32 levels deep")
+    assert 0 < peak_kb < 150 * 1024  # ijson's items() needs gigabytes for this file
+
+
+async def test_import_sends_entity_lists_as_text_and_replies_with_their_id(tmp_path: Path, api) -> None:
+    export = _export(tmp_path / "result.json", [
+        _post(1, text=["🟢Swing Trade ", {"type": "bold", "text": "BOVAW32"}]),
+        _post(2, text="Alvo 2 batido ✅", reply_to_message_id=1),
+    ])
+    code, stdout, stderr = await _gateway(tmp_path, "import", "--progress", str(export), API_ENDPOINT=f"{api.url}/ingest")
+    assert code == 0, stdout + stderr
+    sent = {p.message_id: p for r in api.requests for p in map(decode_payload, r.raws)}
+    assert sent[1].text == "🟢Swing Trade BOVAW32" and sent[1].reply_to_message_id is None
+    assert sent[2].reply_to_message_id == 1
+    assert "queued=2" in stderr and "stored=2" in stderr  # the progress bar (bytes of the file, counts)
+
+
+async def test_a_cut_off_export_delivers_what_precedes_the_cut_and_exits_2(tmp_path: Path, api) -> None:
+    export = _export(tmp_path / "result.json", [_post(i) for i in range(1, 13_001)])
+    export.write_bytes(export.read_bytes()[:-200])  # a download cut short: the last posts are gone
+    code, stdout, stderr = await _gateway(tmp_path, "import", str(export), API_ENDPOINT=f"{api.url}/ingest")
+    assert code == 2, stdout + stderr
+    assert stderr.count("\n") == 1 and "a cut-off file?" in stderr and "Traceback" not in stderr
+    # Read in chunks of 5,000: the whole ones before the cut, and the part of the last one, are stored.
+    stored = len(api.stored)
+    assert 12_990 < stored < 13_000 and f"import: {stored} stored" in stdout
+    assert "0 still queued" in stdout
+
+
+async def test_import_while_the_api_is_down_queues_the_whole_export_for_later(tmp_path: Path, api) -> None:
+    api.default = UNAVAILABLE
+    export = _export(tmp_path / "result.json", [_post(i) for i in range(1, 12_001)])
+    code, stdout, stderr = await _gateway(tmp_path, "import", str(export), API_ENDPOINT=f"{api.url}/ingest",
+                                          RETRY_DELAY_MS="1", MAX_RETRY_ATTEMPTS="1")
+    assert code == 1, stdout + stderr
+    assert "import: 12000 message(s) of TP Capital -1001649127710" in stdout and "12000 still queued" in stdout
+    # After the first failed chunk it stops trying and only queues: 1 attempt + 1 retry, once.
+    assert len(api.requests) == 2
+    api.default = "ok"
+    code, stdout, _ = await _gateway(tmp_path, "replay", API_ENDPOINT=f"{api.url}/ingest")
+    assert code == 0 and len(api.stored) == 12_000

@@ -323,32 +323,36 @@ def _finish(settings: GatewaySettings, queue, command: str, emptied: bool, count
 
 
 def cmd_import(settings: GatewaySettings, export_path: Path, progress: bool | None) -> int:
-    from contracts import encode_payload, idempotency_key
-
-    from .export import ExportError, read_export
+    from .export import ExportError, ExportReader
+    from .importer import import_export
 
     try:
-        summary, payloads = read_export(export_path)
+        reader = ExportReader(export_path)  # reads only the chat's fields: a bad file costs nothing
     except ExportError as exc:
         return _fail(str(exc), 2)
-    queue, status = _open_for_command(settings, "import")
-    if queue is None:
-        return status
-    try:
-        # Write-ahead like live messages; keys already waiting (an import cut short) are not
-        # queued twice. Whatever the API already holds comes back as a duplicate.
-        waiting = queue.pending_keys()
-        items = [(key, encode_payload(p)) for p in payloads if (key := str(idempotency_key(p))) not in waiting]
-        for start in range(0, len(items), 5000):
-            queue.append_encoded(items[start:start + 5000])
-        print(f"import: {summary.messages} message(s) of {summary.channel_name or 'channel'} {summary.channel_id} "
-              f"({summary.edited} edited, {summary.skipped} service messages skipped); {queue.depth} queued",
-              flush=True)
-        dead_before = queue.dead_letters
-        emptied, counts = asyncio.run(drain_now(settings, queue, "import", progress=progress))
-        return _finish(settings, queue, "import", emptied, counts, dead_before)
-    finally:
-        queue.close()
+    with reader:
+        queue, status = _open_for_command(settings, "import")
+        if queue is None:
+            return status
+        try:
+            dead_before = queue.dead_letters
+            outcome = asyncio.run(import_export(settings, queue, reader, progress=progress))
+            summary = reader.summary
+            waiting = f", {outcome.already_waiting} already waiting in the queue" if outcome.already_waiting else ""
+            print(f"import: {summary.messages} message(s) of {summary.channel_name or 'channel'} {summary.channel_id} "
+                  f"({summary.edited} edited, {summary.skipped} service messages skipped); "
+                  f"{outcome.queued} queued{waiting}", flush=True)
+            code = _finish(settings, queue, "import", outcome.emptied, outcome.counts, dead_before)
+        finally:
+            queue.close()
+    if outcome.problem is not None:
+        # What was read before the problem is delivered (or stays queued); the file needs a look.
+        return _fail(outcome.problem, 2)
+    if not outcome.finished_reading:
+        print(f"import: stopped before the end of {export_path}; run the same import again to continue "
+              "(what the API already has comes back as duplicates)", file=sys.stderr, flush=True)
+        return 1
+    return code
 
 
 def cmd_replay(settings: GatewaySettings, progress: bool | None) -> int:
