@@ -324,7 +324,9 @@ class DurableQueue:
         self.files = QueueFiles(Path(path))
         self._fsync = fsync
         # seq -> (offset, length) of its line in the queue file. Payloads stay on disk and are
-        # read back in batches: a long outage's backlog costs a few dozen bytes a record in memory.
+        # read back in batches. Each pending record still costs about 200 bytes here (the dict
+        # entry, its int key, the tuple and its ints): 1,000,000 pending records ≈ 200 MB
+        # (measured: a 1M-message `gateway import` with the API down peaked at 253 MB RSS).
         self._pending: dict[int, tuple[int, int]] = {}
         self._read_fd: int | None = None
         # seq -> the line to write instead of the one on disk (renumbered at recovery; the
