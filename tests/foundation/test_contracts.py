@@ -34,7 +34,7 @@ json_values = st.recursive(
 common = dict(
     channel_id=channel_ids, message_id=message_ids, timestamp=moments, text=texts,
     photos=st.lists(json_values, max_size=3), sender=senders, forward=forwards,
-    channel_name=names,
+    channel_name=names, reply_to_message_id=st.none() | message_ids,
 )
 payloads = st.one_of(
     st.builds(NewMessage, **common),
@@ -89,6 +89,53 @@ def test_old_gateway_payload_decodes_as_a_new_message() -> None:
     assert isinstance(payload, NewMessage)
     assert payload.channel_id == "-1001649127710" and payload.message_id == 1234
     assert payload.timestamp == datetime(2025, 10, 30, 14, 5, tzinfo=timezone.utc)
+    assert payload.reply_to_message_id is None
+
+
+# -- replyToMessageId (issue 13): optional, absent in old payloads ----------------------------------
+
+OLD_EDIT = (b'{"kind":"edited","channelId":-1001649127710,"messageId":7,"timestamp":"2025-10-30T14:05:00Z",'
+            b'"editDate":"2025-10-30T14:06:00Z","text":"Alvo 1 batido"}')
+
+
+def test_payloads_without_reply_to_message_id_still_decode() -> None:
+    edit = decode_payload(OLD_EDIT)
+    assert isinstance(edit, EditedMessage) and edit.reply_to_message_id is None
+    # Re-encoded, it is byte for byte what an old gateway sent: no `replyToMessageId: null` added.
+    assert msgspec.json.decode(encode_payload(edit)) == msgspec.json.decode(OLD_EDIT)
+
+
+@pytest.mark.parametrize("kind", [NewMessage, EditedMessage])
+def test_reply_to_message_id_round_trips_as_camel_case(kind) -> None:
+    when = datetime(2025, 11, 3, 10, 15, tzinfo=timezone.utc)
+    extra = {"edit_date": when + timedelta(minutes=5)} if kind is EditedMessage else {}
+    payload = kind(channel_id=-1001649127710, message_id=8, timestamp=when, text="Alvo 2 batido ✅ +41%",
+                   reply_to_message_id=7, **extra)
+    wire = encode_payload(payload)
+    assert msgspec.json.decode(wire)["replyToMessageId"] == 7
+    assert decode_payload(wire) == payload
+    # The key does not depend on it: the same post with and without the link is the same message.
+    assert idempotency_key(payload) == idempotency_key(msgspec.structs.replace(payload, reply_to_message_id=None))
+
+
+def test_an_older_reader_skips_reply_to_message_id() -> None:
+    class OldNewMessage(contracts.Base, tag="new", tag_field="kind"):
+        channel_id: int | str
+        message_id: int
+        timestamp: datetime
+        text: str = ""
+
+    new = encode_payload(NewMessage(channel_id=1, message_id=8, timestamp=datetime(2025, 11, 3, tzinfo=timezone.utc),
+                                    reply_to_message_id=7))
+    assert msgspec.json.decode(new, type=OldNewMessage).message_id == 8
+
+
+@pytest.mark.parametrize("value", [0, -1, 2**63, "7", 1.5])
+def test_reply_to_message_id_must_be_a_message_id(value) -> None:
+    body = msgspec.json.encode({"channelId": 1, "messageId": 8, "timestamp": "2025-10-30T14:05:00Z",
+                                "replyToMessageId": value})
+    with pytest.raises(msgspec.ValidationError, match=r"\$\.replyToMessageId"):
+        decode_payload(body)
 
 
 def test_unknown_fields_from_a_newer_writer_are_ignored() -> None:

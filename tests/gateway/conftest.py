@@ -64,6 +64,7 @@ class Received:
     keys: list[str]
     headers: dict[str, str]
     at: float
+    raws: list[bytes] = field(default_factory=list)  # the payloads as sent
 
 
 @dataclass
@@ -102,7 +103,7 @@ class ScriptedAPI:
                 keys.append(str(idempotency_key(decode_payload(raw))))
             except msgspec.DecodeError:
                 keys.append("<invalid>")
-        received = Received(request.path, keys, dict(request.headers), asyncio.get_running_loop().time())
+        received = Received(request.path, keys, dict(request.headers), asyncio.get_running_loop().time(), raws)
         self.requests.append(received)
         if self.on_request is not None:
             self.on_request(received)

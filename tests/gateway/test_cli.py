@@ -15,13 +15,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from contracts import encode_payload
+from contracts import decode_payload, encode_payload
 from gateway.cursors import CursorStore
-from gateway.queue import DurableQueue
+from gateway.queue import DurableQueue, record_crc
 from gateway.statusfile import status_path, write_status
 from ts_common.embedded_pg import free_port
 
 from .conftest import GATEWAY, UNAVAILABLE, gateway_env, new
+from .test_queue import POISON, record_line
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "samples/tp-capital-export/result.json"
@@ -115,7 +116,8 @@ async def test_replay_drains_through_the_batch_endpoint_with_a_progress_bar(tmp_
     stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0, stderr.decode()
     assert "replay: 7 message(s) queued" in stdout.decode()
-    assert "replay: 7 stored, 0 already stored (duplicates), 0 refused (dead letters), 0 still queued" in stdout.decode()
+    assert ("replay: 7 stored, 0 already stored (duplicates), 0 refused (dead letters), 0 set aside (quarantined), "
+            "0 still queued") in stdout.decode()
     assert "7/7" in stderr.decode()  # tqdm's bar
     # Batches of PUBLISH_BATCH_SIZE; a lone last record goes to /ingest (same answer, cheaper).
     assert [r.path for r in api.requests] == ["/ingest/batch", "/ingest/batch", "/ingest"]
@@ -255,3 +257,188 @@ def test_systemd_notify_reaches_a_real_socket(tmp_path: Path, monkeypatch: pytes
     assert systemd.watchdog_interval() == 15.0
     monkeypatch.setenv("WATCHDOG_PID", "1")
     assert systemd.watchdog_interval() is None
+
+
+# -- damaged queue lines and shared seqs (issue 16, items 3 and 4) -----------------------------------
+
+def _queue_with_a_bad_line(workdir: Path, bad: bytes, count: int = 10) -> None:
+    queue = DurableQueue(workdir / "failure-queue.jsonl")
+    queue.open()
+    queue.append([new(i) for i in range(1, count + 1)])
+    queue.close()
+    path = workdir / "failure-queue.jsonl"
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines.insert(3, bad)
+    path.write_bytes(b"".join(lines))
+
+
+def _flipped_byte(workdir: Path) -> bytes:
+    """A record whose payload lost a bit (still JSON: only the checksum can tell)."""
+    return record_line(11, "-1001649127710:11", encode_payload(new(11, "hello")).replace(b"hello", b"hellp"),
+                       crc=record_crc(11, "-1001649127710:11", encode_payload(new(11, "hello"))))
+
+
+async def _gateway(workdir: Path, *args: str, **env: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        GATEWAY, *args, env=gateway_env(workdir, **env), cwd=workdir,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
+@pytest.mark.parametrize("damage", ["nested 5,000 levels", "flipped byte"])
+async def test_replay_sets_a_damaged_line_aside_says_so_and_exits_3(tmp_path: Path, api, damage: str) -> None:
+    bad = POISON["nested payload, checksum right"] if damage.startswith("nested") else _flipped_byte(tmp_path)
+    _queue_with_a_bad_line(tmp_path, bad)
+    status = run_cli(tmp_path, "status")
+    assert status.returncode == 0 and "Traceback" not in status.stderr
+    assert "queue depth    10" in status.stdout and "unreadable     1 line(s)" in status.stdout
+
+    code, stdout, stderr = await _gateway(tmp_path, "replay", API_ENDPOINT=f"{api.url}/ingest")
+    assert code == 3, stdout + stderr
+    assert "Traceback" not in stderr
+    assert ("replay: 10 stored, 0 already stored (duplicates), 0 refused (dead letters), 1 set aside (quarantined), "
+            "0 still queued") in stdout
+    assert "replay: set aside 1 damaged queue line(s)" in stderr and "line 4: " in stderr
+    assert len(api.stored) == 10
+    quarantine = tmp_path / "failure-queue.quarantine.jsonl"
+    assert json.loads(quarantine.read_text())["line"] == bad.rstrip(b"\n").decode()
+
+    status = run_cli(tmp_path, "status")
+    assert f"quarantined    1 line(s) in {quarantine} (1 set aside by the last `replay`)" in status.stdout
+    # Nothing set aside by this run: 0, while status still counts the quarantine file.
+    code, stdout, _ = await _gateway(tmp_path, "replay", API_ENDPOINT=f"{api.url}/ingest")
+    assert code == 0 and "0 set aside (quarantined)" in stdout
+    assert json.loads(run_cli(tmp_path, "status", "--json").stdout)["quarantinedLines"] == 1
+
+
+async def test_import_also_reports_and_exits_3_when_it_set_a_queue_line_aside(tmp_path: Path, api) -> None:
+    _queue_with_a_bad_line(tmp_path, POISON["nested line"], count=2)
+    code, stdout, stderr = await _gateway(tmp_path, "import", str(SAMPLE), API_ENDPOINT=f"{api.url}/ingest")
+    assert code == 3, stdout + stderr
+    assert "import: 22 stored" in stdout and "1 set aside (quarantined)" in stdout
+    assert "import: set aside 1 damaged queue line(s)" in stderr
+
+
+async def test_two_lines_sharing_a_seq_are_counted_alike_and_both_delivered(tmp_path: Path, api) -> None:
+    queue = DurableQueue(tmp_path / "failure-queue.jsonl")
+    queue.open()
+    records = queue.append([new(i) for i in range(1, 11)])
+    queue.close()
+    with open(tmp_path / "failure-queue.jsonl", "ab") as fh:
+        fh.write(record_line(records[4].seq, "-1001649127710:500", encode_payload(new(500))))
+    status = run_cli(tmp_path, "status")
+    assert "queue depth    11" in status.stdout
+    assert "shared seq     1 line(s) reuse another line's seq" in status.stdout
+    code, stdout, stderr = await _gateway(tmp_path, "replay", API_ENDPOINT=f"{api.url}/ingest")
+    assert code == 0, stdout + stderr
+    assert "replay: 11 message(s) queued" in stdout and "replay: 11 stored" in stdout
+    assert "1 queue line(s) shared a seq with another line: renumbered, every one is delivered" in stderr
+    assert "seq 5 is used by another line too: kept as seq 11" in stderr
+    assert sorted(api.stored) == sorted([r.key for r in records] + ["-1001649127710:500"])
+
+
+async def test_run_starts_despite_a_poison_line_delivers_the_rest_and_exits_3(tmp_path: Path, api) -> None:
+    _queue_with_a_bad_line(tmp_path, POISON["nested payload, checksum right"])
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(encode_payload(new(20)) + b"\n")
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        GATEWAY, "run", env=gateway_env(tmp_path, GATEWAY_SOURCE=f"file:{events}", GATEWAY_PORT=str(port),
+                                        API_ENDPOINT=f"{api.url}/ingest", LOG_FORMAT="text"),
+        cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while len(api.stored) < 11:
+            assert time.monotonic() < deadline and process.returncode is None, "the gateway did not deliver"
+            await asyncio.sleep(0.05)
+        report = json.loads(run_cli(tmp_path, "status", "--json").stdout)
+        assert report["running"] is True and report["quarantinedLines"] == 1 and report["lastSetAside"] == 1
+        async with httpx.AsyncClient() as client:
+            metrics = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+        assert "\ntelegram_queue_quarantined_lines 1.0\n" in metrics
+        process.send_signal(signal.SIGTERM)
+        output, _ = await asyncio.wait_for(process.communicate(), 20)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode == 3, output.decode()
+    assert b"set aside 1 damaged line(s)" in output and b"Traceback" not in output
+    assert json.loads(run_cli(tmp_path, "status", "--json").stdout)["running"] is False
+
+
+# -- import: streamed, bounded, one-line errors (issue 16 item 7) ------------------------------------
+
+def _export(path: Path, messages: list[dict]) -> Path:
+    path.write_text(json.dumps({"name": "TP Capital", "type": "public_channel", "id": 1649127710,
+                                "messages": messages}, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def _post(i: int, **fields) -> dict:
+    return {"id": i, "type": "message", "date": "2025-11-03T10:00:00", "date_unixtime": str(1762174800 + i),
+            "text": f"post {i}", **fields}
+
+
+def test_import_of_a_deeply_nested_text_is_one_line_exit_2_in_little_memory(tmp_path: Path) -> None:
+    depth = 200_000
+    export = tmp_path / "result.json"
+    export.write_text('{"id": 1649127710, "type": "public_channel", "messages": [{"id": 1, "type": "message", '
+                      '"date_unixtime": "1762174800", "text": ' + "[" * depth + "]" * depth + "}]}")
+    process = subprocess.Popen([GATEWAY, "import", str(export)], env=gateway_env(tmp_path), cwd=tmp_path,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # The kernel's high-water mark of the process, read until it exits (ru_maxrss would count the
+    # memory of this pytest process, which the child shares until it execs).
+    peak_kb = 0
+    while process.poll() is None:
+        try:
+            status = Path(f"/proc/{process.pid}/status").read_text()
+            peak_kb = max(peak_kb, int(status.split("VmHWM:")[1].split()[0]))
+        except (OSError, IndexError):
+            pass
+        time.sleep(0.01)
+    stderr = process.stderr.read().decode()
+    assert process.returncode == 2, stderr
+    assert stderr.count("\n") == 1 and "Traceback" not in stderr
+    assert stderr.startswith(f"gateway: {export}: message #1 of `messages` is nested more than 32 levels deep")
+    assert 0 < peak_kb < 150 * 1024  # ijson's items() needs gigabytes for this file
+
+
+async def test_import_sends_entity_lists_as_text_and_replies_with_their_id(tmp_path: Path, api) -> None:
+    export = _export(tmp_path / "result.json", [
+        _post(1, text=["🟢Swing Trade ", {"type": "bold", "text": "BOVAW32"}]),
+        _post(2, text="Alvo 2 batido ✅", reply_to_message_id=1),
+    ])
+    code, stdout, stderr = await _gateway(tmp_path, "import", "--progress", str(export), API_ENDPOINT=f"{api.url}/ingest")
+    assert code == 0, stdout + stderr
+    sent = {p.message_id: p for r in api.requests for p in map(decode_payload, r.raws)}
+    assert sent[1].text == "🟢Swing Trade BOVAW32" and sent[1].reply_to_message_id is None
+    assert sent[2].reply_to_message_id == 1
+    assert "queued=2" in stderr and "stored=2" in stderr  # the progress bar (bytes of the file, counts)
+
+
+async def test_a_cut_off_export_delivers_what_precedes_the_cut_and_exits_2(tmp_path: Path, api) -> None:
+    export = _export(tmp_path / "result.json", [_post(i) for i in range(1, 13_001)])
+    export.write_bytes(export.read_bytes()[:-200])  # a download cut short: the last posts are gone
+    code, stdout, stderr = await _gateway(tmp_path, "import", str(export), API_ENDPOINT=f"{api.url}/ingest")
+    assert code == 2, stdout + stderr
+    assert stderr.count("\n") == 1 and "a cut-off file?" in stderr and "Traceback" not in stderr
+    # Read in chunks of 5,000: the whole ones before the cut, and the part of the last one, are stored.
+    stored = len(api.stored)
+    assert 12_990 < stored < 13_000 and f"import: {stored} stored" in stdout
+    assert "0 still queued" in stdout
+
+
+async def test_import_while_the_api_is_down_queues_the_whole_export_for_later(tmp_path: Path, api) -> None:
+    api.default = UNAVAILABLE
+    export = _export(tmp_path / "result.json", [_post(i) for i in range(1, 12_001)])
+    code, stdout, stderr = await _gateway(tmp_path, "import", str(export), API_ENDPOINT=f"{api.url}/ingest",
+                                          RETRY_DELAY_MS="1", MAX_RETRY_ATTEMPTS="1")
+    assert code == 1, stdout + stderr
+    assert "import: 12000 message(s) of TP Capital -1001649127710" in stdout and "12000 still queued" in stdout
+    # After the first failed chunk it stops trying and only queues: 1 attempt + 1 retry, once.
+    assert len(api.requests) == 2
+    api.default = "ok"
+    code, stdout, _ = await _gateway(tmp_path, "replay", API_ENDPOINT=f"{api.url}/ingest")
+    assert code == 0 and len(api.stored) == 12_000

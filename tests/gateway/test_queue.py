@@ -7,11 +7,12 @@ import os
 import subprocess
 import sys
 import textwrap
+import zlib
 from pathlib import Path
 
 import msgspec
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -337,3 +338,178 @@ class QueueMachine(RuleBasedStateMachine):
 QueueMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=25, deadline=None,
                                           suppress_health_check=[HealthCheck.too_slow])
 test_queue_interleavings = QueueMachine.TestCase
+
+
+# -- poison lines and shared seqs (issue 16, items 3 and 4) ----------------------------------------
+
+DEEP = 5_000  # far past msgspec's nesting limit (~1,000): decoding it raises RecursionError
+
+
+def record_line(seq: int, key: str, payload: bytes, *, crc: int | None = None) -> bytes:
+    """A queue line exactly as the writer lays it out, with a correct checksum unless told otherwise."""
+    line = msgspec.json.encode(QueueRecord(seq=seq, key=key, payload=msgspec.Raw(payload), queued_at=1.0,
+                                           crc=record_crc(seq, key, payload) if crc is None else crc))
+    return line + b"\n"
+
+
+# Lines no decoder can read, each with a checksum that matches (the worst case: only decoding can
+# tell) or does not (the raw-bytes check must catch it before any parser recurses).
+POISON = {
+    "nested payload, checksum right": record_line(90, "k90", b"[" * DEEP + b"]" * DEEP),
+    "nested payload, checksum wrong": record_line(91, "k91", b"[" * DEEP + b"]" * DEEP, crc=1),
+    "nested line": b"[" * DEEP + b"]" * DEEP + b"\n",
+    "nested object in the payload": record_line(92, "k92", b'{"a":' * DEEP + b"1" + b"}" * DEEP),
+    "invalid UTF-8 in the key, checksum right":
+        b'{"seq":93,"key":"k\xff","payload":{},"queuedAt":1.0,"crc":%d}\n' % zlib.crc32(b"{}", zlib.crc32(b"93|k\xff|")),
+    "invalid UTF-8 in the payload, checksum right": record_line(94, "k94", b'{"text":"\xc3\x28"}'),
+    "binary garbage": b"\x00\xff\xfe{\"seq\":\n",
+    "seq beyond 64 bits": record_line(95, "k95", b"{}").replace(b'"seq":95', b'"seq":99999999999999999999'),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(POISON))
+def test_a_poison_line_is_quarantined_and_everything_else_delivered(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "q.jsonl"
+    queue = reopen(path)
+    records = queue.append([new(i) for i in range(1, 6)])
+    crash(queue)
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines.insert(2, POISON[kind])
+    path.write_bytes(b"".join(lines))
+    snapshot = inspect_queue(path)  # `gateway status` reads the same bytes without the lock
+    assert (snapshot.depth, snapshot.unreadable_lines) == (5, 1)
+    again = reopen(path)
+    assert keys(again) == [r.key for r in records]
+    assert again.recovery.quarantined == 1 and "line 3" in again.recovery.problems[0]
+    [bad] = [msgspec.json.decode(line) for line in again.files.quarantine.read_bytes().splitlines()]
+    # Kept whole (undecodable bytes backslash-escaped), with what is wrong with it.
+    assert bad["lineNumber"] == 3 and bad["problem"]
+    assert bad["line"] == POISON[kind].rstrip(b"\n").decode("utf-8", "backslashreplace")
+    again.close()
+    # Set aside once: the rewritten queue is clean, the next start finds nothing to quarantine.
+    third = reopen(path)
+    assert third.recovery.quarantined == 0 and third.quarantined == 1 and keys(third) == [r.key for r in records]
+    third.close()
+
+
+def test_a_nested_ack_line_is_ignored_not_fatal(tmp_path: Path) -> None:
+    path = tmp_path / "q.jsonl"
+    queue = reopen(path)
+    records = queue.append([new(1), new(2)])
+    queue.ack([records[0].seq])
+    crash(queue)
+    with open(queue.files.acks, "ab") as fh:
+        fh.write(b'{"seqs":' + b"[" * DEEP + b"]" * DEEP + b',"crc":0}\n')
+    assert inspect_queue(path).depth == 1
+    again = reopen(path)
+    assert keys(again) == [records[1].key] and again.recovery.bad_ack_lines == 1
+    again.close()
+
+
+def test_the_checksum_is_checked_before_any_decoder_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gateway.queue as module
+
+    class Forbidden:
+        def decode(self, line: bytes) -> None:
+            raise AssertionError(f"decoder called on a line whose checksum fails: {line[:40]!r}")
+
+    monkeypatch.setattr(module, "_record_decoder", Forbidden())
+    good = record_line(1, "k1", b'{"a":1}')
+    for line in (good.replace(b'{"a":1}', b'{"a":2}'), good.replace(b'"seq":1', b'"seq":2'),
+                 good.replace(b'"k1"', b'"k2"'), good.replace(b'"crc":', b'"crc":1'), POISON["nested line"]):
+        assert isinstance(module._decode_record(line.rstrip(b"\n")), str)
+
+
+def test_a_key_with_escapes_still_checks_out(tmp_path: Path) -> None:
+    path = tmp_path / "q.jsonl"
+    queue = reopen(path)
+    [record] = queue.append_encoded([('file:ev"ents\\.jsonl:0 é', b'"not a payload"')])
+    crash(queue)
+    again = reopen(path)
+    assert keys(again) == [record.key] and again.recovery.quarantined == 0
+    again.close()
+
+
+@settings(max_examples=150, deadline=None)
+@given(position=st.integers(0, 10_000), value=st.integers(0, 255), which=st.integers(0, 3))
+def test_any_single_byte_change_is_delivered_intact_or_quarantined_never_lost(position: int, value: int,
+                                                                               which: int) -> None:
+    """Flip any byte of any line (it may even become a newline): every other record is delivered,
+    and the changed line is either still the same record or in the quarantine file, never gone."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="gwq-") as folder:
+        path = Path(folder) / "q.jsonl"
+        queue = reopen(path)
+        records = queue.append([new(i, text=f"message {i}") for i in range(1, 5)])
+        crash(queue)
+        lines = path.read_bytes().splitlines(keepends=True)
+        target = bytearray(lines[which])
+        target[position % (len(target) - 1)] = value
+        lines[which] = bytes(target)
+        path.write_bytes(b"".join(lines))
+        again = reopen(path)
+        pending = {r.key: bytes(r.payload) for r in again.pending()}
+        quarantined = again.files.quarantine.read_bytes().splitlines() if again.files.quarantine.exists() else []
+        again.close()
+    untouched = [r for i, r in enumerate(records) if i != which]
+    assert all(pending.get(r.key) == bytes(r.payload) for r in untouched)
+    changed = records[which]
+    if pending.get(changed.key) == bytes(changed.payload):
+        assert len(pending) == 4  # the change missed the checksummed part (e.g. queuedAt's digits)
+    else:
+        assert quarantined, "the changed record is neither delivered nor set aside"
+        assert set(pending) == {r.key for r in untouched}
+
+
+def _shared_seq_queue(path: Path) -> tuple[list[QueueRecord], bytes]:
+    """Five records, then a sixth valid line that reuses the seq of the third."""
+    queue = reopen(path)
+    records = queue.append([new(i) for i in range(1, 6)])
+    crash(queue)
+    extra = encode_payload(new(500))
+    line = record_line(records[2].seq, "-1001649127710:500", extra)
+    with open(path, "ab") as fh:
+        fh.write(line)
+    return records, line
+
+
+def test_two_lines_sharing_a_seq_are_both_kept_and_delivered(tmp_path: Path) -> None:
+    path = tmp_path / "q.jsonl"
+    records, _ = _shared_seq_queue(path)
+    snapshot = inspect_queue(path)
+    assert (snapshot.depth, snapshot.shared_seq_lines, snapshot.unreadable_lines) == (6, 1, 0)
+    queue = reopen(path)
+    expected = [r.key for r in records] + ["-1001649127710:500"]
+    assert keys(queue) == expected and queue.depth == 6 == snapshot.depth
+    assert queue.recovery.renumbered == 1 and "seq 3 is used by another line too: kept as seq 6" in queue.recovery.problems[0]
+    assert len({r.seq for r in queue.pending()}) == 6
+    # Acknowledging the renumbered record acknowledges only it.
+    queue.ack([queue.pending()[-1].seq])
+    crash(queue)
+    again = reopen(path)
+    assert keys(again) == expected[:-1] and again.recovery.renumbered == 0
+    again.close()
+
+
+def test_a_shared_seq_that_was_acknowledged_sends_both_lines_again(tmp_path: Path) -> None:
+    """The ack names seq 3, but two lines hold seq 3: which one the API has cannot be told, so
+    both are delivered again (the API answers "duplicate" for the one it has), each under a fresh
+    seq. A crash right after the start-up compaction (old acks still on disk) loses neither."""
+    path = tmp_path / "q.jsonl"
+    queue = reopen(path)
+    records = queue.append([new(i) for i in range(1, 6)])
+    queue.ack([records[2].seq])
+    crash(queue)
+    with open(path, "ab") as fh:
+        fh.write(record_line(records[2].seq, "-1001649127710:500", encode_payload(new(500))))
+    stale_acks = queue.files.acks.read_bytes()
+    again = reopen(path)
+    expected = {r.key for r in records} | {"-1001649127710:500"}
+    assert set(keys(again)) == expected and again.recovery.renumbered == 2
+    assert records[2].seq not in {r.seq for r in again.pending()}
+    crash(again)
+    queue.files.acks.write_bytes(stale_acks)  # the compaction renamed the file, the acks were not emptied yet
+    third = reopen(path)
+    assert set(keys(third)) == expected
+    third.close()

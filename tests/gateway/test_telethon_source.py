@@ -106,6 +106,43 @@ def test_deletions_carry_the_original_date_when_known() -> None:
         (5, T0, T0 + timedelta(days=1)), (6, None, T0 + timedelta(days=1))]
 
 
+def wire(msg: types.Message) -> types.Message:
+    """The message as Telethon decodes it off the network: serialized to TL bytes and read back."""
+    from telethon.extensions import BinaryReader
+
+    return BinaryReader(bytes(msg)).tgread_object()
+
+
+REPLIES = {
+    "a reply in the channel": (types.MessageReplyHeader(reply_to_msg_id=42), 42),
+    "the channel named as the peer": (types.MessageReplyHeader(reply_to_msg_id=42,
+                                                               reply_to_peer_id=types.PeerChannel(CHANNEL_ID)), 42),
+    "a reply to another chat": (types.MessageReplyHeader(reply_to_msg_id=42,
+                                                         reply_to_peer_id=types.PeerChannel(OTHER_ID)), None),
+    "a quote from another chat": (types.MessageReplyHeader(
+        reply_to_msg_id=42, reply_from=types.MessageFwdHeader(date=T0, from_id=types.PeerChannel(OTHER_ID))), None),
+    "posted in a forum topic, replying to nothing": (types.MessageReplyHeader(reply_to_msg_id=7, forum_topic=True), None),
+    "a reply inside a forum topic": (types.MessageReplyHeader(reply_to_msg_id=42, forum_topic=True,
+                                                              reply_to_top_id=7), 42),
+    "a reply to a scheduled message": (types.MessageReplyHeader(reply_to_msg_id=42, reply_to_scheduled=True), None),
+    "a reply to a story": (types.MessageReplyStoryHeader(peer=types.PeerUser(4242), story_id=5), None),
+    "no reply": (None, None),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REPLIES))
+@pytest.mark.parametrize("edited", [False, True])
+def test_reply_to_message_id_only_for_replies_in_the_same_chat(case: str, edited: bool) -> None:
+    header, expected = REPLIES[case]
+    msg = wire(message(43, "Alvo 2 batido ✅ +41%", reply_to=header, edit_date=T0 + timedelta(hours=1)))
+    payload = message_to_payload(msg, MARKED_ID, edited=edited)
+    assert isinstance(payload, EditedMessage if edited else NewMessage)
+    assert payload.reply_to_message_id == expected
+    on_the_wire = msgspec.json.decode(encode_payload(payload))
+    assert on_the_wire.get("replyToMessageId") == expected  # absent (not null) when there is none
+    assert decode_payload(encode_payload(payload)) == payload
+
+
 # -- live events through Telethon's builders and chat filter -------------------------------------
 
 async def test_live_new_edit_delete_become_one_batch_of_contract_payloads() -> None:
@@ -130,6 +167,40 @@ async def test_live_new_edit_delete_become_one_batch_of_contract_payloads() -> N
     assert isinstance(edit, EditedMessage) and edit.timestamp == T0 and edit.text.endswith("COMPRA: 50")
     assert isinstance(deleted, DeletedMessage) and deleted.timestamp == T0 and deleted.deleted_at is not None
     assert isinstance(deleted_unknown, DeletedMessage) and deleted_unknown.timestamp is None
+
+
+async def test_live_reply_and_edited_reply_carry_the_replied_message_id() -> None:
+    fake = FakeTelegramClient()
+    source, _ = make_source(fake)
+    await source.connect()
+    try:
+        reply = types.MessageReplyHeader(reply_to_msg_id=42)
+        await fake.dispatch(types.UpdateNewChannelMessage(wire(message(43, "Alvo 1 batido", reply_to=reply)),
+                                                          pts=1, pts_count=1))
+        await fake.dispatch(types.UpdateEditChannelMessage(
+            wire(message(43, "Alvo 1 batido ✅", reply_to=reply, edit_date=T0 + timedelta(hours=1))), pts=2, pts_count=1))
+        await fake.dispatch(types.UpdateNewChannelMessage(
+            wire(message(44, "de outro canal", reply_to=types.MessageReplyHeader(
+                reply_to_msg_id=42, reply_to_peer_id=types.PeerChannel(OTHER_ID)))), pts=3, pts_count=1))
+        batch = await next_batch(source)
+    finally:
+        await source.close()
+    new, edit, cross = (decode_payload(raw) for _, raw in batch.items)
+    assert (type(new), new.reply_to_message_id) == (NewMessage, 42)
+    assert (type(edit), edit.reply_to_message_id) == (EditedMessage, 42)
+    assert cross.message_id == 44 and cross.reply_to_message_id is None
+    assert b'"replyToMessageId":42' in batch.items[0][1] and b"replyToMessageId" not in batch.items[2][1]
+
+
+async def test_backfilled_replies_carry_the_replied_message_id() -> None:
+    fake = FakeTelegramClient()
+    fake.history[MARKED_ID] = [message(1, "🟢Swing Trade Ativo: BOVAW32"),
+                               message(2, "Alvo 2 batido ✅", reply_to=types.MessageReplyHeader(reply_to_msg_id=1))]
+    source, _ = make_source(fake)
+    await source.connect()
+    pages = [page async for page in source.history(MARKED_ID, 0)]
+    await source.close()
+    assert [(p.message_id, p.reply_to_message_id) for page in pages for p in page.payloads] == [(1, None), (2, 1)]
 
 
 async def test_other_chats_and_service_messages_are_not_queued() -> None:

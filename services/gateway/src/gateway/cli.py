@@ -1,8 +1,10 @@
 """`gateway` command line: run (default), login, backup-session, import, replay, status.
 
-Exit status: 0 done; 1 runtime failure (API unavailable, queue owned by another process, port in
-use, a source failure: systemd restarts the unit); 2 configuration or input problem that a restart
-cannot fix (missing credentials or session, bad env value, unreadable export), printed as one line.
+Exit status: 0 done; 1 runtime failure (API unavailable, messages refused, queue owned by another
+process, port in use, a source failure: systemd restarts the unit); 2 configuration or input problem
+that a restart cannot fix (missing credentials or session, bad env value, unreadable export), printed
+as one line; 3 the work was done, but this run set damaged queue lines aside (quarantined: they are in
+`failure-queue.quarantine.jsonl`, and `gateway status` counts them). 1 and 2 win over 3.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from .settings import GatewaySettings, load_dotenv_file
 
 PROG = "gateway"
 SERVICE_NAME = "telegram-gateway"
+EXIT_SET_ASIDE = 3
+# Problems printed one per line by a command; the rest are counted (all are in the log files).
+_SHOWN_PROBLEMS = 10
 
 
 def _fail(message: str, status: int) -> int:
@@ -43,6 +48,20 @@ def _setup_logging(settings: GatewaySettings, *, interactive: bool) -> None:
 
     # stamina logs every scheduled retry; the publisher already logs each failed attempt.
     logging.getLogger("stamina").setLevel(logging.ERROR)
+
+
+def _report_recovery(command: str, queue, recovery) -> None:
+    """Say what opening the queue found: lines set aside, seqs renumbered, ack lines ignored."""
+    if recovery.quarantined:
+        print(f"{command}: set aside {recovery.quarantined} damaged queue line(s) (not records: torn, corrupt or "
+              f"undecodable), kept in {queue.files.quarantine}", file=sys.stderr, flush=True)
+    if recovery.renumbered:
+        print(f"{command}: {recovery.renumbered} queue line(s) shared a seq with another line: renumbered, "
+              "every one is delivered", file=sys.stderr, flush=True)
+    for problem in recovery.problems[:_SHOWN_PROBLEMS]:
+        print(f"{command}:   {problem}", file=sys.stderr, flush=True)
+    if len(recovery.problems) > _SHOWN_PROBLEMS:
+        print(f"{command}:   … and {len(recovery.problems) - _SHOWN_PROBLEMS} more", file=sys.stderr, flush=True)
 
 
 def _ts(epoch: float | None) -> str:
@@ -112,18 +131,23 @@ def cmd_run(settings: GatewaySettings) -> int:
     log = logging.getLogger("gateway")
     for problem in recovery.problems:
         log.warning("queue recovery: %s", problem)
-    log.info("queue %s: %d pending record(s) recovered, %d quarantined", settings.queue.path,
-             recovery.pending, recovery.quarantined)
+    if recovery.quarantined:
+        # The gateway keeps running (one bad line must not stop the capture); the exit status at
+        # the end says it happened, and so do `gateway status` and the metric.
+        log.error("queue recovery set aside %d damaged line(s) in %s; the gateway continues and will exit "
+                  "with status %d when stopped", recovery.quarantined, queue.files.quarantine, EXIT_SET_ASIDE)
+    log.info("queue %s: %d pending record(s) recovered, %d quarantined, %d renumbered", settings.queue.path,
+             recovery.pending, recovery.quarantined, recovery.renumbered)
     from ts_common.telemetry import setup_tracing
 
     setup_tracing(SERVICE_NAME)
     try:
-        return asyncio.run(_serve(settings, make_source, queue))
+        return asyncio.run(_serve(settings, make_source, queue, set_aside=recovery.quarantined))
     finally:
         queue.close()  # no-op when the gateway already flushed and closed it
 
 
-async def _serve(settings: GatewaySettings, make_source: Callable[[], object], queue) -> int:
+async def _serve(settings: GatewaySettings, make_source: Callable[[], object], queue, *, set_aside: int = 0) -> int:
     import logging
 
     from . import systemd
@@ -164,7 +188,8 @@ async def _serve(settings: GatewaySettings, make_source: Callable[[], object], q
         status_file = status_path(settings.queue.data_dir)
 
         def snapshot() -> dict:
-            return {**health_body(gateway), "pid": os.getpid(), "command": "run", "updatedAt": time.time()}
+            return {**health_body(gateway), "pid": os.getpid(), "command": "run", "updatedAt": time.time(),
+                    "setAside": set_aside, "startedAt": gateway.state.started_at}
 
         async def keep_status() -> None:
             while True:
@@ -190,6 +215,8 @@ async def _serve(settings: GatewaySettings, make_source: Callable[[], object], q
         status = 1
         try:
             status = await run
+            if status == 0 and set_aside:
+                status = EXIT_SET_ASIDE
         finally:
             for task in helpers:
                 task.cancel()
@@ -200,6 +227,9 @@ async def _serve(settings: GatewaySettings, make_source: Callable[[], object], q
             except OSError:
                 pass
     log.info("gateway stopped (exit status %d, %d record(s) stay queued)", status, queue.depth)
+    if status == EXIT_SET_ASIDE:
+        log.error("exit status %d: %d damaged queue line(s) were set aside at start, in %s", status, set_aside,
+                  queue.files.quarantine)
     if status == 2:
         _fail(gateway.state.last_error or "the source cannot continue", 2)  # one line for the operator
     return status
@@ -251,7 +281,7 @@ def _open_for_command(settings: GatewaySettings, command: str):
 
     queue = DurableQueue(settings.queue.path)
     try:
-        queue.open()
+        recovery = queue.open()
     except QueueLocked:
         return None, _fail(
             f"the queue {settings.queue.path} is owned by a running gateway (or another {command}); "
@@ -259,6 +289,7 @@ def _open_for_command(settings: GatewaySettings, command: str):
             f"to {command} from this shell.", 1)
     except OSError as exc:
         return None, _fail(f"cannot open the queue {settings.queue.path}: {exc.strerror or exc}", 1)
+    _report_recovery(command, queue, recovery)
     return queue, 0
 
 
@@ -266,53 +297,62 @@ def _finish(settings: GatewaySettings, queue, command: str, emptied: bool, count
     from .statusfile import status_path, write_status
 
     dead = queue.dead_letters - dead_before
+    set_aside = queue.recovery.quarantined
     stored, duplicate = counts.get("stored", 0), counts.get("duplicate", 0)
     print(f"{command}: {stored} stored, {duplicate} already stored (duplicates), {dead} refused "
-          f"(dead letters), {queue.depth} still queued", flush=True)
+          f"(dead letters), {set_aside} set aside (quarantined), {queue.depth} still queued", flush=True)
     try:
         write_status(status_path(settings.queue.data_dir), {
             "command": command, "pid": os.getpid(), "updatedAt": time.time(), "queueDepth": queue.depth,
             "deadLetters": queue.dead_letters, "lastPublishAt": counts.get("lastPublishAt"),
-            "lastError": counts.get("lastError")})
+            "lastError": counts.get("lastError"), "setAside": set_aside})
     except OSError:
         pass
     if dead:
         print(f"{command}: {dead} message(s) refused by the API: see {queue.files.dead_letter}", file=sys.stderr)
+    if set_aside:
+        print(f"{command}: {set_aside} damaged queue line(s) set aside: see {queue.files.quarantine}", file=sys.stderr)
     if not emptied:
         print(f"{command}: the API did not acknowledge everything ({counts.get('lastError') or 'no answer'}); "
               f"{queue.depth} message(s) stay queued in {queue.files.path} for `gateway run` or `gateway replay`",
               file=sys.stderr)
         return 1
-    return 1 if dead else 0
+    if dead:
+        return 1
+    return EXIT_SET_ASIDE if set_aside else 0
 
 
 def cmd_import(settings: GatewaySettings, export_path: Path, progress: bool | None) -> int:
-    from contracts import encode_payload, idempotency_key
-
-    from .export import ExportError, read_export
+    from .export import ExportError, ExportReader
+    from .importer import import_export
 
     try:
-        summary, payloads = read_export(export_path)
+        reader = ExportReader(export_path)  # reads only the chat's fields: a bad file costs nothing
     except ExportError as exc:
         return _fail(str(exc), 2)
-    queue, status = _open_for_command(settings, "import")
-    if queue is None:
-        return status
-    try:
-        # Write-ahead like live messages; keys already waiting (an import cut short) are not
-        # queued twice. Whatever the API already holds comes back as a duplicate.
-        waiting = queue.pending_keys()
-        items = [(key, encode_payload(p)) for p in payloads if (key := str(idempotency_key(p))) not in waiting]
-        for start in range(0, len(items), 5000):
-            queue.append_encoded(items[start:start + 5000])
-        print(f"import: {summary.messages} message(s) of {summary.channel_name or 'channel'} {summary.channel_id} "
-              f"({summary.edited} edited, {summary.skipped} service messages skipped); {queue.depth} queued",
-              flush=True)
-        dead_before = queue.dead_letters
-        emptied, counts = asyncio.run(drain_now(settings, queue, "import", progress=progress))
-        return _finish(settings, queue, "import", emptied, counts, dead_before)
-    finally:
-        queue.close()
+    with reader:
+        queue, status = _open_for_command(settings, "import")
+        if queue is None:
+            return status
+        try:
+            dead_before = queue.dead_letters
+            outcome = asyncio.run(import_export(settings, queue, reader, progress=progress))
+            summary = reader.summary
+            waiting = f", {outcome.already_waiting} already waiting in the queue" if outcome.already_waiting else ""
+            print(f"import: {summary.messages} message(s) of {summary.channel_name or 'channel'} {summary.channel_id} "
+                  f"({summary.edited} edited, {summary.skipped} service messages skipped); "
+                  f"{outcome.queued} queued{waiting}", flush=True)
+            code = _finish(settings, queue, "import", outcome.emptied, outcome.counts, dead_before)
+        finally:
+            queue.close()
+    if outcome.problem is not None:
+        # What was read before the problem is delivered (or stays queued); the file needs a look.
+        return _fail(outcome.problem, 2)
+    if not outcome.finished_reading:
+        print(f"import: stopped before the end of {export_path}; run the same import again to continue "
+              "(what the API already has comes back as duplicates)", file=sys.stderr, flush=True)
+        return 1
+    return code
 
 
 def cmd_replay(settings: GatewaySettings, progress: bool | None) -> int:
@@ -357,6 +397,9 @@ def status_report(settings: GatewaySettings) -> dict:
         "quarantinedLines": snapshot.quarantined,
         "quarantineFile": str(files.quarantine),
         "unreadableLines": snapshot.unreadable_lines,
+        "sharedSeqLines": snapshot.shared_seq_lines,
+        # What the last command (run, import, replay) set aside when it opened the queue.
+        "lastSetAside": state.get("setAside"),
         "cursors": cursors,
         "lastPublishAt": state.get("lastPublishAt"),
         "lastError": state.get("lastError"),
@@ -378,16 +421,18 @@ def render_status(report: dict) -> str:
         dead += f" in {report['deadLetterFile']}"
         if report["lastDeadLetter"]:
             dead += f"; newest: {report['lastDeadLetter']}"
-    quarantined = str(report["quarantinedLines"])
+    quarantined = f"{report['quarantinedLines']} line(s)"
     if report["quarantinedLines"]:
         quarantined += f" in {report['quarantineFile']}"
+        if report["lastSetAside"]:
+            quarantined += f" ({report['lastSetAside']} set aside by the last `{report['command'] or 'gateway'}`)"
     cursors = ", ".join(f"{k} → {v}" for k, v in sorted(report["cursors"].items())) or "none yet"
     lines = [
         f"queue          {report['queuePath']}",
         f"running        {running}",
         f"queue depth    {depth}",
         f"dead letters   {dead}",
-        f"quarantined    {quarantined} line(s)",
+        f"quarantined    {quarantined}",
         f"cursors        {cursors}",
         f"last publish   {_ts(report['lastPublishAt'])}",
         f"last error     {report['lastError'] or 'none'}",
@@ -395,6 +440,9 @@ def render_status(report: dict) -> str:
     if report["unreadableLines"]:
         lines.append(f"unreadable     {report['unreadableLines']} line(s) in the queue file "
                      "(quarantined at the next start)")
+    if report["sharedSeqLines"]:
+        lines.append(f"shared seq     {report['sharedSeqLines']} line(s) reuse another line's seq "
+                     "(renumbered at the next start; all delivered)")
     return "\n".join(lines)
 
 

@@ -20,9 +20,10 @@ log = logging.getLogger(__name__)
 
 
 def publish_queue_gauges(queue: DurableQueue) -> None:
-    """Set the queue-size and dead-letter gauges from the queue (what /health reports too)."""
+    """Set the queue-size, dead-letter and quarantine gauges from the queue (what /health reports too)."""
     metrics.QUEUE_SIZE.set(queue.depth)
     metrics.DEAD_LETTERS.set(queue.dead_letters)
+    metrics.QUARANTINED_LINES.set(queue.quarantined)
 
 
 def settle(queue: DurableQueue, records: list[QueueRecord], results: list[PublishResult]) -> tuple[int, int, int]:

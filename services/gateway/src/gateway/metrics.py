@@ -21,6 +21,9 @@ QUEUE_SIZE = Gauge(
     "telegram_failure_queue_size", "Payloads in the durable queue not yet acknowledged by the API")
 DEAD_LETTERS = Gauge(
     "telegram_dead_letter_size", "Payloads the API refused (400), kept in the dead-letter file")
+QUARANTINED_LINES = Gauge(
+    "telegram_queue_quarantined_lines",
+    "Queue lines set aside in the quarantine file because they were not records (torn, corrupt, undecodable)")
 # The alert rules (infra/prometheus/alerts.yml) read this gauge. 401 answers are also counted in
 # telegram_publish_failures_total{reason="unauthorized"}; a separate *_total counter would clash
 # with the gauge's name in the registry.

@@ -31,6 +31,6 @@ def write_status(path: Path, state: dict[str, Any]) -> None:
 def read_status(path: Path) -> dict[str, Any] | None:
     try:
         state = msgspec.json.decode(path.read_bytes())
-    except (FileNotFoundError, msgspec.DecodeError):
-        return None
+    except (OSError, msgspec.DecodeError, RecursionError, ValueError):
+        return None  # missing or damaged: status shows the queue files without it
     return state if isinstance(state, dict) else None

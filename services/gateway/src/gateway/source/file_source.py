@@ -28,6 +28,19 @@ from . import HistoryPage, SourceBatch
 log = logging.getLogger(__name__)
 
 
+# What decoding a stranger's line can raise: msgspec's errors, RecursionError (deep nesting),
+# UnicodeDecodeError (a ValueError: invalid UTF-8).
+_UNDECODABLE = (msgspec.DecodeError, msgspec.ValidationError, RecursionError, ValueError)
+
+
+def _is_json(line: bytes) -> bool:
+    try:
+        msgspec.json.decode(line)
+    except _UNDECODABLE:
+        return False
+    return True
+
+
 class _Offset(msgspec.Struct):
     path: str
     offset: int
@@ -65,7 +78,7 @@ class FileSource:
             saved = msgspec.json.decode(self.offset_file.read_bytes(), type=_Offset)
         except FileNotFoundError:
             return 0
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except _UNDECODABLE:
             # Starting over only re-sends what the API already has (it deduplicates).
             log.warning("unreadable %s: reading %s from the start", self.offset_file, self.path)
             return 0
@@ -113,12 +126,13 @@ class FileSource:
                 continue
             try:
                 payload = decode_payload(line)
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                log.error("%s byte %d: not a valid payload (%s); queued so the API's answer dead-letters it",
-                          self.path, start, exc)
-                if not isinstance(exc, msgspec.ValidationError):  # (a subclass of DecodeError)
-                    # Not JSON at all: queue it as a JSON string, so the queue line, the batch
-                    # body and the dead letter stay valid JSON around it.
+            except _UNDECODABLE as exc:
+                log.error("%s byte %d: not a valid payload (%s: %s); queued so the API's answer dead-letters it",
+                          self.path, start, type(exc).__name__, exc)
+                if not _is_json(line):
+                    # Not JSON (or JSON no decoder reads back: bad UTF-8, deep nesting): queue it
+                    # as a JSON string, so the queue line, the batch body and the dead letter stay
+                    # valid, readable JSON around it.
                     line = msgspec.json.encode(line.decode("utf-8", "backslashreplace"))
                 batch.items.append((f"file:{self.path.name}:{start}", line))
                 batch.payloads.append(None)

@@ -14,6 +14,9 @@ What it relies on from Telethon (1.x), and why:
   the hook is still wired in the installed Telethon). When Telethon gives up, `is_connected()`
   turns False; a watcher task then reconnects with capped backoff. Both paths fire the
   `on_reconnect` callbacks.
+- Replies: `message.reply_to` (`MessageReplyHeader`) becomes the payload's `replyToMessageId` only
+  for a reply to a message of the same chat (see `reply_to_message_id` for cross-chat replies,
+  forum topics, scheduled messages and stories).
 - FloodWait: Telethon sleeps through waits up to `flood_sleep_threshold` (60 s) itself; longer
   ones raise `FloodWaitError`, which is slept (logged, counted) and the same work resumes from
   where it stopped. Nothing is dropped.
@@ -161,6 +164,33 @@ def _forward(message: types.Message) -> Forward | None:
     )
 
 
+def reply_to_message_id(message: types.Message, channel_id: int) -> int | None:
+    """The id of the message this one replies to, only when that message is in the same chat.
+
+    Telethon hands over Telegram's `MessageReplyHeader` as `message.reply_to`:
+    - `reply_to_peer_id` / `reply_from` name another chat for a reply across chats (quoting a
+      post of another channel): that id means nothing in this channel, so nothing is sent;
+    - forum topics: every message posted in a topic has `forum_topic` set and, when it replies
+      to nothing, `reply_to_msg_id` = the topic's first (service) message; only with
+      `reply_to_top_id` also set is `reply_to_msg_id` a real reply. A topic is not a reply.
+      (Broadcast channels such as TP Capital have no topics; groups with topics do.)
+    - replies to scheduled or ephemeral messages and to stories (`MessageReplyStoryHeader`) point
+      outside the channel's message ids: nothing is sent.
+    """
+    header = getattr(message, "reply_to", None)
+    if not isinstance(header, types.MessageReplyHeader) or not header.reply_to_msg_id:
+        return None
+    if header.reply_to_scheduled or getattr(header, "reply_to_ephemeral", None):
+        return None
+    if header.reply_from is not None:
+        return None
+    if header.reply_to_peer_id is not None and utils.get_peer_id(header.reply_to_peer_id) != int(channel_id):
+        return None
+    if header.forum_topic and header.reply_to_top_id is None:
+        return None
+    return header.reply_to_msg_id if 1 <= header.reply_to_msg_id < 2**63 else None
+
+
 def message_to_payload(message: Any, channel_id: int, channel_name: str | None = None,
                        *, edited: bool = False) -> NewMessage | EditedMessage | None:
     """A Telegram message as a contract payload; None for service/empty messages (no content)."""
@@ -175,6 +205,7 @@ def message_to_payload(message: Any, channel_id: int, channel_name: str | None =
         sender=_sender(message),
         forward=_forward(message),
         channel_name=channel_name,
+        reply_to_message_id=reply_to_message_id(message, channel_id),
     )
     if edited:
         if message.edit_date is None:
