@@ -146,11 +146,11 @@ async def reconcile(conn: asyncpg.Connection, report: Report, warn: Report, conv
         problem = ("TimescaleDB is installed in this database but the server no longer preloads it"
                    if server.installed else
                    "TimescaleDB is installed on this server but not preloaded")
-        advice = ("add shared_preload_libraries = 'timescaledb' to postgresql.conf, restart PostgreSQL, "
-                  "then run `uv run migrate --hypertables`")
+        preload = "add shared_preload_libraries = 'timescaledb' to postgresql.conf, restart PostgreSQL"
         if convert:
-            raise TimescaleError(f"--hypertables: {problem}: {advice.split(', then')[0]}, and run it again")
-        warn(f"{problem}, so {names} stay plain PostgreSQL tables; for hypertables {advice}")
+            raise TimescaleError(f"--hypertables: {problem}: {preload}, and run it again")
+        warn(f"{problem}, so {names} stay plain PostgreSQL tables; for hypertables {preload}, "
+             "then run `uv run migrate --hypertables`")
         return
 
     if not server.installed:
