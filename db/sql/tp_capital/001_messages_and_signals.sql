@@ -1,5 +1,12 @@
 -- TP Capital: raw Telegram messages and the signals parsed from them.
 --
+-- migrate: amends sha256:31b2bca0129d5678301bc0f1b5bbc73e9b735a8342d9fd03ac40cca06b7e94a1
+-- Amended (README, "Amending an applied migration"): this file used to end with a block that ran
+-- CREATE EXTENSION timescaledb wherever the package was installed, which kills the connection on
+-- a server that has the package but not the preload. Hypertables are now the runner's job, from
+-- the plan in 006_hypertables.sql. A database that applied the old text already has the
+-- two hypertables that block made, which is what the plan asks for.
+--
 -- Keys: a Telegram message is (channel_id, message_id); its date never changes, so the message
 -- date joins the key. That makes the same key valid on a TimescaleDB hypertable partitioned on
 -- the message date (every unique index there must contain the partition column) and on plain
@@ -91,16 +98,3 @@ CREATE TABLE tp_capital.signal_events (
 );
 
 CREATE INDEX signal_events_signal_idx ON tp_capital.signal_events (signal_id, message_date);
-
--- TimescaleDB where the extension exists; plain tables (same keys) otherwise.
-DO $$
-BEGIN
-    IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb') THEN
-        CREATE EXTENSION IF NOT EXISTS timescaledb;
-        PERFORM create_hypertable('tp_capital.forwarded_messages', 'original_timestamp',
-                                  chunk_time_interval => INTERVAL '30 days');
-        PERFORM create_hypertable('tp_capital.tp_capital_signals', 'message_date',
-                                  chunk_time_interval => INTERVAL '90 days');
-    END IF;
-END
-$$;

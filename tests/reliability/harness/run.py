@@ -422,7 +422,7 @@ class FaultRun:
     def setup(self) -> None:
         self.source.touch()
         self.db = processes.Database(self.workdir / "pg").start()
-        self.log(f"PostgreSQL up on port {self.db.server.port}, database {self.db.name} migrated")
+        self.log(f"{self.db.describe()} up on port {self.db.server.port}, database {self.db.name} migrated")
         self.proxy = StallableProxy(0).start()
         self._start_api()
         self.log(f"ingest API up on port {self.api_port} (proxy {self.proxy.port})")
