@@ -205,7 +205,7 @@ def test_metadata_jsonb_cannot_hold_is_refused(tmp_path: Path, database_url: str
     assert run(path, database_url) == importer.EXIT_PARTIAL
     out = capsys.readouterr().out
     assert 'items[0] (id "item-1-nan"): metadata must not contain NaN or Infinity' in out
-    assert 'items[1] (id "item-2-big"): metadata must be at most 256 KiB of JSON, got 300,009 bytes' in out
+    assert 'items[1] (id "item-2-big"): metadata must be at most 256 KiB of JSON, got 300,008 bytes' in out
     (row,) = stored_items(database_url).values()
     assert json.loads(row["metadata"]) == {"a": {"b": [1, 2.5, None, True, "ç"]}, "n": 123456789012345678901234567890}
 

@@ -150,10 +150,10 @@ async def run(path: Path, database_url: str, dry_run: bool, say: Callable[[str],
                 f"({len(before_names)} already present, {checked.refused_categories} refused); nothing written")
         else:
             new_categories, new_items = await _insert(conn, checked, say)
-            say(f"summary      items: {checked.item_count} in file: {new_items} imported, "
-                f"{valid_items - new_items} already present, {checked.refused_items} refused")
-            say(f"             categories: {checked.category_count} in file: {new_categories} imported, "
-                f"{valid_categories - new_categories} already present, {checked.refused_categories} refused")
+            say(f"summary      items: {checked.item_count:,} in file: {new_items:,} imported, "
+                f"{valid_items - new_items:,} already present, {checked.refused_items:,} refused")
+            say(f"             categories: {checked.category_count:,} in file: {new_categories:,} imported, "
+                f"{valid_categories - new_categories:,} already present, {checked.refused_categories:,} refused")
             # Read back after the commit: every imported id (and category) must now be stored.
             after_ids, after_names = await _present(conn, checked)
             missing = [str(i["id"]) for i in checked.items if i["id"] not in after_ids]

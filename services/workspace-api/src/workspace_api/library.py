@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid5
 
+import msgspec
+
 from .errors import FieldProblem
 from .validation import SLUG, display_name_for, validate_category, validate_item
 
@@ -42,6 +44,8 @@ METADATA_MAX_BYTES = 256 * 1024  # as much as the API accepts in one request bod
 # those are quiet in a real file).
 KNOWN_ITEM_FIELDS = {"id", "title", "description", "category", "priority", "status", "tags", "createdAt",
                      "updatedAt", "metadata"}
+
+_json = msgspec.json.Encoder()
 
 # The old files were written by hand and by several versions of the Node service; these are
 # the spellings the API itself does not accept (it takes snake_case and camelCase).
@@ -174,8 +178,10 @@ def _item_id(raw: dict[str, Any], problems: list[FieldProblem],
         problems.append(FieldProblem(
             "id", "must be a string (a UUID or an old LowDB id such as item-1730812345678-k3j9x2a)"))
         return None, None, ""
-    if _is_uuid(value):
+    try:
         return UUID(value), None, "uuid"
+    except ValueError:
+        pass
     if len(value) > LEGACY_ID_MAX or "\x00" in value or not _encodable(value):
         problems.append(FieldProblem("id", f"must be a UUID or an old id of at most {LEGACY_ID_MAX} characters "
                                            "(no NUL, valid Unicode)"))
@@ -199,6 +205,8 @@ def _metadata(raw: dict[str, Any], problems: list[FieldProblem]) -> dict[str, An
     if not isinstance(value, dict):
         problems.append(FieldProblem("metadata", f"must be an object, got {type(value).__name__}"))
         return {}
+    if not value:  # what nearly every old item holds
+        return value
     # Walked without recursion: the file's nesting is bounded only by the JSON reader.
     pending: list[Any] = [value]
     while pending:
@@ -218,7 +226,7 @@ def _metadata(raw: dict[str, Any], problems: list[FieldProblem]) -> dict[str, An
         elif isinstance(node, float) and not math.isfinite(node):
             problems.append(FieldProblem("metadata", "must not contain NaN or Infinity"))
             return {}
-    size = len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
+    size = len(_json.encode(value))
     if size > METADATA_MAX_BYTES:
         problems.append(FieldProblem(
             "metadata", f"must be at most {METADATA_MAX_BYTES // 1024} KiB of JSON, got {size:,} bytes"))
