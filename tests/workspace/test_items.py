@@ -43,7 +43,8 @@ async def test_create_answers_201_with_the_item_in_camel_case_and_the_old_snake_
     uuid.UUID(item["id"])
     assert item["createdAt"] == item["updatedAt"]
     assert datetime.fromisoformat(item["createdAt"].replace("Z", "+00:00")).tzinfo is not None
-    assert set(item) == {*FIELDS, "id", "createdAt", "updatedAt", "created_at", "updated_at"}
+    assert set(item) == {*FIELDS, "id", "metadata", "createdAt", "updatedAt", "created_at", "updated_at"}
+    assert item["metadata"] == {}  # as the old API answered an item without any
     assert (item["created_at"], item["updated_at"]) == (item["createdAt"], item["updatedAt"])
     assert response.headers["location"] == f"/api/items/{item['id']}"
     assert response.headers["etag"]

@@ -2,13 +2,15 @@
 
 1. A missing file is a clean no-op; otherwise the file is first copied to
    `library.json.backup-YYYYMMDD` (not in a dry run).
-2. Every category and item is checked; bad ones are reported by index and field and skipped.
+2. Every category and item is checked; bad ones are refused, each reported with its position,
+   its id and every bad field. Old LowDB ids (`item-…`) get a UUID derived from them (the same
+   on every run) and are kept as `legacy_id`.
 3. Categories, then items, are inserted in ONE transaction with `ON CONFLICT DO NOTHING`, so a
    re-run (or a file overlapping what is already there) inserts only what is missing.
-4. After the commit, every valid item id from the file is looked up again: the count and the ids
-   must all be there, or the command fails.
+4. After the commit, every imported item id from the file is looked up again: the count and the
+   ids must all be there, or the command fails.
 
-Exit codes: 0 all imported, 3 imported but some entries were invalid (skipped),
+Exit codes: 0 all imported, 3 imported but some entries were refused,
 1 failure (unreadable file, database error, verification mismatch), 2 bad configuration.
 """
 
@@ -46,11 +48,16 @@ ON CONFLICT (name) DO NOTHING
 RETURNING name
 """
 INSERT_ITEMS = """
-INSERT INTO workspace.workspace_items (id, title, description, category, priority, status, tags, created_at, updated_at)
-SELECT i.id, i.title, i.description, i.category, i.priority, i.status, i.tags, i.created_at, i.updated_at
-FROM jsonb_to_recordset($1::jsonb) AS i(id uuid, title text, description text, category text, priority text,
-                                        status text, tags text[], created_at timestamptz, updated_at timestamptz)
-ON CONFLICT (id) DO NOTHING
+INSERT INTO workspace.workspace_items (id, legacy_id, title, description, category, priority, status, tags, metadata,
+                                       created_at, updated_at)
+SELECT i.id, i.legacy_id, i.title, i.description, i.category, i.priority, i.status, i.tags, i.metadata,
+       i.created_at, i.updated_at
+FROM jsonb_to_recordset($1::jsonb) AS i(id uuid, legacy_id text, title text, description text, category text,
+                                        priority text, status text, tags text[], metadata jsonb,
+                                        created_at timestamptz, updated_at timestamptz)
+-- No conflict target: an id or a legacy_id already there is "already present" either way (the
+-- id is derived from the legacy id, so both name the same old item).
+ON CONFLICT DO NOTHING
 RETURNING id
 """
 PRESENT_ITEMS = "SELECT id FROM workspace.workspace_items WHERE id = ANY($1::uuid[])"
@@ -102,7 +109,7 @@ async def _insert(conn: asyncpg.Connection, checked: CheckedLibrary, say: Callab
         for start in range(0, total, BATCH):
             batch = checked.items[start:start + BATCH]
             inserted += len(await conn.fetch(INSERT_ITEMS, _json.encode(batch).decode()))
-            say(f"items        {start + len(batch)}/{total} written ({inserted} new)")
+            say(f"items        {start + len(batch):,}/{total:,} written ({inserted:,} new)")
     return len(categories), inserted
 
 
@@ -112,43 +119,53 @@ async def _present(conn: asyncpg.Connection, checked: CheckedLibrary) -> tuple[s
     return ids, names
 
 
+def _report_checks(checked: CheckedLibrary, say: Callable[[str], None]) -> None:
+    for refusal in checked.refused:
+        say(f"refused      {refusal}")
+    origins = checked.id_origins
+    say(f"ids          {origins['old id']} old ids given a UUID derived from them (kept as legacy_id), "
+        f"{origins['uuid']} UUIDs kept, {origins['no id']} items without an id given one derived from "
+        "their createdAt and title")
+    for name, count in sorted(checked.not_stored.items()):
+        say(f"not stored   {name} ({count} item{'s' if count != 1 else ''}): the workspace has no such field; "
+            "the backup keeps it")
+    say(f"checked      items: {len(checked.items)} to import, {checked.refused_items} refused; "
+        f"categories: {len(checked.categories)} to import, {checked.refused_categories} refused")
+
+
 async def run(path: Path, database_url: str, dry_run: bool, say: Callable[[str], None]) -> int:
     raw_items, raw_categories = read_library(path)
-    say(f"file         {len(raw_items)} items, {len(raw_categories)} categories")
+    say(f"file         {len(raw_items):,} items, {len(raw_categories):,} categories")
     conn = await _connect(database_url)
     try:
         known = {r["name"] for r in await conn.fetch("SELECT name FROM workspace.workspace_categories")}
         checked = check_library(raw_items, raw_categories, known)
-        for problem in checked.problems:
-            say(f"invalid      {problem}")
+        _report_checks(checked, say)
         valid_items, valid_categories = len(checked.items), len(checked.categories)
-        say(f"checked      items: {valid_items} valid, {checked.invalid_items} invalid; "
-            f"categories: {valid_categories} valid, {checked.invalid_categories} invalid")
 
         before_ids, before_names = await _present(conn, checked)
         if dry_run:
-            say(f"dry run      would insert {valid_items - len(before_ids)} items ({len(before_ids)} already present) "
-                f"and {valid_categories - len(before_names)} categories ({len(before_names)} already present); "
-                "nothing written")
+            say(f"dry run      would import {valid_items - len(before_ids)} items ({len(before_ids)} already present, "
+                f"{checked.refused_items} refused) and {valid_categories - len(before_names)} categories "
+                f"({len(before_names)} already present, {checked.refused_categories} refused); nothing written")
         else:
             new_categories, new_items = await _insert(conn, checked, say)
-            say(f"summary      items: {checked.item_count} in file, {valid_items} valid, {checked.invalid_items} invalid; "
-                f"{new_items} inserted, {valid_items - new_items} already present")
-            say(f"             categories: {checked.category_count} in file, {valid_categories} valid, "
-                f"{checked.invalid_categories} invalid; {new_categories} inserted, "
-                f"{valid_categories - new_categories} already present")
-            # Read back after the commit: every valid id (and category) must now be stored.
+            say(f"summary      items: {checked.item_count:,} in file: {new_items:,} imported, "
+                f"{valid_items - new_items:,} already present, {checked.refused_items:,} refused")
+            say(f"             categories: {checked.category_count:,} in file: {new_categories:,} imported, "
+                f"{valid_categories - new_categories:,} already present, {checked.refused_categories:,} refused")
+            # Read back after the commit: every imported id (and category) must now be stored.
             after_ids, after_names = await _present(conn, checked)
             missing = [str(i["id"]) for i in checked.items if i["id"] not in after_ids]
             missing_categories = [c["name"] for c in checked.categories if c["name"] not in after_names]
             if missing or missing_categories:
                 raise ImportFailed(f"verification failed: {len(missing)} items missing ({', '.join(missing[:10])}), "
                                    f"{len(missing_categories)} categories missing ({', '.join(missing_categories[:10])})")
-            say(f"verified     {len(after_ids)}/{valid_items} valid items and {len(after_names)}/{valid_categories} "
+            say(f"verified     {len(after_ids)}/{valid_items} items and {len(after_names)}/{valid_categories} "
                 "categories from the file are in the database (count and ids)")
     finally:
         await conn.close()
-    return EXIT_PARTIAL if checked.problems else EXIT_OK
+    return EXIT_PARTIAL if checked.refused else EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:

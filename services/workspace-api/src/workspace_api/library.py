@@ -1,24 +1,51 @@
 """Reading the old LowDB `library.json` and checking every entry (no database here).
 
 The file is `{"items": [...], "categories": [...]}` with the API's camelCase item fields plus
-`id`, `createdAt` and `updatedAt`. Categories come in the old service's shapes: the API's
-fields in snake_case or camelCase (`display_name`, `icon`, `created_by`, …), the LowDB defaults'
-`active` and `display_order`, an `id` equal to the name (the old key; a category without a
-`name` is named by its `id`). Each bad entry is reported by its index and field; the good ones
-are kept, so one bad item never stops the others.
+`id`, `createdAt`, `updatedAt` and `metadata`. Item ids come in the old system's three eras: a
+UUID (its first routes), none at all (a week when neither the route nor the LowDB client set
+one), and `item-<epoch ms>-<up to 7 random base-36 characters>` (its LowDB client's, since the
+old API dropped any id a client sent).
+A UUID is kept; any other id gets a UUID derived from it (`derived_item_id`, UUIDv5, so every run
+gives the same one) and is kept as the item's `legacy_id`; an item without an id gets a UUID
+derived from its `createdAt` and `title`.
+
+Categories come in the old service's shapes: the API's fields in snake_case or camelCase
+(`display_name`, `icon`, `created_by`, …), the LowDB defaults' `active` and `display_order`, an
+`id` equal to the name (the old key; a category without a usable `name` is named by its `id`).
+
+Each bad entry is refused with its position, its id and every bad field; the good ones are
+kept, so one bad item never stops the others.
 """
 
 from __future__ import annotations
 
 import json
+import math
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid5
+
+import msgspec
 
 from .errors import FieldProblem
-from .validation import display_name_for, validate_category, validate_item
+from .validation import SLUG, display_name_for, validate_category, validate_item
+
+# The namespace of every id derived from an old id. Fixed forever: changing it would give the
+# same old item another UUID, and a re-run would import it twice.
+# uuid5(NAMESPACE_URL, "urn:tradingsystem:workspace:lowdb-item-id"):
+LEGACY_NAMESPACE = UUID("ebaf62e3-4f85-54cc-89f1-9bb2ec205191")
+LEGACY_ID_MAX = 255  # the legacy_id column's limit
+METADATA_MAX_BYTES = 256 * 1024  # as much as the API accepts in one request body
+# The item fields that are stored. Any other field holding a value is reported as not stored
+# (the old service wrote `createdBy`/`updatedBy` from a user it never had: always null, so
+# those are quiet in a real file).
+KNOWN_ITEM_FIELDS = {"id", "title", "description", "category", "priority", "status", "tags", "createdAt",
+                     "updatedAt", "metadata"}
+
+_json = msgspec.json.Encoder()
 
 # The old files were written by hand and by several versions of the Node service; these are
 # the spellings the API itself does not accept (it takes snake_case and camelCase).
@@ -31,12 +58,15 @@ class LibraryError(Exception):
 
 
 @dataclass
-class Problem:
+class Refusal:
+    """One entry that is not imported: where it is, what names it, and every bad field."""
+
     where: str  # items[3]
-    problem: FieldProblem
+    label: str  # id "item-1730812345678-k3j9x2a"
+    problems: list[FieldProblem]
 
     def __str__(self) -> str:
-        return f"{self.where}.{self.problem.text}"
+        return f"{self.where} ({self.label}): {'; '.join(p.text for p in self.problems)}"
 
 
 @dataclass
@@ -45,15 +75,19 @@ class CheckedLibrary:
     categories: list[dict[str, Any]] = field(default_factory=list)
     item_count: int = 0  # entries in the file
     category_count: int = 0
-    problems: list[Problem] = field(default_factory=list)
+    refused: list[Refusal] = field(default_factory=list)
+    # How the imported items got their UUID: "uuid" kept, "old id" derived, "no id" derived.
+    id_origins: Counter[str] = field(default_factory=Counter)
+    # Item fields that held a value this service does not store → how many items.
+    not_stored: Counter[str] = field(default_factory=Counter)
 
     @property
-    def invalid_items(self) -> int:
-        return len({p.where for p in self.problems if p.where.startswith("items[")})
+    def refused_items(self) -> int:
+        return sum(1 for r in self.refused if r.where.startswith("items["))
 
     @property
-    def invalid_categories(self) -> int:
-        return len({p.where for p in self.problems if p.where.startswith("categories[")})
+    def refused_categories(self) -> int:
+        return sum(1 for r in self.refused if r.where.startswith("categories["))
 
 
 def read_library(path: Path) -> tuple[list[Any], list[Any]]:
@@ -110,19 +144,114 @@ def _is_uuid(value: str) -> bool:
     return True
 
 
-def _uuid(raw: dict[str, Any], problems: list[FieldProblem], required: bool) -> UUID | None:
+def derived_item_id(old_id: str) -> UUID:
+    """The UUID an item imported under a non-UUID old id gets, the same on every run."""
+    return uuid5(LEGACY_NAMESPACE, old_id)
+
+
+def _quoted(value: Any, limit: int = 60) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _item_label(raw: dict[str, Any]) -> str:
+    if raw.get("id") not in (None, ""):
+        return f"id {_quoted(raw['id'])}"
+    return f"no id, title {_quoted(raw.get('title'))}"
+
+
+def _item_id(raw: dict[str, Any], problems: list[FieldProblem],
+             no_id_seen: Counter[str]) -> tuple[UUID | None, str | None, str]:
+    """(UUID, legacy id or None, origin) of an item; origin is "uuid", "old id" or "no id"."""
     value = raw.get("id")
+    if isinstance(value, int) and not isinstance(value, bool):  # the old API's id rule also allowed integers
+        value = str(value)
+    if value is None or value == "":  # the old client's `if (!item.id)`: no id
+        # Derived from what the old system showed of the item; the n-th entry with the same
+        # createdAt and title (refused ones counted too, so fixing one changes no other's id)
+        # gets its own, so two identical entries both arrive. Stable for the same file.
+        key = json.dumps(["no id", raw.get("createdAt"), raw.get("title")], ensure_ascii=False)
+        occurrence = no_id_seen[key]
+        no_id_seen[key] += 1
+        return uuid5(LEGACY_NAMESPACE, f"{key}#{occurrence}"), None, "no id"
+    if not isinstance(value, str):
+        problems.append(FieldProblem(
+            "id", "must be a string (a UUID or an old LowDB id such as item-1730812345678-k3j9x2a)"))
+        return None, None, ""
+    try:
+        return UUID(value), None, "uuid"
+    except ValueError:
+        pass
+    if len(value) > LEGACY_ID_MAX or "\x00" in value or not _encodable(value):
+        problems.append(FieldProblem("id", f"must be a UUID or an old id of at most {LEGACY_ID_MAX} characters "
+                                           "(no NUL, valid Unicode)"))
+        return None, None, ""
+    return derived_item_id(value), value, "old id"
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _metadata(raw: dict[str, Any], problems: list[FieldProblem]) -> dict[str, Any]:
+    """The item's metadata object ({} when absent or null), if PostgreSQL's jsonb can hold it."""
+    value = raw.get("metadata")
     if value is None:
-        if required:
-            problems.append(FieldProblem("id", "is required (a UUID)"))
-        return None
-    if isinstance(value, str):
-        try:
-            return UUID(value)
-        except ValueError:
-            pass
-    problems.append(FieldProblem("id", "must be a UUID string"))
-    return None
+        return {}
+    if not isinstance(value, dict):
+        problems.append(FieldProblem("metadata", f"must be an object, got {type(value).__name__}"))
+        return {}
+    if not value:  # what nearly every old item holds
+        return value
+    # Walked without recursion: the file's nesting is bounded only by the JSON reader.
+    pending: list[Any] = [value]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, dict):
+            pending.extend(node.keys())
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+        elif isinstance(node, str):
+            if "\x00" in node:
+                problems.append(FieldProblem("metadata", "must not contain NUL characters (\\u0000)"))
+                return {}
+            if not _encodable(node):
+                problems.append(FieldProblem("metadata", "must be valid Unicode (no lone surrogates)"))
+                return {}
+        elif isinstance(node, float) and not math.isfinite(node):
+            problems.append(FieldProblem("metadata", "must not contain NaN or Infinity"))
+            return {}
+    size = len(_json.encode(value))
+    if size > METADATA_MAX_BYTES:
+        problems.append(FieldProblem(
+            "metadata", f"must be at most {METADATA_MAX_BYTES // 1024} KiB of JSON, got {size:,} bytes"))
+        return {}
+    return value
+
+
+def _not_stored(raw: dict[str, Any]) -> list[str]:
+    """The item's fields that hold a value and are not kept."""
+    return [name for name, value in raw.items()
+            if name not in KNOWN_ITEM_FIELDS and value not in (None, "", [], {})]
+
+
+def _category_name_from_id(raw: dict[str, Any]) -> None:
+    """The old key: `id` was the name (LowDB's defaults have both, equal)."""
+    old_id, name = raw.get("id"), raw.get("name")
+    # A uuid id, from an earlier version of this service, names nothing and is ignored.
+    if not isinstance(old_id, str) or _is_uuid(old_id) or not SLUG.fullmatch(old_id):
+        return
+    if name is None:
+        raw["name"] = old_id
+    elif isinstance(name, str) and not SLUG.fullmatch(name) and old_id != name:
+        # The first LowDB defaults: {"id": "improvement", "name": "Melhoria"}; the name was a label.
+        raw.setdefault("display_name", name)
+        raw["name"] = old_id
 
 
 def check_library(raw_items: list[Any], raw_categories: list[Any], known_categories: set[str],
@@ -134,13 +263,12 @@ def check_library(raw_items: list[Any], raw_categories: list[Any], known_categor
     for index, raw in enumerate(raw_categories):
         where = f"categories[{index}]"
         if not isinstance(raw, dict):
-            checked.problems.append(Problem(where, FieldProblem("entry", "must be an object")))
+            checked.refused.append(Refusal(where, type(raw).__name__, [FieldProblem("entry", "must be an object")]))
             continue
+        label = (f"name {_quoted(raw['name'])}" if raw.get("name") is not None
+                 else f"id {_quoted(raw['id'])}" if raw.get("id") is not None else "no name")
         raw = {CATEGORY_ALIASES.get(k, k): v for k, v in raw.items()}
-        # The old key: `id` was the name (LowDB's defaults have both, equal). A uuid id, from
-        # an earlier version of this service, names nothing and is ignored.
-        if raw.get("name") is None and isinstance(raw.get("id"), str) and not _is_uuid(raw["id"]):
-            raw["name"] = raw["id"]
+        _category_name_from_id(raw)
         problems: list[FieldProblem] = []
         values, more = validate_category(raw, partial=False)
         problems += more
@@ -148,7 +276,7 @@ def check_library(raw_items: list[Any], raw_categories: list[Any], known_categor
         if not problems and values["name"] in names:
             problems.append(FieldProblem("name", f"'{values['name']}' appears twice in the file"))
         if problems:
-            checked.problems += [Problem(where, p) for p in problems]
+            checked.refused.append(Refusal(where, label, problems))
             continue
         values.setdefault("display_name", display_name_for(values["name"]))
         if values["display_order"] is None:  # the old service ordered these by their place in the file
@@ -160,15 +288,17 @@ def check_library(raw_items: list[Any], raw_categories: list[Any], known_categor
 
     usable = known_categories | names
     seen: dict[UUID, int] = {}
+    no_id_seen: Counter[str] = Counter()
     for index, raw in enumerate(raw_items):
         where = f"items[{index}]"
         if not isinstance(raw, dict):
-            checked.problems.append(Problem(where, FieldProblem("entry", "must be an object")))
+            checked.refused.append(Refusal(where, type(raw).__name__, [FieldProblem("entry", "must be an object")]))
             continue
         problems = []
-        item_id = _uuid(raw, problems, required=True)
+        item_id, legacy_id, origin = _item_id(raw, problems, no_id_seen)
         values, more = validate_item(raw, partial=False)
         problems += more
+        metadata = _metadata(raw, problems)
         created, updated = _moment(raw, "createdAt", problems), _moment(raw, "updatedAt", problems)
         category = values.get("category")
         if isinstance(category, str) and not any(p.field == "category" for p in problems) and category not in usable:
@@ -176,11 +306,15 @@ def check_library(raw_items: list[Any], raw_categories: list[Any], known_categor
         if item_id is not None and item_id in seen:
             problems.append(FieldProblem("id", f"duplicates items[{seen[item_id]}] (the first one is imported)"))
         if problems:
-            checked.problems += [Problem(where, p) for p in problems]
+            checked.refused.append(Refusal(where, _item_label(raw), problems))
             continue
         seen[item_id] = index  # type: ignore[index]
         values["id"] = item_id
+        values["legacy_id"] = legacy_id
+        values["metadata"] = metadata
         values["created_at"] = created or now
         values["updated_at"] = updated or values["created_at"]
         checked.items.append(values)
+        checked.id_origins[origin] += 1
+        checked.not_stored.update(_not_stored(raw))
     return checked

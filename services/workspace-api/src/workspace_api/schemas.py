@@ -14,6 +14,9 @@ from uuid import UUID
 
 import msgspec
 
+# asyncpg hands jsonb over as its JSON text.
+_decode_metadata = msgspec.json.Decoder(dict[str, Any]).decode
+
 
 class Item(msgspec.Struct):
     id: UUID
@@ -23,6 +26,8 @@ class Item(msgspec.Struct):
     priority: str
     status: str
     tags: list[str]
+    # Free-form, as the old API answered it (`{}` when empty); set by the LowDB import only.
+    metadata: dict[str, Any]
     createdAt: datetime
     updatedAt: datetime
     # The old PostgreSQL strategy answered the row's own columns as well.
@@ -33,7 +38,8 @@ class Item(msgspec.Struct):
     def from_record(cls, record: Any) -> "Item":
         return cls(id=record["id"], title=record["title"], description=record["description"],
                    category=record["category"], priority=record["priority"], status=record["status"],
-                   tags=record["tags"], createdAt=record["created_at"], updatedAt=record["updated_at"],
+                   tags=record["tags"], metadata=_decode_metadata(record["metadata"]),
+                   createdAt=record["created_at"], updatedAt=record["updated_at"],
                    created_at=record["created_at"], updated_at=record["updated_at"])
 
 

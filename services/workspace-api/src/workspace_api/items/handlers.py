@@ -29,8 +29,10 @@ _ETAG = [ResponseHeader(name="ETag", description="the item's version (from updat
 IfMatchHeader = Annotated[str | None, HeaderParameter(
     name="If-Match", required=False, description="ETag of the version being changed; 412 if it is stale",
     schema_extra={"pattern": r'^(\*|(W/)?"[0-9]{1,18}"(\s*,\s*(W/)?"[0-9]{1,18}")*)$'})]
-ItemId = Annotated[str, PathParameter(description="the item's UUID (anything else: 400)",
-                                      schema_extra={"format": "uuid"})]
+ItemId = Annotated[str, PathParameter(
+    description="the item's UUID, or the old LowDB id (`item-<ms>-<random>`) it was imported under; anything else: 400",
+    schema_extra={"pattern": r"^([0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+                             r"|item-[0-9]{1,20}-[0-9a-z]{0,16})$"})]
 _TAGS = ["items"]
 
 
@@ -94,9 +96,9 @@ async def create_item(request: Request) -> Response[ItemResponse]:
      response_headers=_ETAG,
      responses={400: openapi.VALIDATION, 404: openapi.NOT_FOUND, 503: openapi.UNAVAILABLE})
 async def get_item(request: Request, item_id: ItemId) -> Response[ItemResponse]:
-    uid = service.parse_id(item_id)
+    ref = service.parse_id(item_id)
     async with request.app.state.db.acquire() as conn:
-        item = await service.get_item(conn, uid)
+        item = await service.get_item(conn, await service.resolve_id(conn, ref))
     return _with_etag(ItemResponse(success=True, data=item))
 
 
@@ -107,10 +109,10 @@ async def get_item(request: Request, item_id: ItemId) -> Response[ItemResponse]:
      responses={400: openapi.VALIDATION, 404: openapi.NOT_FOUND,
                 412: openapi.error("The item changed since the If-Match ETag"), 503: openapi.UNAVAILABLE})
 async def update_item(request: Request, item_id: ItemId, if_match: IfMatchHeader = None) -> Response[ItemResponse]:
-    uid = service.parse_id(item_id)
+    ref = service.parse_id(item_id)
     values = _body(await request.body(), partial=True)
     async with request.app.state.db.acquire() as conn:
-        item = await service.update_item(conn, uid, values, IfMatch.parse(if_match))
+        item = await service.update_item(conn, await service.resolve_id(conn, ref), values, IfMatch.parse(if_match))
     return _with_etag(ItemResponse(success=True, data=item, message="Item updated successfully"))
 
 
@@ -120,9 +122,9 @@ async def update_item(request: Request, item_id: ItemId, if_match: IfMatchHeader
         responses={400: openapi.VALIDATION, 404: openapi.NOT_FOUND,
                    412: openapi.error("The item changed since the If-Match ETag"), 503: openapi.UNAVAILABLE})
 async def delete_item(request: Request, item_id: ItemId, if_match: IfMatchHeader = None) -> Deleted:
-    uid = service.parse_id(item_id)
+    ref = service.parse_id(item_id)
     async with request.app.state.db.acquire() as conn:
-        await service.delete_item(conn, uid, IfMatch.parse(if_match))
+        await service.delete_item(conn, await service.resolve_id(conn, ref), IfMatch.parse(if_match))
     return Deleted(success=True, message="Item deleted successfully")
 
 

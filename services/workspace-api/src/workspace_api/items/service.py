@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -13,7 +14,10 @@ from ..errors import ApiError, FieldProblem, not_found, validation_failed
 from ..etag import IfMatch, etag_for
 from ..schemas import Item
 
-COLUMNS = "id, title, description, category, priority, status, tags, created_at, updated_at"
+COLUMNS = "id, title, description, category, priority, status, tags, metadata, created_at, updated_at"
+# The ids the old LowDB client gave its items: `item-`, epoch milliseconds, `-`, up to 7 random
+# base-36 characters. An item imported under one keeps it as `legacy_id`.
+LOWDB_ID = re.compile(r"item-[0-9]{1,20}-[0-9a-z]{0,16}")
 
 
 @functools.cache
@@ -44,6 +48,7 @@ LIMIT $5 OFFSET $6
 
 
 GET = f"SELECT {COLUMNS} FROM workspace.workspace_items WHERE id = $1"
+BY_LEGACY_ID = "SELECT id FROM workspace.workspace_items WHERE legacy_id = $1"
 VERSION = "SELECT updated_at FROM workspace.workspace_items WHERE id = $1"
 
 _ACTIVE_CATEGORY = "EXISTS (SELECT 1 FROM workspace.workspace_categories c WHERE c.name = {} AND c.is_active)"
@@ -89,11 +94,29 @@ class ItemFilters:
     offset: int = 0
 
 
-def parse_id(raw: str) -> UUID:
+def parse_id(raw: str) -> UUID | str:
+    """The id in a path: a UUID, or an old LowDB id (`item-…`) to look up; anything else is a 400."""
+    if LOWDB_ID.fullmatch(raw):
+        return raw
     try:
         return UUID(raw)
     except ValueError:
         raise validation_failed([FieldProblem("id", "must be a UUID")]) from None
+
+
+async def resolve_id(conn: Any, item_id: UUID | str) -> UUID:
+    """The UUID of the item `parse_id` returned: itself, or the one imported under that old id.
+
+    The old dashboard only uses ids it has just listed, so after the import it sends UUIDs; a
+    page left open across the switch still holds `item-…` ids, and its next edit finds the
+    item (one read on the unique legacy_id index). The answer carries the item's UUID.
+    """
+    if isinstance(item_id, UUID):
+        return item_id
+    found = await conn.fetchval(BY_LEGACY_ID, item_id)
+    if found is None:
+        raise not_found("Item")
+    return found
 
 
 def _category_problem(category: str) -> ApiError:
