@@ -170,6 +170,38 @@ class LogHistory(logging.Handler):
 
 # One per process: setup_logging() attaches it to the root logger, /logs reads it.
 history = LogHistory()
+MAX_LIMIT = 100_000
+
+
+class LogQueryError(ValueError):
+    """A /logs query value is wrong; `field` names it, `message` says why."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field} {message}")
+        self.field = field
+        self.message = message
+
+
+def parse_logs_query(limit: str | None, level: str | None) -> tuple[int | None, str | None]:
+    """`?limit=N&level=L` of /logs, as every service reads it: limit a positive integer, level one
+    of the old names (any case). Empty means absent. Raises LogQueryError."""
+    count = None
+    if limit is not None and limit.strip():
+        text = limit.strip()
+        if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+            raise LogQueryError("limit", f"must be an integer from 1 to {MAX_LIMIT:,}, got {text[:20]!r}")
+        count = int(text)
+    name = None
+    if level is not None and level.strip():
+        name = level.strip().lower()
+        if name not in LEVEL_NAMES:
+            raise LogQueryError("level", f"must be one of {', '.join(LEVEL_NAMES)}, got {level.strip()[:20]!r}")
+    return count, name
+
+
+def logs_body(limit: int | None, level: str | None) -> dict[str, list[dict[str, Any]]]:
+    """The /logs answer: `{"data": [{timestamp, level, message, context}, ...]}`, newest first."""
+    return {"data": history.recent(limit, level)}
 
 
 def setup_logging(level: str | int = "INFO", *, json: bool = True, history_size: int | None = None) -> None:

@@ -20,7 +20,7 @@ from litestar.params import QueryParameter
 from .. import health, logs
 from ..metrics import render_metrics
 from .checks import PUBLIC
-from .errors import ApiError, ErrorBody
+from .errors import ApiError, ErrorBody, FieldProblem
 
 if TYPE_CHECKING:
     from .plugin import CoreConfig
@@ -115,15 +115,16 @@ def system_routes(config: "CoreConfig", started: float) -> list:
     @get("/logs", operation_id="logs", summary="Recent log records of this process, newest first", tags=TAGS,
          responses={400: _BAD_QUERY})
     async def recent_logs(
-        limit: Annotated[int | None, QueryParameter(ge=1, le=100_000, description="at most this many")] = None,
+        limit: Annotated[str | None, QueryParameter(
+            max_length=20, description=f"at most this many (1 to {logs.MAX_LIMIT:,}); all kept by default")] = None,
         level: Annotated[str | None, QueryParameter(
-            max_length=10, description="exact level: fatal, error, warn, info or debug")] = None,
+            max_length=20, description="exactly this level: fatal, error, warn, info or debug")] = None,
     ) -> LogPage:
-        wanted = level.strip().lower() if level is not None and level.strip() else None
-        if wanted is not None and wanted not in logs.LEVEL_NAMES:
-            raise ApiError(400, "level is invalid",
-                           [f"level must be one of {', '.join(logs.LEVEL_NAMES)}, got {level[:10]!r}"])
-        return LogPage(data=[LogEntry(**entry) for entry in logs.history.recent(limit, wanted)])
+        try:
+            count, name = logs.parse_logs_query(limit, level)
+        except logs.LogQueryError as exc:
+            raise ApiError(400, f"{exc.field} is invalid", errors=[FieldProblem(exc.field, exc.message)]) from None
+        return msgspec.convert(logs.logs_body(count, name), LogPage)
 
     @get("/metrics", operation_id="metrics", summary="Prometheus metrics", tags=TAGS, media_type="text/plain",
          opt=opt)
