@@ -136,6 +136,8 @@ async def test_health_checks_follow_the_api(gateway_http, api, answer: str, chec
     assert body["checks"]["telegram"]["status"] == "healthy"
     assert body["checks"]["telegram"]["message"] == "file source (not Telegram) connected"
     if answer == "ok":
+        # What the APIs now require of every write (415 otherwise).
+        assert api.requests[0].headers["Content-Type"] == "application/json"
         assert re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", result["message"])
         assert body["checks"]["queue"]["message"] == "0 queued, 0 dead letter(s)"
 
