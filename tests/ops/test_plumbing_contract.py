@@ -127,7 +127,8 @@ def test_workspace_logs_entries_and_query(workspace: Server) -> None:
 def test_workspace_openapi_documents_the_operations_routes(workspace: Server) -> None:
     spec = httpx.get(workspace.url + "/schema/openapi.json").json()
     ids = {op["operationId"] for path in spec["paths"].values() for op in path.values()}
-    assert {"healthz", "health", "apiHealth", "ready", "logs", "metrics"} <= ids
+    assert {"healthz", "health", "legacyHealth", "ready", "logs", "metrics"} <= ids
+    assert spec["paths"]["/api/health"]["get"]["operationId"] == "health"
     assert "503" in spec["paths"]["/api/health"]["get"]["responses"]
 
 

@@ -42,7 +42,8 @@ class CoreConfig:
     # The fields the API's /health had before the old shared format was added (kept for current
     # clients): built from the check results and the app's start (time.monotonic()).
     health_fields: HealthFields | None = None
-    health_paths: tuple[str, ...] = ("/health",)
+    # Where /health is served, and each path's OpenAPI operationId.
+    health_paths: Mapping[str, str] = field(default_factory=lambda: {"/health": "health"})
     check_timeout: float = health.DEFAULT_CHECK_TIMEOUT
     # `"success": false` in every error body (the workspace API's old envelope).
     success_flag: bool = False

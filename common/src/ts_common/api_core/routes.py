@@ -99,11 +99,11 @@ def system_routes(config: "CoreConfig", started: float) -> list:
         return Response(body, status_code=health.http_status(body["status"]))
 
     health_handlers = [
-        get(path, operation_id=_operation_id("health", path), tags=TAGS, opt=opt,
+        get(path, operation_id=operation_id, tags=TAGS, opt=opt,
             summary="Health with a check per dependency (503 while one is unhealthy)",
             responses={200: ResponseSpec(HealthDoc, description="healthy or degraded", generate_examples=False),
                        503: _UNHEALTHY})(health_answer)
-        for path in config.health_paths
+        for path, operation_id in config.health_paths.items()
     ]
 
     @get("/ready", operation_id="ready", summary="Readiness: 503 while a dependency is unhealthy", tags=TAGS,
@@ -136,8 +136,3 @@ def system_routes(config: "CoreConfig", started: float) -> list:
 
     return [healthz, *health_handlers, ready, recent_logs, metrics]
 
-
-def _operation_id(name: str, path: str) -> str:
-    """`health` for the first path of an operation, `apiHealth` for `/api/health` and so on."""
-    prefix = "".join(path.strip("/").split("/")[:-1])
-    return name if not prefix else prefix + name[0].upper() + name[1:]

@@ -107,8 +107,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         version=VERSION,
         checks={"timescaledb": database_check},
         health_fields=_earlier_health_fields,
-        # /api/health is what current clients and the compose healthcheck call; /health the old one.
-        health_paths=("/health", "/api/health"),
+        # /api/health is what current clients and the compose healthcheck call; /health the old one
+        # (un-prefixed paths are "legacy…" operations, as for /items).
+        health_paths={"/api/health": "health", "/health": "legacyHealth"},
         success_flag=True,
         on_unavailable=_database_down,
         before_metrics=_refresh_gauges,
