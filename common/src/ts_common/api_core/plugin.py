@@ -97,7 +97,12 @@ class CorePlugin(InitPluginProtocol):
 
 
 def _document_answers(handler: Any, config: CoreConfig) -> None:
-    """Add the answers the checks above can give to each operation's OpenAPI responses."""
+    """Add the answers the checks above can give to each operation's OpenAPI responses.
+
+    Handlers are module-level objects, so this changes them for every app of the process; a
+    granian worker builds one app, and the additions are facts of this plugin (401 only where a
+    read token is configured, which a later app in the same process without one would still show).
+    """
     methods = getattr(handler, "http_methods", None)
     if not methods:
         return
