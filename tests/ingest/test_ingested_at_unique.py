@@ -86,6 +86,31 @@ async def test_values_follow_the_clock_after_an_idle_sequence(conn: asyncpg.Conn
     assert before - timedelta(milliseconds=1) <= value <= after + timedelta(milliseconds=1)
 
 
+async def test_an_open_transaction_holds_the_clock_back_but_never_repeats(database_url: str,
+                                                                         conn: asyncpg.Connection) -> None:
+    """While another transaction that took values is open, the sequence is not moved to the clock:
+    values may lag it (documented), never repeat; once it ends, they rejoin the clock."""
+    await conn.execute("SELECT setval('tp_capital.signal_ingested_at_ms', $1)",
+                       int((datetime.now(timezone.utc) - timedelta(hours=1)).timestamp() * 1000))
+    other = await asyncpg.connect(database_url)
+    try:
+        async with other.transaction():
+            await insert(other, -3, 1, 1)  # the first value moves the sequence to the clock...
+            await other.execute("SELECT setval('tp_capital.signal_ingested_at_ms', $1)",  # ...put it back behind
+                                int((datetime.now(timezone.utc) - timedelta(hours=1)).timestamp() * 1000))
+            await insert(conn, -4, 1, 2)  # meanwhile: behind the clock, and not moved while `other` is open
+            lagging = [r["ingested_at"] for r in await conn.fetch(
+                "SELECT ingested_at FROM tp_capital.tp_capital_signals WHERE channel_id = -4 ORDER BY 1")]
+            assert all(datetime.now(timezone.utc) - v > timedelta(minutes=59) for v in lagging)
+            assert lagging[1] - lagging[0] == timedelta(milliseconds=1)
+        await insert(conn, -4, 3, 3)  # `other` has committed: back to the clock
+        latest = await conn.fetchval("SELECT max(ingested_at) FROM tp_capital.tp_capital_signals WHERE channel_id = -4")
+        assert abs(latest - datetime.now(timezone.utc)) < timedelta(seconds=1)
+        assert await conn.fetchval(SHARED_MILLISECONDS) == 0
+    finally:
+        await other.close()
+
+
 async def test_a_burst_runs_ahead_one_millisecond_per_signal_then_rejoins_the_clock(conn: asyncpg.Connection) -> None:
     await insert(conn, -1, 1, 2000)  # one statement: far more than one signal per millisecond
     values = [r["ingested_at"] for r in await conn.fetch(
@@ -103,8 +128,9 @@ async def test_a_burst_runs_ahead_one_millisecond_per_signal_then_rejoins_the_cl
 async def test_a_cancelled_statement_does_not_keep_the_allocator_lock(database_url: str,
                                                                      conn: asyncpg.Connection) -> None:
     # A statement cancelled while it allocates (statement_timeout, a client giving up) must not
-    # leave the advisory lock held by its connection: every other insert would wait forever.
-    # (Without the function's exception block, about one cancel in ten left it held here.)
+    # leave the advisory lock held by its connection: the sequence could never be moved to the
+    # clock again. (A first version that took a session lock per value left it held after about
+    # one cancel in ten here.)
     other = await asyncpg.connect(database_url)
     try:
         for _ in range(30):

@@ -5,34 +5,49 @@
 --
 -- From here on each signal's ingested_at comes from `next_signal_ingested_at()`: the current time
 -- to the millisecond, or one millisecond after the last value handed out if that is later. So
--- values are unique, increasing, and the real time except in bursts of more than one signal per
--- millisecond, when they run ahead by one millisecond per signal (1,000 signals in one batch: at
--- most 1 s ahead) and fall back to the clock when the burst ends.
+-- values are unique and increasing, and they are the real time except:
+-- - in bursts of more than one signal per millisecond, when they run ahead by one millisecond per
+--   signal (a 1,000-signal batch: up to 1 s ahead) and rejoin the clock when the burst ends;
+-- - while another ingest transaction that stored signals is still open: the value may then lag
+--   the clock (never repeat) until no transaction overlaps.
 --
--- The last value lives in a sequence (shared by every connection, not rolled back with a
--- transaction). Reading it and moving it is a critical section of a few microseconds under an
--- advisory lock that is taken and released per row: concurrent ingest transactions go on in
--- parallel, nothing is held until commit (so no waiting on another transaction, no deadlock).
--- The exception block releases the lock even when a statement is cancelled mid-way, which would
--- otherwise leave it held by that connection and stall every other insert.
+-- The last value lives in a sequence (shared by every connection, not rolled back). Handing out
+-- the next value is `nextval`: no lock between concurrent writers. Only when that value has
+-- fallen behind the clock (an idle channel) is the sequence moved forward to the clock, with
+-- `setval`, which must not run while anyone else takes a value (a concurrent nextval could be
+-- handed out again). So every transaction that takes values holds a shared advisory lock until it
+-- ends (taken once, free to take again) and the move needs the same lock exclusively: it is only
+-- tried (never waited for) and skipped while another transaction is open. Nothing waits on
+-- anything but that try, so no deadlock and no serialising of writes. The exclusive lock is a
+-- session lock released at once; the exception block releases it even when the statement is
+-- cancelled between taking and releasing it (it would otherwise stay held by that connection).
 --
 -- Works the same on a plain table and on a TimescaleDB hypertable (a column default is copied to
 -- every chunk).
 
-CREATE SEQUENCE tp_capital.signal_ingested_at_ms AS bigint MINVALUE 0;
+-- CACHE 1: every connection takes the sequence's next value, none keeps a private range.
+CREATE SEQUENCE tp_capital.signal_ingested_at_ms AS bigint MINVALUE 0 CACHE 1;
 
 CREATE FUNCTION tp_capital.next_signal_ingested_at() RETURNS timestamptz
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     lock_key CONSTANT bigint := 4005015;  -- this function's own advisory lock
     millis bigint;
+    now_millis bigint;
 BEGIN
+    PERFORM pg_advisory_xact_lock_shared(lock_key);
+    millis := nextval('tp_capital.signal_ingested_at_ms');
+    now_millis := floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint;
+    IF millis >= now_millis THEN
+        RETURN timestamptz 'epoch' + millis * interval '1 millisecond';
+    END IF;
+    -- Behind the clock: move the sequence to it, if no other transaction is taking values.
     BEGIN
-        PERFORM pg_advisory_lock(lock_key);
-        SELECT greatest(floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint, last_value + 1)
-          INTO millis FROM tp_capital.signal_ingested_at_ms;
-        PERFORM setval('tp_capital.signal_ingested_at_ms', millis);
-        PERFORM pg_advisory_unlock(lock_key);
+        IF pg_try_advisory_lock(lock_key) THEN
+            SELECT greatest(now_millis, last_value + 1) INTO millis FROM tp_capital.signal_ingested_at_ms;
+            PERFORM setval('tp_capital.signal_ingested_at_ms', millis);
+            PERFORM pg_advisory_unlock(lock_key);
+        END IF;
     EXCEPTION WHEN query_canceled OR OTHERS THEN
         PERFORM pg_advisory_unlock(lock_key);
         RAISE;
