@@ -17,10 +17,11 @@
 -- `setval`, which must not run while anyone else takes a value (a concurrent nextval could be
 -- handed out again). So every transaction that takes values holds a shared advisory lock until it
 -- ends (taken once, free to take again) and the move needs the same lock exclusively: it is only
--- tried (never waited for) and skipped while another transaction is open. Nothing waits on
--- anything but that try, so no deadlock and no serialising of writes. The exclusive lock is a
--- session lock released at once; the exception block releases it even when the statement is
--- cancelled between taking and releasing it (it would otherwise stay held by that connection).
+-- tried (never waited for) and skipped while another transaction is open. A writer waits at most
+-- for that move (microseconds), never for another transaction's commit: no deadlock, no
+-- serialising of writes. The exclusive lock is a session lock released at once; the exception
+-- block releases it even when the statement is cancelled between taking and releasing it (it
+-- would otherwise stay held by that connection).
 --
 -- Works the same on a plain table and on a TimescaleDB hypertable (a column default is copied to
 -- every chunk).
