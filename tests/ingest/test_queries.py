@@ -193,23 +193,23 @@ def delete_by_ingested_at(server: Server, ingested_at: str) -> httpx.Response:
 def test_old_delete_removes_one_signal_of_a_batch(server: Server, channel_id: int) -> None:
     ingest_batch(server, channel_id, ["PETR4", "VALE3", "ITUB4"])
     rows = signals(server, channel=str(channel_id)).json()["data"]
-    # ingested_at is read per row, not once per statement.
-    assert len({row["ingested_at"] for row in rows}) == 3
-    # A value with sub-millisecond digits is matched exactly (one at a whole millisecond would be
-    # matched to the millisecond, as the old dashboard's values are).
-    target = next(row for row in rows if datetime.fromisoformat(row["ingested_at"]).microsecond % 1000)
-    # With the old dashboard's header.
-    response = httpx.request("DELETE", f"{server.url}/signals", json={"ingestedAt": target["ingested_at"]},
+    # Every signal has its own millisecond (migration 015), also within one INSERT statement.
+    moments = [datetime.fromisoformat(row["ingested_at"].replace("Z", "+00:00")) for row in rows]
+    assert len({m.replace(microsecond=m.microsecond // 1000 * 1000) for m in moments}) == 3
+    target, moment = rows[1], moments[1]
+    js_iso = moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    # With the old dashboard's header and its millisecond value.
+    response = httpx.request("DELETE", f"{server.url}/signals", json={"ingestedAt": js_iso},
                              headers={"X-API-Key": TOKEN})
     assert response.status_code == 200, response.text
-    assert response.json() == {"success": True, "deleted": 1}
+    assert response.json() == {"status": "ok", "success": True, "deleted": 1}
     remaining = signals(server, channel=str(channel_id)).json()["data"]
     assert sorted(row["asset"] for row in remaining) == sorted(row["asset"] for row in rows if row is not target)
 
 
 async def test_old_delete_matching_several_signals_deletes_none(server: Server, channel_id: int) -> None:
     ingest_batch(server, channel_id, ["PETR4", "VALE3"])
-    # Signals stored before migration 004 share the ingested_at of their statement.
+    # Signals given one ingested_at by hand (migration 015 spreads those it finds; new ones never share).
     conn = await asyncpg.connect(server.database_url)
     try:
         await conn.execute("UPDATE tp_capital.tp_capital_signals SET ingested_at = '2025-10-07T12:00:00.123456Z' "
@@ -247,4 +247,7 @@ def test_forwarded_messages_is_the_old_path_of_messages(server: Server, seeded: 
     spec = httpx.get(server.url + "/schema/openapi.json").json()
     operation = spec["paths"]["/forwarded-messages"]["get"]
     assert operation["operationId"] == "listForwardedMessages" and "old API" in operation["summary"]
-    assert operation["parameters"] == spec["paths"]["/messages"]["get"]["parameters"]
+    # The same parameters, plus the old channelId filter.
+    old_parameters = [p for p in operation["parameters"] if p["name"] != "channelId"]
+    assert old_parameters == spec["paths"]["/messages"]["get"]["parameters"]
+    assert len(operation["parameters"]) == len(old_parameters) + 1

@@ -73,6 +73,9 @@ def test_resolved_services_have_what_the_issue_asks() -> None:
         assert service["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
         assert service["depends_on"]["timescaledb"]["condition"] == "service_healthy"
         assert all(v["read_only"] for v in service["volumes"] if v["type"] == "bind")
+        # The APIs listen on 127.0.0.1 unless HOST says otherwise; inside a container the
+        # published port is the boundary, so every interface there.
+        assert service["environment"]["HOST"] == "0.0.0.0"
     for name in ("prometheus", "grafana", "jaeger"):
         assert "healthcheck" in services[name]
     assert "gateway" not in services

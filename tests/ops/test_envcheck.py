@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -150,7 +151,10 @@ def test_examples_name_only_known_variables_and_hold_no_secret() -> None:
     workspace = envcheck.load_env_file(REPO / "services/workspace-api/.env.example")
     assert gateway["API_SECRET_TOKEN"] == "" and "GATEWAY_SECRET_TOKEN" not in gateway
     assert ingest["GATEWAY_SECRET_TOKEN"] == "" and "API_SECRET_TOKEN" not in ingest
-    assert not any("TOKEN" in key or "TELEGRAM" in key for key in workspace)
+    # The workspace API holds no shared secret, only the optional read token (blank: reads open).
+    assert [key for key in workspace if "TOKEN" in key or "TELEGRAM" in key] == ["API_READ_TOKEN"]
+    assert workspace["API_READ_TOKEN"] == "" and ingest["API_READ_TOKEN"] == ""
+    assert ingest["HOST"] == workspace["HOST"] == gateway["GATEWAY_HOST"] == "127.0.0.1"
     assert "TELEGRAM_API_HASH" not in ingest
     # Filled in with a generated token, the examples pass (apart from Telegram's own credentials).
     token = new_token()
@@ -181,3 +185,37 @@ def test_token_length_rule_property(token: str) -> None:
         assert len(problems) == 1 and "at least 32" in problems[0]
     else:
         assert problems == []
+
+
+READ_TOKEN_CASES = [
+    # (service, values added to a good env, a phrase of the one expected problem or None)
+    ("ingest-api", {"API_READ_TOKEN": "r" * 40}, None),
+    ("ingest-api", {"API_READ_TOKEN": "short"}, "API_READ_TOKEN is 5 characters"),
+    ("ingest-api", {"API_READ_TOKEN": TOKEN}, "API_READ_TOKEN (aaaaaaaa…) equals GATEWAY_SECRET_TOKEN"),
+    ("workspace-api", {"API_READ_TOKEN": "r" * 40}, None),
+    ("workspace-api", {"API_READ_TOKEN": "r" * 31}, "API_READ_TOKEN is 31 characters"),
+    ("ingest-api", {"HOST": "0.0.0.0"}, None),
+    ("workspace-api", {"HOST": "::1"}, None),
+    ("ingest-api", {"HOST": "http://0.0.0.0"}, "HOST must be an IP address or host name"),
+    ("gateway", {"GATEWAY_HOST": "172.17.0.1"}, None),
+    ("gateway", {"GATEWAY_HOST": "every interface"}, "GATEWAY_HOST must be an IP address or host name"),
+    ("ingest-api", {"BODY_TIMEOUT_SECONDS": "2.5"}, None),
+    ("workspace-api", {"BODY_TIMEOUT_SECONDS": "0"}, "BODY_TIMEOUT_SECONDS must be a positive number"),
+    ("ingest-api", {"BODY_TIMEOUT_SECONDS": "soon"}, "BODY_TIMEOUT_SECONDS must be a positive number"),
+    ("gateway", {"LOG_HISTORY_SIZE": "500"}, None),
+    ("workspace-api", {"LOG_HISTORY_SIZE": "0"}, "LOG_HISTORY_SIZE must be a positive integer"),
+    ("ingest-api", {"LOG_HISTORY_SIZE": "lots"}, "LOG_HISTORY_SIZE must be a positive integer"),
+]
+
+
+@pytest.mark.parametrize(("service", "values", "problem"), READ_TOKEN_CASES,
+                         ids=[f"{s}-{next(iter(v))}={next(iter(v.values()))[:12]}" for s, v, _ in READ_TOKEN_CASES])
+def test_read_token_host_and_plumbing_settings(service: str, values: dict[str, str], problem: str | None) -> None:
+    envs = {"gateway": good_gateway(), "ingest-api": good_ingest(), "workspace-api": good_workspace()}
+    envs[service] = envs[service] | values
+    problems = envcheck.check_all(envs)
+    if problem is None:
+        assert problems == []
+    else:
+        assert len(problems) == 1 and problems[0].startswith(f"{service}: ") and problem in problems[0], problems
+        assert "r" * 9 not in problems[0] and TOKEN[:9] not in problems[0]  # never more than 8 characters

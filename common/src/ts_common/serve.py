@@ -1,7 +1,9 @@
 """Run a Litestar app factory under granian (ASGI), the way both APIs start.
 
 `uv run ingest-api` / `uv run workspace-api` call `serve()`; `--reload` restarts on source
-changes (development and the compose dev containers).
+changes (development and the compose dev containers). They listen on 127.0.0.1 unless HOST (or
+--host) says otherwise: compose sets HOST=0.0.0.0 inside its containers, where the published port
+is the boundary.
 """
 
 from __future__ import annotations
@@ -14,9 +16,14 @@ from pathlib import Path
 from .settings import ConfigError, env_int, env_str, apply_env_file
 
 
+# Loopback: anyone on the network must not read every raw message (and sender) by default.
+DEFAULT_HOST = "127.0.0.1"
+
+
 def build_parser(prog: str, default_port: int, description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=description)
-    parser.add_argument("--host", default=env_str("HOST", "0.0.0.0"), help="bind address (HOST, default 0.0.0.0)")
+    parser.add_argument("--host", default=env_str("HOST", DEFAULT_HOST),
+                        help=f"bind address (HOST, default {DEFAULT_HOST}: this machine only)")
     parser.add_argument("--port", type=int, default=env_int("PORT", default_port), help=f"port (PORT, default {default_port})")
     parser.add_argument("--workers", type=int, default=env_int("WEB_CONCURRENCY", 1), help="worker processes (WEB_CONCURRENCY)")
     parser.add_argument("--reload", action="store_true", help="restart on source changes (development)")

@@ -16,6 +16,11 @@ class ConfigError(ValueError):
     """A configuration value is missing or malformed; the message says which and why."""
 
 
+# Shared secrets (the gateway token, the read token) are at least this long (`uv run gen-token`
+# makes 64 hexadecimal characters).
+MIN_TOKEN_LENGTH = 32
+
+
 def apply_env_file(path: Path) -> bool:
     """Read a service's own `.env` (`KEY=value` lines) into the environment; real variables win.
     False when the file does not exist."""
@@ -42,6 +47,16 @@ def env_int(name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def env_float(name: str, default: float) -> float:
+    raw = env_str(name)
+    if raw is None:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
 
 
 def env_bool(name: str, default: bool = False) -> bool:
@@ -127,24 +142,53 @@ class DatabaseSettings:
         )
 
 
+def read_token_from_env(name: str = "API_READ_TOKEN") -> str | None:
+    """The optional token the read endpoints ask for in X-API-Key (None: reads are open)."""
+    token = env_str(name)
+    if token is not None and len(token) < MIN_TOKEN_LENGTH:
+        raise ConfigError(f"{name} is {len(token)} characters long; use at least {MIN_TOKEN_LENGTH} "
+                          "(uv run gen-token), or leave it unset to keep the read endpoints open")
+    return token
+
+
 @dataclass(frozen=True)
 class HttpSettings:
     # Browser origins allowed to call the API (none: no CORS headers at all).
     cors_origins: tuple[str, ...] = ()
+    # API_READ_TOKEN: when set, the read endpoints answer 401 unless X-API-Key carries it (or
+    # another token the service accepts there). Unset: reads are open, as in the old system.
+    read_token: str | None = None
+    # A request body must arrive within this many seconds of the first read (a client trickling
+    # its body is answered 408 and disconnected instead of holding a worker forever).
+    body_timeout_seconds: float = 30.0
 
     @classmethod
     def from_env(cls) -> "HttpSettings":
-        return cls(cors_origins=env_list("CORS_ORIGIN"))
+        timeout = env_float("BODY_TIMEOUT_SECONDS", 30.0)
+        if timeout <= 0:
+            raise ConfigError(f"BODY_TIMEOUT_SECONDS must be positive, got {timeout:g}")
+        return cls(cors_origins=env_list("CORS_ORIGIN"), read_token=read_token_from_env(),
+                   body_timeout_seconds=timeout)
 
 
 @dataclass(frozen=True)
 class LogSettings:
     level: str = "INFO"
     json: bool = True
+    # Records kept in memory for GET /logs (LOG_HISTORY_SIZE, the old system's default 200).
+    history_size: int = 200
 
     @classmethod
     def from_env(cls) -> "LogSettings":
         return cls(
             level=(env_str("LOG_LEVEL", "INFO") or "INFO").upper(),
             json=(env_str("LOG_FORMAT", "json") or "json").lower() != "text",
+            history_size=log_history_size_from_env(),
         )
+
+
+def log_history_size_from_env() -> int:
+    size = env_int("LOG_HISTORY_SIZE", 200)
+    if size < 1:
+        raise ConfigError(f"LOG_HISTORY_SIZE must be at least 1, got {size}")
+    return size

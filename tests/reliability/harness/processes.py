@@ -168,7 +168,8 @@ def gateway(port: int, source: Path, api_url: str, token: str, workdir: Path, lo
         [str(script_path("gateway")), "run"],
         env,
         log_path,
-        ready=lambda: http_ok(f"http://127.0.0.1:{port}/health"),
+        # Liveness: /health is 503 while the source is not connected.
+        ready=lambda: http_ok(f"http://127.0.0.1:{port}/healthz"),
     )
 
 

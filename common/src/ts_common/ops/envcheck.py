@@ -2,9 +2,11 @@
 
 One line per problem, exit status 1 when there is any:
 - required variables are present (each service declares only its own secrets);
-- shared tokens are at least 32 characters;
-- the gateway's API_SECRET_TOKEN equals the ingest API's GATEWAY_SECRET_TOKEN;
-- URLs parse (scheme and host), integers are integers, ports are ports.
+- shared tokens are at least 32 characters, and so is the optional read token API_READ_TOKEN;
+- the gateway's API_SECRET_TOKEN equals the ingest API's GATEWAY_SECRET_TOKEN, and the ingest
+  API's read token differs from it (the read token goes to dashboards, the other can delete);
+- URLs parse (scheme and host), integers are integers, ports are ports, HOST is an address;
+- LOG_HISTORY_SIZE and BODY_TIMEOUT_SECONDS are positive numbers.
 
 By default it reads services/<name>/.env for all three services. Name files explicitly to check a
 deployment (`--gateway /etc/tradingsystem/gateway.env`): then only the named services are checked,
@@ -33,6 +35,8 @@ Env = Mapping[str, str | None]
 # A channel id (-1001649127710, or the bare 1649127710) or a Telegram username (5–32 chars).
 CHANNEL = re.compile(r"-?\d+|@?[A-Za-z][A-Za-z0-9_]{3,31}")
 LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
+# An address to listen on: IPv4, IPv6 or a host name.
+HOST = re.compile(r"[0-9]{1,3}(\.[0-9]{1,3}){3}|\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\]?|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
 DATABASE_SCHEMES = ("postgresql", "postgres")
 HTTP_SCHEMES = ("http", "https")
 
@@ -47,7 +51,10 @@ class ServiceSpec:
     tokens: tuple[str, ...] = ()
     urls: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     ports: tuple[str, ...] = ()
+    hosts: tuple[str, ...] = ()
     non_negative: tuple[str, ...] = ()
+    positive: tuple[str, ...] = ("LOG_HISTORY_SIZE",)
+    positive_numbers: tuple[str, ...] = ()
     channel_lists: tuple[str, ...] = ()
     needs_database: bool = False
 
@@ -62,6 +69,7 @@ GATEWAY = ServiceSpec(
     tokens=("API_SECRET_TOKEN",),
     urls={"API_ENDPOINT": HTTP_SCHEMES, "OTEL_EXPORTER_OTLP_ENDPOINT": HTTP_SCHEMES},
     ports=("GATEWAY_PORT",),
+    hosts=("GATEWAY_HOST", "HOST"),
     non_negative=("TELEGRAM_API_ID", "MAX_RETRY_ATTEMPTS", "RETRY_DELAY_MS"),
     channel_lists=("TELEGRAM_CHANNELS",),
 )
@@ -69,16 +77,21 @@ INGEST_API = ServiceSpec(
     name="ingest-api",
     folder="ingest-api",
     required=("GATEWAY_SECRET_TOKEN",),
-    tokens=("GATEWAY_SECRET_TOKEN",),
+    tokens=("GATEWAY_SECRET_TOKEN", "API_READ_TOKEN"),
     urls={"DATABASE_URL": DATABASE_SCHEMES, "OTEL_EXPORTER_OTLP_ENDPOINT": HTTP_SCHEMES},
     ports=("PORT",),
+    hosts=("HOST",),
+    positive_numbers=("BODY_TIMEOUT_SECONDS",),
     needs_database=True,
 )
 WORKSPACE_API = ServiceSpec(
     name="workspace-api",
     folder="workspace-api",
+    tokens=("API_READ_TOKEN",),
     urls={"DATABASE_URL": DATABASE_SCHEMES, "OTEL_EXPORTER_OTLP_ENDPOINT": HTTP_SCHEMES},
     ports=("PORT",),
+    hosts=("HOST",),
+    positive_numbers=("BODY_TIMEOUT_SECONDS",),
     needs_database=True,
 )
 SERVICES = {spec.name: spec for spec in (GATEWAY, INGEST_API, WORKSPACE_API)}
@@ -104,6 +117,13 @@ def _url_problem(name: str, raw: str, schemes: tuple[str, ...]) -> str | None:
     return None
 
 
+def _positive_number(raw: str) -> bool:
+    try:
+        return float(raw) > 0 and float(raw) != float("inf")
+    except ValueError:
+        return False
+
+
 def check_service(spec: ServiceSpec, env: Env) -> list[str]:
     """Problems in one service's environment, each prefixed with the service name."""
     problems: list[str] = []
@@ -126,10 +146,22 @@ def check_service(spec: ServiceSpec, env: Env) -> list[str]:
         raw = _value(env, name)
         if raw is not None and not (raw.isdigit() and 1 <= int(raw) <= 65535):
             problems.append(f"{name} must be a port number (1-65535), got {raw!r}")
+    for name in spec.hosts:
+        raw = _value(env, name)
+        if raw is not None and not HOST.fullmatch(raw):
+            problems.append(f"{name} must be an IP address or host name to listen on (127.0.0.1, 0.0.0.0), got {raw!r}")
     for name in spec.non_negative:
         raw = _value(env, name)
         if raw is not None and not raw.isdigit():
             problems.append(f"{name} must be a non-negative integer, got {raw!r}")
+    for name in spec.positive:
+        raw = _value(env, name)
+        if raw is not None and not (raw.isdigit() and int(raw) > 0):
+            problems.append(f"{name} must be a positive integer, got {raw!r}")
+    for name in spec.positive_numbers:
+        raw = _value(env, name)
+        if raw is not None and not _positive_number(raw):
+            problems.append(f"{name} must be a positive number of seconds, got {raw!r}")
     for name in spec.channel_lists:
         raw = _value(env, name)
         for part in (raw or "").split(","):
@@ -161,6 +193,15 @@ def check_shared_token(gateway: Env, ingest: Env) -> list[str]:
     ]
 
 
+def check_read_token(ingest: Env) -> list[str]:
+    """The read token is handed to dashboards; the gateway token can also delete signals."""
+    read, gateway = _value(ingest, "API_READ_TOKEN"), _value(ingest, "GATEWAY_SECRET_TOKEN")
+    if read is None or gateway is None or not hmac.compare_digest(read.encode(), gateway.encode()):
+        return []
+    return [f"ingest-api: API_READ_TOKEN ({redact(read)}) equals GATEWAY_SECRET_TOKEN; use a token of its own "
+            "(uv run gen-token): the read token goes to dashboards, the gateway token can delete signals"]
+
+
 def check_all(envs: Mapping[str, Env]) -> list[str]:
     """Problems across the given services (keys: gateway, ingest-api, workspace-api)."""
     problems: list[str] = []
@@ -168,6 +209,8 @@ def check_all(envs: Mapping[str, Env]) -> list[str]:
         problems.extend(check_service(SERVICES[name], env))
     if "gateway" in envs and "ingest-api" in envs:
         problems.extend(check_shared_token(envs["gateway"], envs["ingest-api"]))
+    if "ingest-api" in envs:
+        problems.extend(check_read_token(envs["ingest-api"]))
     return problems
 
 

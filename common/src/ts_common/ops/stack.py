@@ -312,7 +312,9 @@ class Stack:
         return [
             Component("ingest-api", f"http://127.0.0.1:{self.ports.ingest}/health"),
             Component("workspace-api", f"http://127.0.0.1:{self.ports.workspace}/api/health"),
-            Component("gateway", f"http://127.0.0.1:{self.ports.gateway}/health" if live else None, expected=live),
+            # Liveness: the gateway's /health is 503 while Telegram is not connected, and the gateway
+            # keeps reconnecting (and queueing) by itself.
+            Component("gateway", f"http://127.0.0.1:{self.ports.gateway}/healthz" if live else None, expected=live),
         ]
 
     def wait_ready(self, components: list[Component]) -> None:
@@ -374,12 +376,12 @@ class Stack:
             "",
             "stack is up",
             f"  signals        {i}/signals",
-            f"  ingest API     {i}/schema   {i}/metrics",
+            f"  ingest API     {i}/health   {i}/logs   {i}/schema   {i}/metrics",
             f"  items          {w}/api/items",
-            f"  workspace API  {w}/schema   {w}/metrics",
+            f"  workspace API  {w}/api/health   {w}/logs   {w}/schema   {w}/metrics",
         ]
         if self.gateway_note == "live":
-            lines.append(f"  gateway        {g}/health   {g}/metrics")
+            lines.append(f"  gateway        {g}/health   {g}/logs   {g}/metrics")
         lines += [f"  logs           {self.supervisor.log_dir}/", "Ctrl-C stops everything.", ""]
         print("\n".join(lines), flush=True)
 
@@ -484,7 +486,7 @@ def status(args: argparse.Namespace) -> int:
     ):
         ok, detail = probe_http(url)
         rows.append((name, ok, f"{url} ({detail})"))
-    url = f"http://127.0.0.1:{gateway}/health"
+    url = f"http://127.0.0.1:{gateway}/healthz"
     ok, detail = probe_http(url)
     if not ok and state.get("gateway_mode") == "sample":
         rows.append(("gateway", True, "sample mode: imports samples/ once, no server (no Telegram credentials)"))

@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import secrets
 
+# Re-exported: what the services and validate-env accept (defined once, in ts_common.settings).
+from ..settings import MIN_TOKEN_LENGTH  # noqa: F401
+
 TOKEN_BYTES = 32  # 256 bits -> 64 hex characters
-MIN_TOKEN_LENGTH = 32  # what the services and validate-env accept
 
 
 def new_token() -> str:

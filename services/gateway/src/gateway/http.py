@@ -1,23 +1,41 @@
-"""The gateway's own HTTP server (aiohttp): /health, /ready, /metrics on GATEWAY_PORT (4006)."""
+"""The gateway's own HTTP server (aiohttp) on GATEWAY_PORT (4006): /healthz, /health, /ready, /logs,
+/metrics, with the same bodies as the APIs (ts_common.health, ts_common.logs).
+
+/health has the old shared format with three checks, beside the gateway's own fields:
+- `telegram`: the source is connected (unhealthy while it is not: nothing new is captured);
+- `queue`: what waits in the write-ahead queue; degraded while dead letters are kept (the API
+  refused them, an operator should look), else healthy;
+- `api`: delivery to the ingest API; degraded while it answers 401 (the tokens differ: nothing is
+  delivered until an operator fixes them, the alert fires) or is unreachable and the drainer backs
+  off; messages wait safely in the queue either way, so capture goes on: not unhealthy.
+"""
 
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 
 from aiohttp import web
+from prometheus_client import REGISTRY
 
+from ts_common import health
+from ts_common.logs import LogQueryError, logs_body, parse_logs_query
 from ts_common.metrics import render_metrics
 
 from .service import Gateway
 
+SERVICE = "telegram-gateway"
+VERSION = "0.1.0"
 GATEWAY_KEY = web.AppKey("gateway", Gateway)
+STARTED_KEY = web.AppKey("started", float)
 
 
 def health_body(gateway: Gateway) -> dict:
+    """The gateway's own fields (also written to gateway-status.json for `gateway status`)."""
     publisher = gateway.publisher
     return {
         "status": "healthy" if gateway.state.ready else "starting",
-        "service": "telegram-gateway",
+        "service": SERVICE,
         "uptimeSeconds": round(time.time() - gateway.state.started_at, 1),
         "source": {"kind": gateway.source.kind, "connected": gateway.source.connected},
         "telegram": {"connected": gateway.source.connected} if gateway.source.kind == "telegram" else None,
@@ -31,15 +49,66 @@ def health_body(gateway: Gateway) -> dict:
     }
 
 
-async def health(request: web.Request) -> web.Response:
-    # Liveness: the process answers, so 200; the details say what is connected and queued.
-    return web.json_response(health_body(request.app[GATEWAY_KEY]))
+def _iso(epoch: float | None) -> str | None:
+    return None if epoch is None else health.iso_millis(datetime.fromtimestamp(epoch, timezone.utc))
+
+
+def checks(gateway: Gateway) -> dict[str, health.Probe]:
+    """The three checks of /health, as probes of ts_common.health."""
+
+    async def telegram() -> health.ProbeResult:
+        source = gateway.source
+        what = "Telegram" if source.kind == "telegram" else f"{source.kind} source (not Telegram)"
+        if source.connected:
+            return f"{what} connected"
+        reason = gateway.state.last_error
+        return health.UNHEALTHY, f"{what} {'not connected yet' if not gateway.state.ready else 'disconnected'}" + (
+            f": {reason}" if reason else "")
+
+    async def queue() -> health.ProbeResult:
+        depth, dead = gateway.queue.depth, gateway.queue.dead_letters
+        text = f"{depth} queued, {dead} dead letter(s)"
+        if dead:
+            return health.DEGRADED, text + " (refused by the API: see `gateway status`)"
+        return text
+
+    async def api() -> health.ProbeResult:
+        if REGISTRY.get_sample_value("telegram_gateway_token_mismatch"):
+            return health.DEGRADED, (f"the API answers 401: API_SECRET_TOKEN differs from its GATEWAY_SECRET_TOKEN "
+                                     f"({gateway.queue.depth} queued)")
+        if gateway.drainer.backoff:
+            return health.DEGRADED, (f"unreachable, next try in {gateway.drainer.backoff:.1f} s "
+                                     f"({gateway.queue.depth} queued): {gateway.publisher.last_error or 'no answer'}")
+        last = gateway.publisher.last_publish_at
+        return f"last delivery {_iso(last)}" if last else "nothing delivered yet"
+
+    return {"telegram": telegram, "queue": queue, "api": api}
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response(health.healthz_body(SERVICE, request.app[STARTED_KEY]))
+
+
+async def health_endpoint(request: web.Request) -> web.Response:
+    began = time.perf_counter()
+    gateway = request.app[GATEWAY_KEY]
+    results = await health.run_checks(checks(gateway))
+    body = health.health_body(SERVICE, VERSION, request.app[STARTED_KEY], results, began, health_body(gateway))
+    return web.json_response(body, status=health.http_status(body["status"]))
 
 
 async def ready(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY_KEY]
     ok = gateway.state.ready and gateway.source.connected
     return web.json_response({"ready": ok, "sourceConnected": gateway.source.connected}, status=200 if ok else 503)
+
+
+async def recent_logs(request: web.Request) -> web.Response:
+    try:
+        limit, level = parse_logs_query(request.query.get("limit"), request.query.get("level"))
+    except LogQueryError as exc:
+        return web.json_response({"error": f"{exc.field} is invalid", "details": [str(exc)]}, status=400)
+    return web.json_response(logs_body(limit, level))
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -50,8 +119,12 @@ async def metrics(request: web.Request) -> web.Response:
 def create_app(gateway: Gateway) -> web.Application:
     app = web.Application()
     app[GATEWAY_KEY] = gateway
-    app.router.add_get("/health", health)
+    # The gateway's start on the monotonic clock (uptime), from its wall-clock start.
+    app[STARTED_KEY] = time.monotonic() - (time.time() - gateway.state.started_at)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/health", health_endpoint)
     app.router.add_get("/ready", ready)
+    app.router.add_get("/logs", recent_logs)
     app.router.add_get("/metrics", metrics)
     return app
 

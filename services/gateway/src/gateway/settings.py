@@ -169,7 +169,8 @@ class GatewaySettings:
     # `telegram` (default) or `file:/path/events.jsonl` (tests, fault injection, demos).
     source: str = "telegram"
     port: int = 4006
-    host: str = "0.0.0.0"
+    # The /health, /metrics, /logs server: this machine only unless GATEWAY_HOST (or HOST) is set.
+    host: str = "127.0.0.1"
     log_level: str = "INFO"
 
     @property
@@ -190,6 +191,6 @@ class GatewaySettings:
             telegram=TelegramSettings.from_env(),
             source=source,
             port=port,
-            host=env_str("GATEWAY_HOST", "0.0.0.0") or "0.0.0.0",
+            host=env_str("GATEWAY_HOST") or env_str("HOST") or "127.0.0.1",
             log_level=env_str("LOG_LEVEL", "INFO") or "INFO",
         )

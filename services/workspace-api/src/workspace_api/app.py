@@ -1,33 +1,34 @@
-"""The Litestar app factory: `create_app()` wires settings, database, telemetry and routes."""
+"""The Litestar app factory: `create_app()` wires settings, database, telemetry and routes.
+
+The operations routes (/health and /api/health, /healthz, /ready, /logs, /metrics), the error
+envelope and the request checks come from the core plugin shared with the ingest API
+(ts_common.api_core).
+"""
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
-from urllib.parse import unquote_to_bytes
+from typing import Any
 
-import msgspec
-from litestar import Litestar, Request, Response, get
+from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
 from litestar.plugins.prometheus import PrometheusConfig
 
-from ts_common.logs import setup_logging
-from ts_common.metrics import render_metrics
-from ts_common.settings import describe_url
+from ts_common.api_core import CoreConfig, CorePlugin, database_check
+from ts_common.health import HEALTHY, CheckResult, uptime_seconds
+from ts_common.logs import register_secret, setup_logging
+from ts_common.settings import describe_url, redact
 from ts_common.telemetry import instrument_asyncpg, setup_tracing
 
 from . import metrics
 from .categories.handlers import route_handlers as category_handlers
 from .db import Database, DatabaseUnavailable
-from .errors import ErrorBody, FieldProblem, exception_handlers
 from .items import service as items_service
 from .items.handlers import route_handlers as item_handlers
 from .settings import Settings
@@ -37,89 +38,32 @@ SERVICE = "workspace-api"
 VERSION = "0.1.0"
 
 
-class DatabaseHealth(msgspec.Struct, omit_defaults=True, rename="camel"):
-    connected: bool
+def _earlier_health_fields(checks: Mapping[str, CheckResult], started: float) -> dict[str, Any]:
+    """What /api/health answered before the old shared format joined it (current clients read these)."""
+    db = checks["timescaledb"]
+    connected = db.status == HEALTHY
     # Always PostgreSQL: the old file-based (LowDB) strategy is gone.
-    strategy: str
-    latency_ms: float | None = None
-    error: str | None = None
+    database: dict[str, Any] = {"connected": connected, "strategy": "postgresql"}
+    database.update({"latencyMs": db.response_time} if connected else {"error": db.message})
+    return {
+        "success": connected,
+        "uptimeSeconds": round(uptime_seconds(started), 1),
+        "database": database,
+    }
 
 
-class Health(msgspec.Struct, rename="camel"):
-    success: bool
-    status: str  # healthy / unhealthy
-    service: str
-    version: str
-    timestamp: datetime
-    uptime_seconds: float
-    database: DatabaseHealth
-
-
-class Ready(msgspec.Struct):
-    ready: bool
-
-
-async def _database_health(db: Database) -> DatabaseHealth:
-    try:
-        return DatabaseHealth(connected=True, strategy="postgresql", latency_ms=round(await db.ping(), 2))
-    except DatabaseUnavailable as exc:
-        return DatabaseHealth(connected=False, strategy="postgresql", error=exc.reason)
-
-
-@get("/api/health", operation_id="health", summary="Health with details (503 while the database is down)",
-     tags=["system"],
-     responses={503: ResponseSpec(Health, description="The database is unreachable", generate_examples=False)})
-async def health(request: Request) -> Response[Health]:
-    state = request.app.state
-    database = await _database_health(state.db)
-    body = Health(
-        success=database.connected,
-        status="healthy" if database.connected else "unhealthy",
-        service=SERVICE,
-        version=VERSION,
-        timestamp=datetime.now(timezone.utc),
-        uptime_seconds=round(time.monotonic() - state.started, 1),
-        database=database,
-    )
-    return Response(body, status_code=200 if database.connected else 503)
-
-
-@get("/ready", operation_id="ready", summary="Readiness: 503 while the database is unreachable", tags=["system"],
-     responses={503: ResponseSpec(Ready, description="The database is unreachable", generate_examples=False)})
-async def ready(request: Request) -> Response[Ready]:
-    database = await _database_health(request.app.state.db)
-    return Response(Ready(ready=database.connected), status_code=200 if database.connected else 503)
-
-
-@get("/metrics", operation_id="metrics", summary="Prometheus metrics", tags=["system"], media_type="text/plain")
-async def metrics_endpoint(request: Request) -> Response[bytes]:
-    db: Database = request.app.state.db
+async def _refresh_gauges(state: State) -> None:
+    db: Database = state.db
     try:
         await db.ping()  # sets workspace_db_connection_status
         async with db.acquire() as conn:
             metrics.ITEMS_COUNT.set(await items_service.count_items(conn))
     except DatabaseUnavailable:
         pass  # the status gauge says 0; the count keeps its last known value
-    body, content_type = render_metrics()
-    return Response(body, media_type=content_type)
 
 
-async def _refuse_query_not_utf8(request: Request) -> Response | None:
-    """400 for a query string whose percent-escapes are not UTF-8.
-
-    Litestar decodes the query with `errors="replace"`: `?search=caf%C3` would silently search
-    for "caf\ufffd". A client sending bytes that are not UTF-8 gets told instead.
-    """
-    raw: bytes = request.scope.get("query_string", b"")
-    if not raw:
-        return None
-    try:
-        unquote_to_bytes(raw).decode("utf-8")
-    except UnicodeDecodeError as exc:
-        problem = FieldProblem("query", f"is not valid UTF-8 ({exc.reason} at percent-decoded offset {exc.start})")
-        return Response(ErrorBody(success=False, error="Query string is not valid UTF-8", details=[problem.text],
-                                  errors=[problem]), status_code=400)
-    return None
+def _database_down(_: str) -> None:
+    metrics.DB_CONNECTION_STATUS.set(0)
 
 
 def _lifespan(settings: Settings):
@@ -129,7 +73,8 @@ def _lifespan(settings: Settings):
         await db.open()
         app.state.db = db
         log.info("workspace-api started", extra={
-            "database": describe_url(settings.database.url), "cors_origins": list(settings.http.cors_origins)})
+            "database": describe_url(settings.database.url), "cors_origins": list(settings.http.cors_origins),
+            "read_token": redact(settings.http.read_token) if settings.http.read_token else "unset (reads open)"})
         try:
             yield
         finally:
@@ -142,7 +87,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env()
     # An ignored DB_STRATEGY is not logged here: this runs in every granian worker, and the
     # launcher (cli.check_config) already warned about it once.
-    setup_logging(settings.log.level, json=settings.log.json)
+    setup_logging(settings.log.level, json=settings.log.json, history_size=settings.log.history_size)
+    register_secret(settings.http.read_token)
     setup_tracing(SERVICE)
     if settings.trace_sql:
         instrument_asyncpg()
@@ -150,21 +96,32 @@ def create_app(settings: Settings | None = None) -> Litestar:
     cors = CORSConfig(
         allow_origins=list(settings.http.cors_origins),
         allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-        allow_headers=["Content-Type", "If-Match", "traceparent", "tracestate"],
+        allow_headers=["Content-Type", "If-Match", "X-API-Key", "traceparent", "tracestate"],
         expose_headers=["ETag", "Location"],
     ) if settings.http.cors_origins else None
     # Request spans continue an incoming W3C `traceparent` (the global propagator's default).
     telemetry = OpenTelemetryPlugin(OpenTelemetryConfig(exclude=["/metrics"], exclude_spans=["receive", "send"]))
     prometheus = PrometheusConfig(app_name=SERVICE, prefix=metrics.HTTP_PREFIX, group_path=True, exclude=["/metrics"])
+    core = CorePlugin(CoreConfig(
+        service=SERVICE,
+        version=VERSION,
+        checks={"timescaledb": database_check},
+        health_fields=_earlier_health_fields,
+        # /api/health is what current clients and the compose healthcheck call; /health the old one
+        # (un-prefixed paths are "legacy…" operations, as for /items).
+        health_paths={"/api/health": "health", "/health": "legacyHealth"},
+        success_flag=True,
+        on_unavailable=_database_down,
+        before_metrics=_refresh_gauges,
+        read_tokens=(settings.http.read_token,) if settings.http.read_token else (),
+        body_timeout_seconds=settings.http.body_timeout_seconds,
+    ))
 
     return Litestar(
-        route_handlers=[*item_handlers, *category_handlers, health, ready, metrics_endpoint],
+        route_handlers=[*item_handlers, *category_handlers],
         lifespan=[_lifespan(settings)],
-        state=State({"started": time.monotonic()}),
-        exception_handlers=exception_handlers,  # type: ignore[arg-type]
-        before_request=_refuse_query_not_utf8,
         cors_config=cors,
-        plugins=[telemetry],
+        plugins=[core, telemetry],
         middleware=[prometheus.middleware],
         openapi_config=OpenAPIConfig(
             title="Workspace API",

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import msgspec
 from litestar import Request, post
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
+from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
 
 from contracts import BatchResult, IngestResult, decode_batch
 
@@ -16,55 +16,15 @@ from .. import metrics
 from ..auth import require_token
 from ..db import DatabaseUnavailable
 from ..errors import ApiError, ErrorBody, database_unavailable, validation_failed
+from ..openapi import BATCH_SCHEMA, PAYLOAD_SCHEMA
 from .service import IngestWriter, Prepared, Rejected, require_utf8, validate
 
 # One message is a few KiB (Telegram caps text at 4,096 characters); a batch holds 1,000.
 MAX_BODY_BYTES = 1024 * 1024
 MAX_BATCH_BODY_BYTES = 32 * 1024 * 1024
 
-# -- OpenAPI: the body is decoded by the shared contract (so old payloads without `kind` still
-# work), which Litestar cannot infer from a raw body; its schema is declared here instead.
-_DATE = Schema(type=OpenAPIType.STRING, format="date-time",
-               description="ISO 8601 with a time zone, from 2013-08-01 to 1 day ahead")
-_COMMON = {
-    "channelId": Schema(one_of=[
-        Schema(type=OpenAPIType.INTEGER, minimum=-(2**63), maximum=2**63 - 1),
-        Schema(type=OpenAPIType.STRING, pattern=r"^-?[0-9]{1,18}$"),
-    ]),
-    "messageId": Schema(type=OpenAPIType.INTEGER, minimum=1, maximum=2**63 - 1),
-}
-_CONTENT = {
-    "timestamp": Schema(**{**_DATE.__dict__, "description": "Telegram's message date (" + str(_DATE.description) + ")"}),
-    "text": Schema(type=OpenAPIType.STRING, max_length=65_536, pattern=r"^[^\x00]*$"),
-    "photos": Schema(type=OpenAPIType.ARRAY, items=Schema()),
-    "channelName": Schema(type=OpenAPIType.STRING, pattern=r"^[^\x00]*$"),
-    "sender": Schema(type=OpenAPIType.OBJECT),
-    "forward": Schema(type=OpenAPIType.OBJECT),
-}
-# One schema per kind; a payload without `kind` is a new message (the old gateway's payload).
-PAYLOAD_SCHEMA = Schema(
-    title="MessagePayload",
-    one_of=[
-        Schema(title="NewMessage", type=OpenAPIType.OBJECT, required=["channelId", "messageId", "timestamp"],
-               properties={"kind": Schema(type=OpenAPIType.STRING, const="new"), **_COMMON, **_CONTENT}),
-        Schema(title="EditedMessage", type=OpenAPIType.OBJECT,
-               required=["kind", "channelId", "messageId", "timestamp", "editDate"],
-               properties={"kind": Schema(type=OpenAPIType.STRING, const="edited"), **_COMMON, **_CONTENT,
-                           "editDate": Schema(**{**_DATE.__dict__, "description": "not before timestamp"})}),
-        Schema(title="DeletedMessage", type=OpenAPIType.OBJECT, required=["kind", "channelId", "messageId"],
-               properties={"kind": Schema(type=OpenAPIType.STRING, const="deleted"), **_COMMON,
-                           "timestamp": _DATE, "deletedAt": _DATE}),
-    ],
-)
-BATCH_SCHEMA = Schema(
-    type=OpenAPIType.OBJECT,
-    required=["messages"],
-    properties={"messages": Schema(
-        type=OpenAPIType.ARRAY, min_items=1, max_items=1000,
-        # Any element is accepted here: an invalid one gets its own "rejected" result.
-        items=Schema(description="a payload as for POST /ingest (MessagePayload)"),
-    )},
-)
+# OpenAPI: the body is decoded by the shared contract, which Litestar cannot infer from a raw body;
+# its schema is generated from the same contract types (../openapi.py).
 
 
 def _operation_with_body(schema: Schema) -> type[Operation]:

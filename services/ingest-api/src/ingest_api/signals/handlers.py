@@ -1,10 +1,10 @@
 """Query API compatible with the old one: GET/DELETE /signals, GET /signals/{id}, GET /messages
-(also at the old path /forwarded-messages)."""
+and the old path /forwarded-messages (with its `channelId` filter and row aliases)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Annotated, Literal
 
 import msgspec
@@ -16,7 +16,7 @@ from litestar.params import PathParameter, QueryParameter
 from ..auth import require_token_or_api_key
 from ..errors import ApiError, ErrorBody
 from . import service
-from .service import DeleteResult, Filters, MessagePage, SignalDetail, SignalPage
+from .service import DeleteResult, Filters, MessagePage, OldDeleteResult, SignalDetail, SignalPage
 
 _ERRORS = {
     400: ResponseSpec(ErrorBody, description="A query value is invalid (the reason is given)", generate_examples=False),
@@ -41,7 +41,7 @@ Text = Annotated[str | None, QueryParameter(max_length=200)]
 
 
 def _filters(limit: int, channel: str | None, from_: str | None, to: str | None, search: str | None,
-             cursor: str | None, signal_type: str | None = None) -> Filters:
+             cursor: str | None, signal_type: str | None = None, channel_id: str | None = None) -> Filters:
     for name, value in (("channel", channel), ("search", search), ("type", signal_type)):
         if value is not None and "\x00" in value:
             raise ApiError(400, f"{name} must not contain NUL characters", [f"{name}: NUL character"])
@@ -53,7 +53,17 @@ def _filters(limit: int, channel: str | None, from_: str | None, to: str | None,
         from_ms=service.parse_moment("from", from_),
         to_ms=service.parse_moment("to", to),
         cursor=service.decode_cursor(cursor),
+        channel_id=_channel_id(channel_id),
     )
+
+
+def _channel_id(raw: str | None) -> int | None:
+    if raw is None or raw == "":
+        return None
+    value = int(raw)  # the pattern admits only digits with an optional sign
+    if not -(2**63) <= value < 2**63:
+        raise ApiError(400, "channelId is out of range", ["channelId must fit in a signed 64-bit integer"])
+    return value
 
 
 @dataclass
@@ -105,10 +115,41 @@ async def delete_signal(request: Request, signal_id: Annotated[int, PathParamete
 
 
 class DeleteByIngestedAt(msgspec.Struct, rename="camel"):
-    ingested_at: datetime
+    # With a time zone: the moment a value without one names depends on the server's zone.
+    ingested_at: Annotated[datetime, msgspec.Meta(tz=True)]
 
 
 _delete_body = msgspec.json.Decoder(DeleteByIngestedAt)
+_INGESTED_AT_FORMAT = "an ISO 8601 date-time with a time zone, e.g. 2025-10-07T12:00:00.123Z"
+# The range a stored ingested_at can have (and the lookup range can end in), in UTC.
+_EARLIEST = datetime(1, 1, 2, tzinfo=timezone.utc)
+_LATEST = datetime(9999, 12, 30, tzinfo=timezone.utc)
+
+
+def _decode_delete_body(body: bytes) -> datetime:
+    """The ingestedAt of an old-form delete; ApiError(400) naming what is wrong."""
+    try:
+        moment = _delete_body.decode(body).ingested_at
+    except RecursionError:
+        raise ApiError(400, "Validation failed", ["body is nested too deeply"]) from None
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        if "missing required field `ingestedAt`" in text:
+            detail = "ingestedAt is required"
+        elif "$.ingestedAt" in text:
+            detail = f"ingestedAt must be {_INGESTED_AT_FORMAT}"
+        else:
+            detail = f"body must be a JSON object with ingestedAt ({text})"
+        raise ApiError(400, "Validation failed", [detail]) from None
+    except msgspec.DecodeError as exc:
+        raise ApiError(400, "Validation failed", [f"body is not valid JSON: {exc}"]) from None
+    try:
+        in_utc = moment.astimezone(timezone.utc)
+    except OverflowError:  # 9999-12-31T23:59:59-14:00 is in year 10000 in UTC
+        in_utc = None
+    if in_utc is None or not _EARLIEST <= in_utc <= _LATEST:
+        raise ApiError(400, "Validation failed", ["ingestedAt is out of range (years 1 to 9999, in UTC)"])
+    return in_utc
 
 
 @dataclass
@@ -116,26 +157,25 @@ class _DeleteBodyOperation(Operation):
     def __post_init__(self) -> None:
         self.request_body = RequestBody(required=True, content={"application/json": OpenAPIMediaType(schema=Schema(
             type=OpenAPIType.OBJECT, required=["ingestedAt"],
-            properties={"ingestedAt": Schema(type=OpenAPIType.STRING, format="date-time")}))})
+            properties={"ingestedAt": Schema(type=OpenAPIType.STRING, format="date-time",
+                                             description=_INGESTED_AT_FORMAT)}))})
 
 
 @delete("/signals", operation_id="deleteSignalByIngestedAt", operation_class=_DeleteBodyOperation,
-        summary='The old form: body {"ingestedAt": "<ISO>"} (token required)',
+        summary='The old form: body {"ingestedAt": "<ISO>"} deletes that one signal (token required)',
         guards=[require_token_or_api_key], status_code=200, tags=["signals"], request_max_body_size=64 * 1024,
         responses={**_AUTH_ERRORS, 409: ResponseSpec(
             ErrorBody, description="Several signals have that ingestedAt: none deleted (use DELETE /signals/{id})",
             generate_examples=False)})
-async def delete_signal_by_ingested_at(request: Request) -> DeleteResult:
-    try:
-        body = _delete_body.decode(await request.body())
-    except msgspec.MsgspecError as exc:
-        detail = "ingestedAt is required" if "ingestedAt" in str(exc) and "missing" in str(exc) else str(exc)
-        raise ApiError(400, "Validation failed", [detail]) from None
+async def delete_signal_by_ingested_at(request: Request) -> OldDeleteResult:
+    ingested_at = _decode_delete_body(await request.body())
     async with request.app.state.db.pool.acquire() as conn:
-        return await service.delete_by_ingested_at(conn, body.ingested_at)
+        return await service.delete_by_ingested_at(conn, ingested_at)
 
 
-async def _list_messages(
+@get("/messages", operation_id="listMessages", summary="Raw messages as received, newest first",
+     responses=_ERRORS, tags=["messages"])
+async def list_messages(
     request: Request,
     limit: Limit = 100,
     channel: Annotated[str | None, QueryParameter(max_length=200, description="channel id or name")] = None,
@@ -149,13 +189,26 @@ async def _list_messages(
         return await service.list_messages(conn, filters)
 
 
-list_messages = get("/messages", operation_id="listMessages", summary="Raw messages as received, newest first",
-                    responses=_ERRORS, tags=["messages"])(_list_messages)
-# The old API served the same list at /forwarded-messages (its table's name); clients written for
-# it keep working. Its own operation id: OpenAPI needs one per path.
-list_forwarded_messages = get("/forwarded-messages", operation_id="listForwardedMessages",
-                              summary="Raw messages, newest first (the old API's path for GET /messages)",
-                              responses=_ERRORS, tags=["messages"])(_list_messages)
+# The old API served the list at /forwarded-messages (its table's name), filtered by `channelId`;
+# clients written for it keep working. The rows are the same (with the old aliases) on both paths.
+@get("/forwarded-messages", operation_id="listForwardedMessages",
+     summary="Raw messages, newest first (the old API's path for GET /messages, with channelId)",
+     responses=_ERRORS, tags=["messages"])
+async def list_forwarded_messages(
+    request: Request,
+    limit: Limit = 100,
+    channel_id: Annotated[str | None, QueryParameter(name="channelId", pattern=r"^-?[0-9]{1,19}$",
+                                                     description="the channel's id, e.g. -1001649127710")] = None,
+    channel: Annotated[str | None, QueryParameter(max_length=200, description="channel id or name")] = None,
+    search: Text = None,
+    from_: From = None,
+    to: Moment = None,
+    cursor: Cursor = None,
+) -> MessagePage:
+    filters = _filters(limit, channel, from_, to, search, cursor, channel_id=channel_id)
+    async with request.app.state.db.pool.acquire() as conn:
+        return await service.list_messages(conn, filters)
+
 
 route_handlers = [list_signals, get_signal, delete_signal, delete_signal_by_ingested_at, list_messages,
                   list_forwarded_messages]

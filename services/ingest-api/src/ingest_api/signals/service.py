@@ -7,11 +7,13 @@ import binascii
 import csv
 import io
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import msgspec
+
+from ts_common.health import iso_millis
 
 from ..errors import ApiError
 
@@ -64,10 +66,12 @@ class SignalPage(msgspec.Struct, omit_defaults=True):
 
 
 class MessageRow(msgspec.Struct):
+    """A raw message; `ts` and the `source_*`/`forwarded_at` aliases are the old API's names."""
+
     id: int
     channel_id: int
     message_id: int
-    ts: int
+    ts: int  # epoch ms of the Telegram date
     original_timestamp: datetime
     message_text: str
     photos: Any
@@ -77,6 +81,9 @@ class MessageRow(msgspec.Struct):
     edit_date: datetime | None
     deleted_at: datetime | None
     received_at: datetime
+    source_channel_id: int
+    source_channel_name: str | None
+    forwarded_at: str  # received_at as JavaScript's toISOString() wrote it
 
 
 class MessagePage(msgspec.Struct, omit_defaults=True):
@@ -85,6 +92,14 @@ class MessagePage(msgspec.Struct, omit_defaults=True):
 
 
 class DeleteResult(msgspec.Struct):
+    success: bool
+    deleted: int
+
+
+class OldDeleteResult(msgspec.Struct):
+    """DELETE /signals {ingestedAt}: the old answer (`status: ok`) and the current one."""
+
+    status: str
     success: bool
     deleted: int
 
@@ -98,6 +113,8 @@ class Filters:
     from_ms: int | None = None
     to_ms: int | None = None
     cursor: tuple[int, int] | None = None
+    # /forwarded-messages?channelId=: the channel's id, exactly.
+    channel_id: int | None = None
 
 
 _MIN_EPOCH_MS = -62_135_596_800_000  # 0001-01-01T00:00:00Z
@@ -175,15 +192,14 @@ DELETE_SIGNAL = """
 UPDATE tp_capital.tp_capital_signals SET deleted_at = now(), updated_at = now()
 WHERE id = $1 AND deleted_at IS NULL
 """
-# The old dashboard identified a signal by its ingested_at, sent back at millisecond precision
-# (JavaScript's toISOString); a client that sends the full microseconds we return gets an exact
-# match. Locked, so that the count checked is the count deleted.
+# The old dashboard identifies a signal by its ingested_at, sent back at millisecond precision
+# (JavaScript's toISOString): a value to the millisecond matches that millisecond, one with
+# microseconds (what this API serves for older rows) matches exactly; $2 is the end of the range.
+# Since migration 015 no two signals share a millisecond. Locked, so that the count checked is
+# the count deleted.
 FIND_BY_INGESTED_AT = """
 SELECT id, message_date FROM tp_capital.tp_capital_signals
-WHERE deleted_at IS NULL
-  AND CASE WHEN $2::boolean
-           THEN date_trunc('milliseconds', ingested_at) = date_trunc('milliseconds', $1::timestamptz)
-           ELSE ingested_at = $1::timestamptz END
+WHERE deleted_at IS NULL AND ingested_at >= $1::timestamptz AND ingested_at < $2::timestamptz
 ORDER BY id
 FOR UPDATE
 """
@@ -198,6 +214,7 @@ SELECT id, channel_id, message_id, floor(extract(epoch FROM original_timestamp) 
        forward::text AS forward, edit_date, deleted_at, received_at
 FROM tp_capital.forwarded_messages
 WHERE ($1::text IS NULL OR channel_id::text = $1 OR channel_name = $1)
+  AND ($8::bigint IS NULL OR channel_id = $8)
   AND ($2::text IS NULL OR strpos(lower(message_text), lower($2)) > 0)
   AND ($3::bigint IS NULL OR original_timestamp >= to_timestamp($3 / 1000.0))
   AND ($4::bigint IS NULL OR original_timestamp <= to_timestamp($4 / 1000.0))
@@ -238,15 +255,15 @@ async def delete_signal(conn: Any, signal_id: int) -> DeleteResult:
     return DeleteResult(success=True, deleted=deleted)
 
 
-async def delete_by_ingested_at(conn: Any, ingested_at: datetime) -> DeleteResult:
+async def delete_by_ingested_at(conn: Any, ingested_at: datetime) -> OldDeleteResult:
     """The old form deleted one signal: when several live signals match, delete none (409).
 
-    Signals stored before migration 004 share ingested_at within a batch, and a millisecond
-    value can still match several rows stored within the same millisecond.
+    Several can match only among signals stored by hand with equal values: migration 015 gives
+    every signal its own millisecond, those stored before it included.
     """
-    to_the_millisecond = ingested_at.microsecond % 1000 == 0
+    step = timedelta(milliseconds=1) if ingested_at.microsecond % 1000 == 0 else timedelta(microseconds=1)
     async with conn.transaction():
-        matches = await conn.fetch(FIND_BY_INGESTED_AT, ingested_at, to_the_millisecond)
+        matches = await conn.fetch(FIND_BY_INGESTED_AT, ingested_at, ingested_at + step)
         if not matches:
             raise ApiError(404, "No signal with that ingestedAt")
         if len(matches) > 1:
@@ -254,7 +271,7 @@ async def delete_by_ingested_at(conn: Any, ingested_at: datetime) -> DeleteResul
             raise ApiError(409, f"ingestedAt matches {len(matches)} signals; delete one with DELETE /signals/{{id}}",
                            [f"matching signal ids: {ids}"])
         await conn.execute(DELETE_ONE, matches[0]["id"], matches[0]["message_date"])
-    return DeleteResult(success=True, deleted=1)
+    return OldDeleteResult(status="ok", success=True, deleted=1)
 
 
 _json = msgspec.json.Decoder()
@@ -264,14 +281,16 @@ async def list_messages(conn: Any, filters: Filters) -> MessagePage:
     cursor_ts, cursor_id = filters.cursor or (None, None)
     records = await conn.fetch(
         LIST_MESSAGES, filters.channel, filters.search, filters.from_ms, filters.to_ms, cursor_ts, cursor_id,
-        filters.limit + 1,
+        filters.limit + 1, filters.channel_id,
     )
     rows = []
     for record in records[: filters.limit]:
         values = dict(record.items())
         for key in ("photos", "sender", "forward"):
             values[key] = _json.decode(values[key]) if values[key] is not None else None
-        rows.append(MessageRow(**values))
+        rows.append(MessageRow(**values, source_channel_id=values["channel_id"],
+                               source_channel_name=values["channel_name"],
+                               forwarded_at=iso_millis(values["received_at"])))
     next_cursor = encode_cursor(rows[-1].ts, rows[-1].id) if len(records) > filters.limit else None
     return MessagePage(data=rows, next_cursor=next_cursor)
 

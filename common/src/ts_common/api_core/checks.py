@@ -1,0 +1,107 @@
+"""Checks every request goes through before its handler (app-level Litestar guards), and the
+UTF-8 check of request bodies.
+
+- the query string must be UTF-8 once percent-decoded (Litestar decodes it with
+  `errors="replace"`: `?search=PETR%C3` would silently search for "PETR\\ufffd");
+- a write (POST, PUT, PATCH, DELETE) that carries a body must say `Content-Type: application/json`
+  (415 otherwise): a browser sends `text/plain` or form bodies cross-site without a CORS
+  preflight, so accepting them would let any web page the trader visits write here;
+- with a read token configured (API_READ_TOKEN), GET and HEAD need it in `X-API-Key` (401), except
+  the operations routes (health, readiness, metrics) and the OpenAPI schema;
+- a body must be UTF-8 (RFC 8259: JSON text is UTF-8): msgspec checks only the strings it decodes,
+  when it decodes them, so a bad byte in an unknown field passed unseen and one inside a string
+  escaped as a UnicodeDecodeError (a 500). `CoreRequest.body()` checks the whole body once.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Sequence
+from urllib.parse import unquote_to_bytes
+
+from litestar import Request
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+
+from .errors import ApiError, FieldProblem
+
+READ_METHODS = frozenset({"GET", "HEAD"})
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+JSON = "application/json"
+READ_TOKEN_HEADER = "x-api-key"
+# Route handlers with this `opt` flag are open even when a read token is configured.
+PUBLIC = "public"
+
+
+def utf8_problem(data: bytes, what: str) -> FieldProblem | None:
+    """A FieldProblem naming the first invalid byte, or None when `data` is valid UTF-8."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        bad = exc.object[exc.start:exc.end].hex(" ")
+        return FieldProblem(what, f"is not valid UTF-8 ({exc.reason}: byte {bad} at offset {exc.start})")
+    return None
+
+
+async def refuse_query_not_utf8(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    raw: bytes = connection.scope.get("query_string", b"")
+    if raw and (problem := utf8_problem(unquote_to_bytes(raw), "query")):
+        raise ApiError(400, "Query string is not valid UTF-8", errors=[problem])
+
+
+def _has_body(connection: ASGIConnection) -> bool:
+    length = connection.headers.get("content-length")
+    if length is not None:
+        return length.strip() not in ("", "0")
+    return "transfer-encoding" in connection.headers
+
+
+def is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == JSON or (media.startswith("application/") and media.endswith("+json"))
+
+
+async def require_json_writes(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    if connection.scope["method"] not in WRITE_METHODS or not _has_body(connection):
+        return
+    sent = connection.headers.get("content-type", "")
+    if not is_json(sent):
+        raise ApiError(415, f"Content-Type must be {JSON}",
+                       [f"Content-Type: expected {JSON}, got {sent.split(';', 1)[0].strip() or 'none'}"])
+
+
+def read_token_guard(tokens: Sequence[str]):
+    """A guard asking GET/HEAD for one of `tokens` in X-API-Key (constant-time compare)."""
+    expected = [token.encode() for token in tokens]
+
+    async def require_read_token(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+        if connection.scope["method"] not in READ_METHODS or handler.opt.get(PUBLIC):
+            return
+        openapi = connection.app.openapi_config
+        if openapi is not None and connection.scope["path"].startswith(openapi.path):
+            return
+        supplied = connection.headers.get(READ_TOKEN_HEADER)
+        if not supplied:
+            raise ApiError(401, "Missing X-API-Key header",
+                           ["the read endpoints need the API_READ_TOKEN value in X-API-Key"])
+        given = supplied.encode("utf-8", "surrogateescape")
+        # Every candidate is compared, so the time taken does not tell which one was close.
+        matches = [hmac.compare_digest(given, token) for token in expected]
+        if not any(matches):
+            raise ApiError(401, "Invalid API key")
+
+    return require_read_token
+
+
+class CoreRequest(Request):
+    """A Request whose body is checked to be UTF-8 once, when first read (400 naming the byte)."""
+
+    _utf8_checked = False
+
+    async def body(self) -> bytes:
+        data = await super().body()
+        if data and not self._utf8_checked:
+            if problem := utf8_problem(data, "body"):
+                raise ApiError(400, "Validation failed", errors=[problem])
+            self._utf8_checked = True
+        return data
