@@ -102,9 +102,12 @@ def store_history(url: str, messages: int) -> None:
         FROM tp_capital.forwarded_messages""")
     fetch(url, """
         INSERT INTO tp_capital.tp_capital_signals (ts, channel, signal_type, asset, raw_message, channel_id,
-                                                   message_id, message_date)
+                                                   message_id, message_date, ingested_at)
         SELECT floor(extract(epoch FROM original_timestamp) * 1000)::bigint, 'TP Capital', 'Swing Trade',
-               'PETR4', message_text, channel_id, message_id, original_timestamp
+               'PETR4', message_text, channel_id, message_id, original_timestamp,
+               -- a millisecond of its own each (as tp_capital/015 gives every signal), so that the
+               -- later migrations have no shared millisecond to spread and the rows compare equal
+               timestamptz '2026-11-02 12:00+00' + message_id * interval '1 millisecond'
         FROM tp_capital.forwarded_messages WHERE message_id % 10 = 0""")
 
 
