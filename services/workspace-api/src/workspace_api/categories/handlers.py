@@ -9,7 +9,7 @@ from litestar.params import PathParameter, QueryParameter
 
 from .. import openapi
 from ..errors import validation_failed
-from ..routing import both, with_options
+from ..routing import both
 from ..schemas import CategoryList, CategoryResponse, Deleted
 from ..validation import CATEGORY_NAME_MAX, CATEGORY_ORDERS, BodyError, decode_object, validate_category
 from . import service
@@ -104,5 +104,5 @@ async def delete_category(request: Request, name: Name) -> Deleted:
     return Deleted(success=True, message="Category deleted successfully")
 
 
-route_handlers = with_options([list_categories, get_category, create_category, update_category, toggle_category,
-                               delete_category])
+route_handlers = [list_categories, get_category, create_category, update_category, toggle_category,
+                               delete_category]

@@ -11,7 +11,7 @@ from litestar.params import HeaderParameter, PathParameter, QueryParameter
 from .. import openapi
 from ..errors import validation_failed
 from ..etag import IfMatch, etag_for
-from ..routing import both, with_options
+from ..routing import both
 from ..schemas import AppliedFilters, Deleted, ItemList, ItemResponse
 from ..validation import (PRIORITIES, SEARCH_MAX, STATUSES, BodyError, decode_object,
                           item_filter_problems, validate_item)
@@ -128,4 +128,4 @@ async def delete_item(request: Request, item_id: ItemId, if_match: IfMatchHeader
     return Deleted(success=True, message="Item deleted successfully")
 
 
-route_handlers = with_options([list_items, create_item, get_item, update_item, delete_item])
+route_handlers = [list_items, create_item, get_item, update_item, delete_item]
