@@ -255,3 +255,9 @@ def test_twelve_integer_digits_are_a_price() -> None:
                                   "Ativo: PETR4\nCompra: inf", "Ativo: PETR4\nCompra: NaN", "Ativo: PETR4\nCompra: 1e308"])
 def test_absurd_entry_prices_are_not_signals(text: str) -> None:
     assert not isinstance(parse(text), Signal)
+
+
+def test_an_unreadable_numbered_target_is_not_read_as_an_unnumbered_one() -> None:
+    # "Alvo 1: <absurd>" once gave target 1 = 1.0 (the "1" of the label read as a price).
+    signal = parse("Ativo: VALE3\nCompra: 10,00\nAlvo 1: 1" + "0" * 400 + "\nStop: 9,00")
+    assert isinstance(signal, Signal) and (signal.target_1, signal.target_final) == (None, None)

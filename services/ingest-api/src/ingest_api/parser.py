@@ -175,7 +175,8 @@ _ASSET_RE = re.compile(rf"{_L}(?:ativ[oa]|papel|ticker|acao|codigo){_R}{_SEP}(?P
 _TARGET_N_RE = re.compile(rf"{_L}(?:alvo|target|tp|t)\s{{0,3}}(?P<n>[1-9]){_R}{_SEP}{_MONEY}(?P<value>{_NUMBER})")
 _TARGET_FINAL_RE = re.compile(rf"{_L}(?:alvo|target)\s{{1,3}}(?:final|geral){_R}{_SEP}{_MONEY}(?P<value>{_NUMBER})")
 # A single unnumbered target ("Alvo: 125,00", "TP: 39,00", "Target 40"); "Alvos:" lists several.
-_TARGET_ONE_RE = re.compile(rf"{_L}(?:alvo|target|tp){_R}{_SEP}{_MONEY}(?P<value>{_NUMBER})")
+# Not the number of a numbered target whose value was unreadable ("Alvo 1: <absurd>").
+_TARGET_ONE_RE = re.compile(rf"{_L}(?:alvo|target|tp){_R}{_SEP}{_MONEY}(?P<value>{_NUMBER})(?!\s{{0,3}}[:=])")
 _LIST_SEP = r"\s{0,3}[,;/]\s{1,3}"
 _TARGET_LIST_RE = re.compile(rf"{_L}alvos{_R}{_SEP}(?P<values>{_NUMBER}(?:{_LIST_SEP}{_NUMBER}){{0,9}})")
 _LIST_SEP_RE = re.compile(_LIST_SEP)
