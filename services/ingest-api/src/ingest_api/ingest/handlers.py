@@ -40,6 +40,9 @@ _CONTENT = {
     "channelName": Schema(type=OpenAPIType.STRING, pattern=r"^[^\x00]*$"),
     "sender": Schema(type=OpenAPIType.OBJECT),
     "forward": Schema(type=OpenAPIType.OBJECT),
+    "replyToMessageId": Schema(type=OpenAPIType.INTEGER, minimum=1, maximum=2**63 - 1,
+                               description="the message (same channel) this one replies to; links a follow-up "
+                                           "to the signal it answers"),
 }
 # One schema per kind; a payload without `kind` is a new message (the old gateway's payload).
 PAYLOAD_SCHEMA = Schema(
@@ -141,6 +144,11 @@ async def ingest_batch(request: Request) -> BatchResult:
         envelope = decode_batch(body)
     except msgspec.MsgspecError as exc:
         raise validation_failed([_envelope_problem(exc)]) from None
+    except RecursionError:
+        # msgspec walks every element (even those it keeps raw) and gives up past ~1,000 levels:
+        # the client's mistake, never a 500 (which the gateway would retry forever).
+        metrics.INGEST_REJECTED.inc()
+        raise validation_failed(["body is nested too deeply"]) from None
 
     results: list[IngestResult | None] = [None] * len(envelope.messages)
     valid: list[tuple[int, Prepared]] = []

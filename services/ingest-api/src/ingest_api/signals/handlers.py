@@ -157,5 +157,18 @@ list_forwarded_messages = get("/forwarded-messages", operation_id="listForwarded
                               summary="Raw messages, newest first (the old API's path for GET /messages)",
                               responses=_ERRORS, tags=["messages"])(_list_messages)
 
+@get("/signal-events", operation_id="listSignalEvents", responses=_ERRORS, tags=["signals"],
+     summary="Lifecycle events, newest first (unlinked=true: follow-ups no signal was found for)")
+async def list_signal_events(
+    request: Request,
+    limit: Limit = 100,
+    channel: Annotated[int | None, QueryParameter(ge=-(2**63), le=2**63 - 1, description="channel id")] = None,
+    unlinked: Annotated[bool, QueryParameter(description="only events linked to no signal")] = False,
+    cursor: Cursor = None,
+) -> service.EventPage:
+    async with request.app.state.db.pool.acquire() as conn:
+        return await service.list_events(conn, channel, unlinked, limit, service.decode_cursor(cursor))
+
+
 route_handlers = [list_signals, get_signal, delete_signal, delete_signal_by_ingested_at, list_messages,
-                  list_forwarded_messages]
+                  list_forwarded_messages, list_signal_events]
