@@ -134,13 +134,15 @@ def test_a_follow_up_moved_to_another_date_is_relinked(server: Server, channel_i
 
 async def test_concurrent_deliveries_with_two_dates_end_as_one_row(server: Server, channel_id: int) -> None:
     async with httpx.AsyncClient(base_url=server.url, headers=auth(), timeout=30) as client:
-        for message_id in range(1, 6):
-            bodies = [message(channel_id, message_id, SIGNAL, when) for when in (T1, T2) * 3]
-            answers = await asyncio.gather(*(client.post("/ingest", json=b) for b in bodies))
+        for message_id in range(1, 11):
+            bodies = [message(channel_id, message_id, SIGNAL, when) for when in (T1, T2) * 4]
+            requests = [client.post("/ingest", json=b) for b in bodies]
+            requests.append(client.post("/ingest/batch", json={"messages": bodies[:3]}))
+            answers = await asyncio.gather(*requests)
             assert all(a.status_code == 200 for a in answers), [(a.status_code, a.text[:300]) for a in answers]
     stored = await asyncio.to_thread(rows, server, channel_id)
-    assert sorted(m[0] for m in stored["messages"]) == [1, 2, 3, 4, 5]  # one row each, whichever date won
-    assert sorted(s[1] for s in stored["signals"]) == [1, 2, 3, 4, 5]
+    assert sorted(m[0] for m in stored["messages"]) == list(range(1, 11))  # one row each, whichever date won
+    assert sorted(s[1] for s in stored["signals"]) == list(range(1, 11))
     dates = {m[0]: m[1] for m in stored["messages"]}
     assert all(dates[s[1]] == s[2] for s in stored["signals"])
 

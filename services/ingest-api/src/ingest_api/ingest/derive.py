@@ -139,29 +139,34 @@ LIMIT $5
 FETCH_KEYS = f"""
 SELECT {_RAW_COLUMNS}
 FROM tp_capital.forwarded_messages f
-JOIN unnest($1::bigint[], $2::bigint[]) AS k(channel_id, message_id)
-  ON f.channel_id = k.channel_id AND f.message_id = k.message_id
 LEFT JOIN tp_capital.message_tombstones t ON t.channel_id = f.channel_id AND t.message_id = f.message_id
+WHERE (f.channel_id, f.message_id) IN (SELECT * FROM unnest($1::bigint[], $2::bigint[]))
 ORDER BY f.channel_id, f.original_timestamp, f.message_id
 """
 _REVISIONS = """
 SELECT r.channel_id, r.message_id, r.original_timestamp, r.revision_date, r.message_text
-FROM tp_capital.message_revisions r
-JOIN unnest($1::bigint[], $2::bigint[], $3::timestamptz[]) AS k(channel_id, message_id, original_timestamp)
-  ON r.channel_id = k.channel_id AND r.message_id = k.message_id AND r.original_timestamp = k.original_timestamp
+FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[]) AS k(channel_id, message_id, original_timestamp)
+JOIN LATERAL (
+    SELECT * FROM tp_capital.message_revisions r
+    WHERE r.channel_id = k.channel_id AND r.message_id = k.message_id AND r.original_timestamp = k.original_timestamp
+) r ON true
 ORDER BY r.channel_id, r.message_id, r.original_timestamp, r.revision_date
 """
 _STORED_SIGNALS = f"""
 SELECT s.id, s.channel_id, s.message_id, s.message_date, s.dismissed_at, {", ".join("s." + f for f in SIGNAL_FIELDS)}
-FROM tp_capital.tp_capital_signals s
-JOIN unnest($1::bigint[], $2::bigint[], $3::timestamptz[]) AS k(channel_id, message_id, message_date)
-  ON s.channel_id = k.channel_id AND s.message_id = k.message_id AND s.message_date = k.message_date
+FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[]) AS k(channel_id, message_id, message_date)
+JOIN LATERAL (
+    SELECT * FROM tp_capital.tp_capital_signals s
+    WHERE s.channel_id = k.channel_id AND s.message_id = k.message_id AND s.message_date = k.message_date
+) s ON true
 """
 _STORED_EVENTS = f"""
 SELECT e.channel_id, e.message_id, e.message_date, e.seq, e.signal_id, {", ".join("e." + f for f in EVENT_FIELDS)}
-FROM tp_capital.signal_events e
-JOIN unnest($1::bigint[], $2::bigint[], $3::timestamptz[]) AS k(channel_id, message_id, message_date)
-  ON e.channel_id = k.channel_id AND e.message_id = k.message_id AND e.message_date = k.message_date
+FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[]) AS k(channel_id, message_id, message_date)
+JOIN LATERAL (
+    SELECT * FROM tp_capital.signal_events e
+    WHERE e.channel_id = k.channel_id AND e.message_id = k.message_id AND e.message_date = k.message_date
+) e ON true
 """
 
 # -- writing ---------------------------------------------------------------------------------

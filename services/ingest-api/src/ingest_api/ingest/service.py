@@ -508,15 +508,7 @@ class IngestWriter:
                     await self._redate(conn, moved, batch)
                     redated.extend(moved)
                     rounds.insert(0, moved)  # now at one date: written again like any other
-            # A racing delivery with another date can still leave a second row: the settle step
-            # finds those (the date on record is not ours) and they are moved once more.
-            for _ in range(_MAX_REDATE_ROUNDS):
-                late = await self._settle(conn, batch, work)
-                if not late:
-                    break
-                await self._redate(conn, late, batch)
-                redated.extend(late)
-                batch.reconcile, batch.touched = [], [item for _, item in late]
+            await self._settle(conn, batch)
             if redated:
                 changes = Changes()
                 await rederive_keys(conn, sorted({(i.channel_id, i.message_id) for _, i in redated}), changes)
@@ -602,31 +594,19 @@ class IngestWriter:
                 log.warning("message %s:%s stored with another date moved from %s to %s", item.channel_id,
                             item.message_id, moved_from.isoformat(), item.original_timestamp.isoformat())
 
-    async def _settle(self, conn: Any, batch: _Batch, work: Sequence[tuple[int, Prepared]]) -> list[tuple[int, Prepared]]:
-        """After the writes have committed: withdraw what older texts derived, apply tombstones;
-        answers the deliveries whose message is on record with another date (to move again)."""
+    async def _settle(self, conn: Any, batch: _Batch) -> None:
+        """After the writes have committed: mark deleted what older texts derived, apply tombstones."""
         if batch.reconcile:
             rows = await conn.fetch(sql.RECONCILE, [i.channel_id for i in batch.reconcile],
                                     [i.message_id for i in batch.reconcile],
                                     [i.original_timestamp for i in batch.reconcile])
             for row in rows:
                 batch.relink(row["channel_id"], row["from_date"])
-        if not batch.touched:
-            return []
-        rows = await conn.fetch(sql.SETTLE, [i.channel_id for i in batch.touched], [i.message_id for i in batch.touched],
-                                [i.original_timestamp if i.kind != "deleted" else None for i in batch.touched])
-        late: set[tuple[int, int]] = set()
-        for row in rows:
-            if row["kind"] == "relink":
+        if batch.touched:
+            rows = await conn.fetch(sql.APPLY_TOMBSTONES, [i.channel_id for i in batch.touched],
+                                    [i.message_id for i in batch.touched])
+            for row in rows:
                 batch.relink(row["channel_id"], row["from_date"])
-            else:
-                late.add((row["channel_id"], row["message_id"]))
-        # The last delivery of each such message in this batch is the one whose date wins.
-        last: dict[tuple[int, int], tuple[int, Prepared]] = {}
-        for index, item in work:
-            if item.kind != "deleted" and (item.channel_id, item.message_id) in late:
-                last[(item.channel_id, item.message_id)] = (index, item)
-        return list(last.values())
 
     @staticmethod
     def _common_arrays(items: Sequence[tuple[int, Prepared]]) -> tuple[list[Any], ...]:

@@ -16,23 +16,30 @@ deleted the rows whose revision is no longer current; RELINK attaches events to 
 # (`fresh`; the others are moved to the new date by the API, see REDATE), and the new ones'
 # dates recorded. A message recorded by a concurrent statement in the meantime is not in `dated`
 # either: it goes through REDATE too, which merges the two if their dates differ.
+# The date on record is read FOR SHARE: a REDATE of that message in progress (it updates the
+# date first) makes this statement wait and then read the new date, so it never stores the
+# message again under the date being moved away from; and a REDATE waits for this statement.
+# (`known` looks each message up by its key, a correlated subquery on purpose: a join lets the
+# planner hash the whole table, a scan of every message on record per batch. The LATERAL lookups
+# below are there for the same reason.)
 _DATES = """
 known AS (
-    SELECT i.idx, d.original_timestamp AS known_date
+    SELECT i.idx,
+           (SELECT d.original_timestamp FROM tp_capital.message_dates d
+            WHERE d.channel_id = i.channel_id AND d.message_id = i.message_id FOR SHARE) AS known_date
     FROM input i
-    JOIN tp_capital.message_dates d ON d.channel_id = i.channel_id AND d.message_id = i.message_id
 ),
 fresh AS (
-    SELECT i.*
+    SELECT i.*, k.known_date
     FROM input i
-    LEFT JOIN known k USING (idx)
+    JOIN known k USING (idx)
     WHERE k.known_date IS NULL OR k.known_date = i.original_timestamp
 ),
 dated AS (
     INSERT INTO tp_capital.message_dates AS d (channel_id, message_id, original_timestamp)
     SELECT DISTINCT ON (f.channel_id, f.message_id) f.channel_id, f.message_id, f.original_timestamp
     FROM fresh f
-    WHERE NOT EXISTS (SELECT 1 FROM known k WHERE k.idx = f.idx)
+    WHERE f.known_date IS NULL
     ORDER BY f.channel_id, f.message_id
     ON CONFLICT ON CONSTRAINT message_dates_pkey DO NOTHING
     RETURNING d.channel_id, d.message_id
@@ -93,8 +100,10 @@ signals AS (
                 ELSE COALESCE(f.deleted_at, CASE WHEN f.edit_date > i.original_timestamp THEN f.edit_date END) END
     FROM fresh i
     LEFT JOIN inserted n USING (channel_id, message_id, original_timestamp)
-    LEFT JOIN tp_capital.forwarded_messages f
-           ON f.channel_id = i.channel_id AND f.message_id = i.message_id AND f.original_timestamp = i.original_timestamp
+    LEFT JOIN LATERAL (
+        SELECT f.channel_name, f.edit_date, f.deleted_at FROM tp_capital.forwarded_messages f
+        WHERE f.channel_id = i.channel_id AND f.message_id = i.message_id AND f.original_timestamp = i.original_timestamp
+    ) f ON true
     WHERE i.asset IS NOT NULL
     ORDER BY i.channel_id, i.message_id, i.original_timestamp
     ON CONFLICT ON CONSTRAINT tp_capital_signals_message_key DO UPDATE
@@ -110,7 +119,7 @@ SELECT i.idx,
                                           AND s.original_timestamp = i.original_timestamp) AS stored,
        {_REDATE_FLAG}
 FROM input i
-LEFT JOIN known k USING (idx)
+JOIN known k USING (idx)
 """
 
 # Edits: record each revision once; apply only the newest edit to the message (an older edit
@@ -174,7 +183,11 @@ state AS (
            COALESCE(a.reply_to_message_id, o.reply_to_message_id) AS reply_to_message_id
     FROM (SELECT DISTINCT channel_id, message_id, original_timestamp FROM fresh) k
     LEFT JOIN applied a USING (channel_id, message_id, original_timestamp)
-    LEFT JOIN tp_capital.forwarded_messages o USING (channel_id, message_id, original_timestamp)
+    LEFT JOIN LATERAL (
+        SELECT o.edit_date, o.original_timestamp, o.deleted_at, o.channel_name, o.reply_to_message_id
+        FROM tp_capital.forwarded_messages o
+        WHERE o.channel_id = k.channel_id AND o.message_id = k.message_id AND o.original_timestamp = k.original_timestamp
+    ) o ON true
 ),
 -- The rows of the newest new revision of each message that derives them (older ones than what
 -- is stored change nothing); deleted when that revision is not the current text.
@@ -239,7 +252,7 @@ SELECT i.idx,
        {_REDATE_FLAG},
        NULL::bigint AS signal_id
 FROM input i
-LEFT JOIN known k USING (idx)
+JOIN known k USING (idx)
 UNION ALL
 SELECT NULL, false, false, id FROM signals
 """
@@ -269,8 +282,10 @@ FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::int[], $5::text[]
             $8::float8[], $9::float8[], $10::bool[], $11::text[])
      AS i(channel_id, message_id, message_date, seq, asset, event_type, target_number, percentage, price, breakeven,
           message_text)
-JOIN tp_capital.forwarded_messages f
-  ON f.channel_id = i.channel_id AND f.message_id = i.message_id AND f.original_timestamp = i.message_date
+JOIN LATERAL (
+    SELECT f.edit_date, f.deleted_at, f.reply_to_message_id FROM tp_capital.forwarded_messages f
+    WHERE f.channel_id = i.channel_id AND f.message_id = i.message_id AND f.original_timestamp = i.message_date
+) f ON true
 ORDER BY i.channel_id, i.message_id, i.message_date, i.seq
 ON CONFLICT ON CONSTRAINT signal_events_message_key DO UPDATE
     SET asset = EXCLUDED.asset, event_type = EXCLUDED.event_type, target_number = EXCLUDED.target_number,
@@ -293,8 +308,11 @@ WITH keys AS (
 current AS (
     SELECT f.channel_id, f.message_id, f.original_timestamp, f.deleted_at,
            COALESCE(f.edit_date, f.original_timestamp) AS revision_date
-    FROM tp_capital.forwarded_messages f
-    JOIN keys USING (channel_id, message_id, original_timestamp)
+    FROM keys k
+    JOIN LATERAL (
+        SELECT * FROM tp_capital.forwarded_messages f
+        WHERE f.channel_id = k.channel_id AND f.message_id = k.message_id AND f.original_timestamp = k.original_timestamp
+    ) f ON true
 ),
 signals AS (
     UPDATE tp_capital.tp_capital_signals s
@@ -321,19 +339,16 @@ GROUP BY channel_id
 # Run after the writes above have committed, for every message they touched. A message insert
 # and a tombstone insert racing each other cannot both miss: whichever commits second sees the
 # other here. So a deleted message always ends up marked, in whatever order they arrived, and so
-# do its signal and events. The same holds for dates: a delivery that stored a message while
-# another one, with another date, was moving it (REDATE) finds the date on record differs from
-# its own here, and moves it again. Answers ('relink', channel, NULL, earliest date of derived
-# rows it deleted) and ('redate', channel, message id, NULL) rows.
-SETTLE = """
+# do its signal and events. Answers (channel, earliest date of derived rows it deleted) to relink.
+APPLY_TOMBSTONES = """
 WITH keys AS (
-    SELECT DISTINCT channel_id, message_id, original_timestamp
-    FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[]) AS k(channel_id, message_id, original_timestamp)
+    SELECT DISTINCT channel_id, message_id
+    FROM unnest($1::bigint[], $2::bigint[]) AS k(channel_id, message_id)
 ),
 tombstones AS (
     SELECT t.channel_id, t.message_id, t.deleted_at
     FROM tp_capital.message_tombstones t
-    JOIN (SELECT DISTINCT channel_id, message_id FROM keys) k USING (channel_id, message_id)
+    JOIN keys USING (channel_id, message_id)
 ),
 messages AS (
     UPDATE tp_capital.forwarded_messages f
@@ -356,14 +371,9 @@ events AS (
     WHERE e.channel_id = t.channel_id AND e.message_id = t.message_id AND e.deleted_at IS DISTINCT FROM t.deleted_at
     RETURNING e.channel_id, e.message_date
 )
-SELECT 'relink' AS kind, channel_id, NULL::bigint AS message_id, min(message_date) AS from_date
+SELECT channel_id, min(message_date) AS from_date
 FROM (SELECT * FROM signals UNION ALL SELECT * FROM events) changed
 GROUP BY channel_id
-UNION ALL
-SELECT 'redate', k.channel_id, k.message_id, NULL
-FROM keys k
-JOIN tp_capital.message_dates d ON d.channel_id = k.channel_id AND d.message_id = k.message_id
-WHERE k.original_timestamp IS NOT NULL AND d.original_timestamp <> k.original_timestamp
 """
 
 # Which signal each follow-up belongs to, and the signals' statuses and current stops, for the
