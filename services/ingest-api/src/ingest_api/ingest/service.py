@@ -355,6 +355,9 @@ class _Batch:
 def _rounds(items: Sequence[tuple[int, Prepared]]) -> list[list[tuple[int, Prepared]]]:
     """Split a batch so that each round holds one date per message: the same message sent with
     two dates in one batch goes out in two rounds, and the later one moves it (REDATE)."""
+    keys = {(item.channel_id, item.message_id) for _, item in items if item.kind != "deleted"}
+    if len(keys) == sum(1 for _, item in items if item.kind != "deleted"):
+        return [list(items)]  # one delivery per message: the usual case
     dates: dict[tuple[int, int], list[datetime | None]] = {}
     rounds: list[list[tuple[int, Prepared]]] = [[]]
     for index, item in items:

@@ -100,9 +100,10 @@ signals AS (
                 ELSE COALESCE(f.deleted_at, CASE WHEN f.edit_date > i.original_timestamp THEN f.edit_date END) END
     FROM fresh i
     LEFT JOIN inserted n USING (channel_id, message_id, original_timestamp)
-    LEFT JOIN LATERAL (
+    LEFT JOIN LATERAL (  -- only for a message already on record (no lookup for new ones)
         SELECT f.channel_name, f.edit_date, f.deleted_at FROM tp_capital.forwarded_messages f
-        WHERE f.channel_id = i.channel_id AND f.message_id = i.message_id AND f.original_timestamp = i.original_timestamp
+        WHERE i.known_date IS NOT NULL AND f.channel_id = i.channel_id AND f.message_id = i.message_id
+          AND f.original_timestamp = i.original_timestamp
     ) f ON true
     WHERE i.asset IS NOT NULL
     ORDER BY i.channel_id, i.message_id, i.original_timestamp
