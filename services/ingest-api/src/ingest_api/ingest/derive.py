@@ -12,10 +12,10 @@ edit, `message_revisions`), its deletion, channel name and reply:
 Which signal an event belongs to, and each signal's status and current stop, are derived from
 these rows by `tp_capital.relink_events` (migration 010).
 
-The ingest statements (sql.py) build the same rows incrementally as revisions arrive;
-`ingest-api reparse` and the re-dating of a message sent with a second date recompute them here,
-in batches, and count what changed. (Only an edit older than the current text that arrives
-after it can leave the two apart: it does not rewrite the rows online; reparse then applies it.)
+The ingest statements (sql.py) build the same rows incrementally as revisions arrive, in any
+order; `ingest-api reparse` and the re-dating of a message sent with a second date recompute
+them here, in batches, and count what changed (tests/ingest/test_reparse.py checks that a
+reparse after ingesting a story with edits, deletions and late arrivals finds nothing to change).
 """
 
 from __future__ import annotations

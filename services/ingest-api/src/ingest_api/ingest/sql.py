@@ -87,25 +87,35 @@ revisions AS (
     ON CONFLICT ON CONSTRAINT message_revisions_key DO NOTHING
 ),
 signals AS (
-    -- Also for a message already stored (a redelivery, or the original arriving after an edit):
-    -- its row is then the original's only if no newer revision derived one, and deleted when
-    -- the original is no longer the current text.
+    INSERT INTO tp_capital.tp_capital_signals
+        (ts, channel, signal_type, asset, side, buy_min, buy_max, target_1, target_2, target_final, stop,
+         current_stop, raw_message, channel_id, message_id, message_date, revision_date, deleted_at)
+    SELECT floor(extract(epoch FROM i.original_timestamp) * 1000)::bigint, i.channel, i.signal_type,
+           i.asset, i.side, i.buy_min, i.buy_max, i.target_1, i.target_2, i.target_final, i.stop, i.stop,
+           i.message_text, i.channel_id, i.message_id, i.original_timestamp, i.original_timestamp, s.deleted_at
+    FROM fresh i
+    JOIN inserted s USING (channel_id, message_id, original_timestamp)
+    WHERE i.asset IS NOT NULL
+    ORDER BY i.channel_id, i.message_id, i.original_timestamp
+    ON CONFLICT ON CONSTRAINT tp_capital_signals_message_key DO NOTHING
+),
+-- A message already stored (a redelivery, or the original arriving after an edit): its signal
+-- row is the original's only if no newer revision derived one, deleted when the original is no
+-- longer the current text.
+signals_again AS (
     INSERT INTO tp_capital.tp_capital_signals AS s
         (ts, channel, signal_type, asset, side, buy_min, buy_max, target_1, target_2, target_final, stop,
          current_stop, raw_message, channel_id, message_id, message_date, revision_date, deleted_at)
     SELECT floor(extract(epoch FROM i.original_timestamp) * 1000)::bigint, COALESCE(f.channel_name, i.channel),
            i.signal_type, i.asset, i.side, i.buy_min, i.buy_max, i.target_1, i.target_2, i.target_final, i.stop,
            i.stop, i.message_text, i.channel_id, i.message_id, i.original_timestamp, i.original_timestamp,
-           CASE WHEN n.channel_id IS NOT NULL THEN n.deleted_at
-                ELSE COALESCE(f.deleted_at, CASE WHEN f.edit_date > i.original_timestamp THEN f.edit_date END) END
+           COALESCE(f.deleted_at, CASE WHEN f.edit_date > i.original_timestamp THEN f.edit_date END)
     FROM fresh i
-    LEFT JOIN inserted n USING (channel_id, message_id, original_timestamp)
-    LEFT JOIN LATERAL (  -- only for a message already on record (no lookup for new ones)
+    JOIN LATERAL (
         SELECT f.channel_name, f.edit_date, f.deleted_at FROM tp_capital.forwarded_messages f
-        WHERE i.known_date IS NOT NULL AND f.channel_id = i.channel_id AND f.message_id = i.message_id
-          AND f.original_timestamp = i.original_timestamp
+        WHERE f.channel_id = i.channel_id AND f.message_id = i.message_id AND f.original_timestamp = i.original_timestamp
     ) f ON true
-    WHERE i.asset IS NOT NULL
+    WHERE i.asset IS NOT NULL AND i.known_date IS NOT NULL
     ORDER BY i.channel_id, i.message_id, i.original_timestamp
     ON CONFLICT ON CONSTRAINT tp_capital_signals_message_key DO UPDATE
         SET signal_type = EXCLUDED.signal_type, asset = EXCLUDED.asset, side = EXCLUDED.side,
