@@ -10,18 +10,25 @@ parser got wrong, while leaving deleted messages deleted.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import os
 import re
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
 
+import asyncpg
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from ingest_api.ingest.reparse import reparse as run_reparse
 from tests.ingest.conftest import TOKEN, Server, auth
 from tests.support.db import fetch
 
 T0 = datetime(2025, 11, 20, 13, 0, tzinfo=timezone.utc)
+_property_channels = itertools.count(1)
 SIGNAL = "🟢Swing Trade\nAtivo: {asset}\nCompra: 1,04 a 1,06\nAlvo 1: 1,15\nAlvo 2: 2,15\nStop: 0,70"
 
 
@@ -257,3 +264,58 @@ def test_reparse_command_line_errors(server: Server) -> None:
                            "postgresql://postgres@127.0.0.1:1/none"], capture_output=True, text=True, timeout=60)
     assert down.returncode == 1 and "cannot reach the database" in down.stderr
     assert "Traceback" not in down.stderr
+
+
+# -- property: what the API derives online is what reparse derives ------------------------------
+
+TEXTS = [
+    SIGNAL.format(asset="PETR4"),
+    SIGNAL.format(asset="PETR4").replace("0,70", "0,75"),
+    "VENDA: VALE3 @ R$ 65.30 - Stop: R$ 66.00 - Alvo: R$ 63.50",
+    "PETR4 ALVO 1 ATINGIDO ✅ +8%",
+    "Alvo 1 atingido ✅ +10%. Parcial realizada, stop na entrada.",
+    "Operação CANCELADA - ignore o sinal anterior",
+    "Encerramos VALE3 com +1%",
+    "Bom dia pessoal!",
+]
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(messages=st.lists(st.tuples(st.lists(st.integers(0, len(TEXTS) - 1), min_size=1, max_size=3), st.booleans(),
+                                   st.one_of(st.none(), st.integers(1, 4))), min_size=1, max_size=4),
+       extra=st.lists(st.integers(0, 40), max_size=6), rnd=st.randoms(use_true_random=False),
+       batched=st.booleans())
+def test_any_delivery_schedule_derives_what_reparse_derives(server: Server, messages, extra, rnd, batched) -> None:
+    """Each message: a text and up to two edits (indices into TEXTS), deleted or not, maybe a
+    reply; every delivery at least once, some again, shuffled, one by one or in batches. Whatever
+    the schedule, a reparse finds nothing to change."""
+    channel_id = -4_000_000_000_000 - os.getpid() * 10_000 - next(_property_channels)
+    events: list[dict] = []
+    for message_id, (texts, deleted, reply_to) in enumerate(messages, start=1):
+        extra_fields = {"replyToMessageId": reply_to} if reply_to and reply_to < message_id else {}
+        events.append(body(channel_id, message_id, TEXTS[texts[0]], message_id * 10, **extra_fields))
+        for n, text in enumerate(texts[1:], start=1):
+            events.append({**edit(channel_id, message_id, TEXTS[text], message_id * 10, message_id * 10 + n),
+                           **extra_fields})
+        if deleted:
+            events.append({"kind": "deleted", "channelId": str(channel_id), "messageId": message_id})
+    deliveries = events + [events[i % len(events)] for i in extra]
+    rnd.shuffle(deliveries)
+    if batched:
+        for start in range(0, len(deliveries), 3):
+            response = httpx.post(server.url + "/ingest/batch", json={"messages": deliveries[start:start + 3]},
+                                  headers=auth(), timeout=30)
+            assert response.status_code == 200, response.text
+    else:
+        for payload in deliveries:
+            response = httpx.post(server.url + "/ingest", json=payload, headers=auth(), timeout=30)
+            assert response.status_code == 200, response.text
+
+    async def dry_run() -> int:
+        conn = await asyncpg.connect(server.database_url)
+        try:
+            return (await run_reparse(conn, channel_id=channel_id, dry_run=True)).total_changes
+        finally:
+            await conn.close()
+
+    assert asyncio.run(dry_run()) == 0
