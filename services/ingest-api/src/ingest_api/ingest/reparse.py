@@ -2,8 +2,8 @@
 
 Per channel, in Telegram order, in batches of messages (each batch one short transaction that
 holds its messages FOR SHARE, so the API keeps ingesting meanwhile: an edit or deletion of those
-messages waits for the batch, new messages and reads do not): parse the current text, compare
-with the stored signal and event rows, write what differs (derive.py). Messages stored under two
+messages waits for the batch, new messages and reads do not): parse their revisions, compare
+what they derive with the stored signal and event rows, write what differs (derive.py). Messages stored under two
 dates are merged first (migration 011). Then the channel's events are relinked and every status
 and current stop recomputed (migration 010) from the start date on. Deleted messages stay
 deleted: their rows are re-derived, marked deleted.
@@ -15,7 +15,6 @@ the API's writes to that channel wait while it runs.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,8 +23,6 @@ from . import sql
 from .derive import FETCH_BATCH, Changes, parse_texts, raw_message, rederive, with_revisions
 
 BATCH_SIZE = 500
-# Texts longer than this are parsed on a worker thread (the event loop stays responsive).
-_THREAD_PARSE_CHARS = 256 * 1024
 
 _CHANNELS = """
 SELECT channel_id, count(*) AS messages
@@ -77,12 +74,6 @@ class Summary:
         ])
 
 
-async def _parse_all(raws: list) -> dict[str, object]:
-    if sum(len(rev.text) for raw in raws for rev in raw.history()) > _THREAD_PARSE_CHARS:
-        return await asyncio.to_thread(parse_texts, raws)
-    return parse_texts(raws)
-
-
 async def _merge_two_dates(conn, channel_id: int, summary: Summary, changes: Changes) -> None:
     for row in await conn.fetch(_TWO_DATES, channel_id):
         async with conn.transaction():
@@ -104,7 +95,7 @@ async def _reparse_channel(conn, channel_id: int, since: datetime | None, summar
             if not records:
                 break
             raws = await with_revisions(conn, [raw_message(r) for r in records])
-            await rederive(conn, raws, changes, await _parse_all(raws))
+            await rederive(conn, raws, changes, parse_texts(raws))
         after = (raws[-1].original_timestamp, raws[-1].message_id)
         advance(len(raws))
     # Every status of the range is recomputed, not only those of rows that changed: links and
