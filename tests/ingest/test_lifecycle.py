@@ -92,7 +92,9 @@ def test_editing_a_signal_into_a_non_signal_withdraws_it_and_back_restores_it(se
     edit = {**payload(channel_id, 1, "Sinal cancelado, pessoal. Aguardem o próximo.", 0), "kind": "edited",
             "editDate": (T0 + timedelta(minutes=5)).isoformat()}
     assert post(server, edit)["status"] == "stored"
-    assert lifecycle(server, asset) == [(1, "open", True, [])]
+    # Withdrawn (deleted, kept); "sinal cancelado" is also a cancellation, which stays on the
+    # message's own signal instead of cancelling the channel's previous one.
+    assert lifecycle(server, asset) == [(1, "cancelled", True, [1])]
     listed = httpx.get(server.url + "/signals", params={"channel": str(channel_id)}).json()["data"]
     assert listed == []
     restored = {**edit, "text": signal_text(asset), "editDate": (T0 + timedelta(minutes=9)).isoformat()}
@@ -141,3 +143,67 @@ def test_any_arrival_order_ends_like_telegram_order(server: Server, order: list[
     assert lifecycle(server, asset) == IN_ORDER
     # The ALVO 1 posted after the stop, before the next signal, belongs to no live lifecycle.
     assert unattached(server, asset) == [5]
+
+
+# -- the whole lifecycle: every event kind, replies, follow-ups without a ticker ----------------
+
+def full_story(a: str, b: str) -> list[tuple[int, str, int, int | None]]:
+    """Two tickers of one channel, in Telegram order: (message id, text, minutes, reply to)."""
+    return [
+        (1, signal_text(a), 0, None),                                   # S1
+        (2, f"{a} ALVO 1 ATINGIDO ✅ +10%", 10, None),                   # → S1 (ticker)
+        (3, signal_text(b), 20, None),                                  # S2
+        (4, "Subam o stop para 1,10", 30, 1),                           # → S1 (reply to the signal)
+        (5, "Parcial realizada", 40, None),                             # → S2 (no ticker: the channel's latest)
+        (6, f"{b}: stop no 0x0", 50, None),                             # → S2, stop to the entry price
+        (7, "Alvo 2 batido ✅ +41%", 60, 2),                             # → S1 (reply to S1's follow-up)
+        (8, f"Encerramos {b} com +3%", 70, None),                       # → S2, closed
+        (9, f"{b} ALVO 1 ATINGIDO ✅", 80, None),                        # S2 is closed: unlinked
+        (10, signal_text(a), 85, None),                                 # S3
+        (11, "Operação CANCELADA - ignore o sinal anterior", 90, None),  # → S3 (the channel's latest)
+        (12, f"{a} stopado -5%", 95, None),                             # S3 cancelled: → S1, the open one
+        (13, "Novo stop: 2,00", 26 * 60, None),                         # latest signal > 24 h old: unlinked
+    ]
+
+
+def channel_lifecycle(server: Server, channel_id: int) -> tuple[list[tuple], list[int]]:
+    rows = fetch(server.database_url, """
+        SELECT s.message_id, s.status, s.current_stop, s.deleted_at IS NOT NULL AS deleted,
+               ARRAY(SELECT e.message_id FROM tp_capital.signal_events e
+                     WHERE e.signal_id = s.id AND e.deleted_at IS NULL ORDER BY e.message_date, e.seq) AS events
+        FROM tp_capital.tp_capital_signals s WHERE s.channel_id = $1 ORDER BY s.message_date""", channel_id)
+    unlinked = fetch(server.database_url, "SELECT message_id FROM tp_capital.signal_events WHERE channel_id = $1 "
+                                          "AND signal_id IS NULL AND deleted_at IS NULL ORDER BY message_date", channel_id)
+    return ([(r["message_id"], r["status"], r["current_stop"], r["deleted"], list(r["events"])) for r in rows],
+            [r["message_id"] for r in unlinked])
+
+
+FULL_IN_ORDER = ([(1, "stopped", 1.1, False, [2, 4, 7, 12]),
+                  (3, "closed", 1.05, False, [5, 6, 8]),
+                  (10, "cancelled", 0.7, False, [11])],
+                 [9, 13])
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(order=st.permutations(range(13)), repeats=st.lists(st.integers(0, 12), max_size=4),
+       batch_size=st.sampled_from([1, 1, 4, 13]))
+def test_the_whole_lifecycle_ends_like_telegram_order_in_any_arrival_order(
+        server: Server, order: list[int], repeats: list[int], batch_size: int) -> None:
+    a, b = fresh_asset(), fresh_asset()
+    channel_id = -3_000_000_000_000 - os.getpid() * 10_000 - next(_example_channels)
+    messages = full_story(a, b)
+    bodies = []
+    for index in [*order, *repeats]:
+        message_id, text, minutes, reply_to = messages[index]
+        body = payload(channel_id, message_id, text, minutes)
+        if reply_to is not None:
+            body["replyToMessageId"] = reply_to
+        bodies.append(body)
+    for start in range(0, len(bodies), batch_size):
+        chunk = bodies[start:start + batch_size]
+        if len(chunk) == 1:
+            post(server, chunk[0])
+        else:
+            response = httpx.post(server.url + "/ingest/batch", json={"messages": chunk}, headers=auth())
+            assert response.status_code == 200, response.text
+    assert channel_lifecycle(server, channel_id) == FULL_IN_ORDER

@@ -181,18 +181,20 @@ async def test_checker_finds_every_kind_of_difference(database_url: str) -> None
             " message_text) VALUES ($1, $2, $3, $4, $5)", revisions)
         # Signal rows and lifecycle events as the API would have written them for this model.
         for m in script.expected.values():
-            parsed, first = parse(m.text), parse(m.revisions[m.timestamp])
+            parsed = parse(m.text)
             if isinstance(parsed, Signal):
                 await conn.execute(
                     "INSERT INTO tp_capital.tp_capital_signals (ts, channel, signal_type, asset, raw_message,"
                     " channel_id, message_id, message_date, deleted_at) VALUES (0, 'c', $1, $2, $3, $4, $5, $6, $7)",
                     parsed.signal_type, parsed.asset, m.text, m.channel_id, m.message_id, m.timestamp,
                     m.timestamp if m.deleted else None)
-            if isinstance(first, FollowUp):
-                await conn.execute(
-                    "INSERT INTO tp_capital.signal_events (asset, event_type, raw_message, channel_id, message_id,"
-                    " message_date) VALUES ($1, $2, $3, $4, $5, $6)",
-                    first.asset, first.event_type, m.text, m.channel_id, m.message_id, m.timestamp)
+            if isinstance(parsed, FollowUp):
+                for seq, event in enumerate(parsed.events):
+                    await conn.execute(
+                        "INSERT INTO tp_capital.signal_events (asset, event_type, raw_message, channel_id, message_id,"
+                        " message_date, seq, revision_date, deleted_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $6, $8)",
+                        parsed.asset, event.event_type, m.text, m.channel_id, m.message_id, m.timestamp, seq,
+                        m.timestamp if m.deleted else None)
     finally:
         await conn.close()
     assert (await check_database(database_url, script.expected)).ok
@@ -213,7 +215,7 @@ async def test_checker_finds_every_kind_of_difference(database_url: str) -> None
         (-100999, 1, BASE, "not in the source", None, None),
     ])
     signal_keys = sorted(k for k, m in script.expected.items() if isinstance(parse(m.text), Signal))
-    event_keys = sorted(k for k, m in script.expected.items() if isinstance(parse(m.revisions[m.timestamp]), FollowUp))
+    event_keys = sorted(k for k, m in script.expected.items() if isinstance(parse(m.text), FollowUp))
     lost_signal, lost_event = signal_keys[-1], event_keys[-1]
     await _execute(database_url, "DELETE FROM tp_capital.tp_capital_signals WHERE channel_id=$1 AND message_id=$2",
                    *lost_signal)

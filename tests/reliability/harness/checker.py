@@ -4,7 +4,8 @@ Messages: each present once, with its timestamp, newest text, every revision, de
 Signals and follow-ups, derived with the API's own parser from the source's texts (the harness
 tests delivery, not parsing): a message whose newest text is a signal has exactly one signal row
 with that asset, live unless the message was deleted; any other message has no live signal; a
-message first posted as a follow-up has exactly one lifecycle event, any other none.
+message whose newest text is a follow-up has one event row per event it reads (seq 0, 1, ...),
+live unless the message was deleted; no other event row of any message is live.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ class CheckResult:
     # Messages whose signal row is missing, doubled, live when it must not be (or not when it
     # must), or names another asset.
     wrong_signals: list[Key] = field(default_factory=list)
-    # Follow-up messages without exactly one lifecycle event (or other messages with one).
+    # Follow-up messages without their lifecycle events (or other messages with a live one).
     wrong_events: list[Key] = field(default_factory=list)
     # Per problem key, what was expected and what is stored (the first few, for the report).
     samples: list[str] = field(default_factory=list)
@@ -82,15 +83,15 @@ SELECT channel_id, message_id, revision_date, message_text FROM tp_capital.messa
 _SIGNALS = """
 SELECT channel_id, message_id, asset, deleted_at IS NOT NULL AS deleted FROM tp_capital.tp_capital_signals
 """
-_EVENTS = "SELECT channel_id, message_id FROM tp_capital.signal_events"
+_EVENTS = "SELECT channel_id, message_id, seq, deleted_at IS NOT NULL AS deleted FROM tp_capital.signal_events"
 
 
 @dataclass
 class StoredLifecycle:
-    """Signal rows (asset, deleted) and event counts per message key."""
+    """Signal rows (asset, deleted) and event rows ({seq: deleted}) per message key."""
 
     signals: dict[Key, list[tuple[str, bool]]] = field(default_factory=dict)
-    events: Counter = field(default_factory=Counter)
+    events: dict[Key, dict[int, bool]] = field(default_factory=dict)
 
 
 async def fetch_stored(database_url: str, timeout: float = 10.0) -> tuple[list[StoredMessage], StoredLifecycle]:
@@ -102,7 +103,9 @@ async def fetch_stored(database_url: str, timeout: float = 10.0) -> tuple[list[S
         events = await conn.fetch(_EVENTS, timeout=timeout)
     finally:
         await conn.close()
-    lifecycle = StoredLifecycle(events=Counter((r["channel_id"], r["message_id"]) for r in events))
+    lifecycle = StoredLifecycle()
+    for r in events:
+        lifecycle.events.setdefault((r["channel_id"], r["message_id"]), {})[r["seq"]] = r["deleted"]
     for r in signals:
         lifecycle.signals.setdefault((r["channel_id"], r["message_id"]), []).append((r["asset"], r["deleted"]))
     history: dict[Key, dict] = {}
@@ -179,12 +182,14 @@ def _compare_lifecycle(expected: dict[Key, ExpectedMessage], lifecycle: StoredLi
         if not good:
             result.wrong_signals.append(key)
             note("wrong signal", key, want_signal, rows)
-        # Events come from the message as first posted (edits of follow-ups are not events).
-        first_text = want.revisions.get(want.timestamp, want.text)
-        want_events = 1 if isinstance(parse(first_text), FollowUp) else 0
-        if lifecycle.events.get(key, 0) != want_events:
+        # Events come from the newest text, like signals (an edit that is no follow-up withdraws them).
+        want_events = len(parsed.events) if isinstance(parsed, FollowUp) else 0
+        rows = lifecycle.events.get(key, {})
+        good = (all(rows.get(seq) == want.deleted for seq in range(want_events))
+                and all(deleted for seq, deleted in rows.items() if seq >= want_events))
+        if not good:
             result.wrong_events.append(key)
-            note("wrong events", key, want_events, lifecycle.events.get(key, 0))
+            note("wrong events", key, f"{want_events} event(s), deleted={want.deleted}", rows)
 
 
 async def check_database(database_url: str, expected: dict[Key, ExpectedMessage]) -> CheckResult:

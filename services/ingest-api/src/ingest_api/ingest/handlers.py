@@ -101,6 +101,11 @@ async def ingest_batch(request: Request) -> BatchResult:
         envelope = decode_batch(body)
     except msgspec.MsgspecError as exc:
         raise validation_failed([_envelope_problem(exc)]) from None
+    except RecursionError:
+        # msgspec walks every element (even those it keeps raw) and gives up past ~1,000 levels:
+        # the client's mistake, never a 500 (which the gateway would retry forever).
+        metrics.INGEST_REJECTED.inc()
+        raise validation_failed(["body is nested too deeply"]) from None
 
     results: list[IngestResult | None] = [None] * len(envelope.messages)
     valid: list[tuple[int, Prepared]] = []

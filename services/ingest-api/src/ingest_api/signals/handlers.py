@@ -210,5 +210,18 @@ async def list_forwarded_messages(
         return await service.list_messages(conn, filters)
 
 
+@get("/signal-events", operation_id="listSignalEvents", responses=_ERRORS, tags=["signals"],
+     summary="Lifecycle events, newest first (unlinked=true: follow-ups no signal was found for)")
+async def list_signal_events(
+    request: Request,
+    limit: Limit = 100,
+    channel: Annotated[int | None, QueryParameter(ge=-(2**63), le=2**63 - 1, description="channel id")] = None,
+    unlinked: Annotated[bool, QueryParameter(description="only events linked to no signal")] = False,
+    cursor: Cursor = None,
+) -> service.EventPage:
+    async with request.app.state.db.pool.acquire() as conn:
+        return await service.list_events(conn, channel, unlinked, limit, service.decode_cursor(cursor))
+
+
 route_handlers = [list_signals, get_signal, delete_signal, delete_signal_by_ingested_at, list_messages,
-                  list_forwarded_messages]
+                  list_forwarded_messages, list_signal_events]

@@ -19,6 +19,9 @@ from ..errors import ApiError
 
 
 class SignalEvent(msgspec.Struct):
+    """A lifecycle event: target_hit (target_number), final_target_hit, stop_hit, stop_moved
+    (price: the new stop; breakeven: moved to the entry price), cancelled, closed, partial_exit."""
+
     id: int
     event_type: str
     target_number: int | None
@@ -27,6 +30,21 @@ class SignalEvent(msgspec.Struct):
     message_id: int
     message_date: datetime
     created_at: datetime
+    # Added with the full lifecycle: the new stop of a stop_moved (for breakeven, the signal's
+    # entry price), the ticker the follow-up named (null: none), the message it replied to, its
+    # position among the events of its message, the signal it is linked to (null: unlinked).
+    price: float | None = None
+    breakeven: bool = False
+    asset: str | None = None
+    reply_to_message_id: int | None = None
+    seq: int = 0
+    signal_id: int | None = None
+    channel_id: int | None = None
+
+
+class EventPage(msgspec.Struct, omit_defaults=True):
+    data: list[SignalEvent]
+    next_cursor: str | None = None
 
 
 class SignalRow(msgspec.Struct):
@@ -53,6 +71,10 @@ class SignalRow(msgspec.Struct):
     created_at: datetime
     updated_at: datetime
     deleted_at: datetime | None = None
+    # "long" or "short" (for a short, buy_min/buy_max are the sell range), and the stop as moved
+    # by follow-ups (`stop` stays the one posted with the signal).
+    side: str = "long"
+    current_stop: float | None = None
 
 
 class SignalDetail(SignalRow):
@@ -167,7 +189,8 @@ def decode_cursor(raw: str | None) -> tuple[int, int] | None:
 
 
 _SIGNAL_COLUMNS = """id, ts, channel, signal_type, asset, buy_min, buy_max, target_1, target_2, target_final, stop,
-       raw_message, source, status, channel_id, message_id, ingested_at, created_at, updated_at, deleted_at"""
+       raw_message, source, status, channel_id, message_id, ingested_at, created_at, updated_at, deleted_at, side,
+       current_stop"""
 
 LIST_SIGNALS = f"""
 SELECT {_SIGNAL_COLUMNS}
@@ -184,14 +207,37 @@ LIMIT $8
 """
 
 GET_SIGNAL = f"SELECT {_SIGNAL_COLUMNS} FROM tp_capital.tp_capital_signals WHERE id = $1"
-GET_EVENTS = """
-SELECT id, event_type, target_number, percentage, raw_message, message_id, message_date, created_at
-FROM tp_capital.signal_events WHERE signal_id = $1 ORDER BY message_date, id
+_EVENT_COLUMNS = """e.id, e.event_type, e.target_number, e.percentage, e.raw_message, e.message_id, e.message_date,
+       e.created_at, e.breakeven, e.asset, e.reply_to_message_id, e.seq, e.signal_id, e.channel_id"""
+# Live events only (a deleted follow-up, or one edited into something else, is no event).
+GET_EVENTS = f"""
+SELECT {_EVENT_COLUMNS},
+       COALESCE(e.price, CASE WHEN e.breakeven THEN tp_capital.entry_price($2, $3) END) AS price
+FROM tp_capital.signal_events e
+WHERE e.signal_id = $1 AND e.deleted_at IS NULL
+ORDER BY e.message_date, e.message_id, e.seq
 """
+# Follow-ups no signal could be found for (GET /signal-events?unlinked=true), newest first.
+LIST_EVENTS = f"""
+SELECT {_EVENT_COLUMNS}, floor(extract(epoch FROM e.message_date) * 1000)::bigint AS ts,
+       COALESCE(e.price, CASE WHEN e.breakeven THEN tp_capital.entry_price(s.buy_min, s.buy_max) END) AS price
+FROM tp_capital.signal_events e
+LEFT JOIN tp_capital.tp_capital_signals s ON s.id = e.signal_id
+WHERE e.deleted_at IS NULL
+  AND ($1::bigint IS NULL OR e.channel_id = $1)
+  AND (NOT $2::boolean OR e.signal_id IS NULL)
+  AND ($3::bigint IS NULL OR (floor(extract(epoch FROM e.message_date) * 1000)::bigint, e.id) < ($3, $4::bigint))
+ORDER BY e.message_date DESC, e.id DESC
+LIMIT $5
+"""
+# Deleted through the API: `dismissed_at` says it was the user (kept across `reparse`); its
+# follow-ups go to the signal before it.
 DELETE_SIGNAL = """
-UPDATE tp_capital.tp_capital_signals SET deleted_at = now(), updated_at = now()
+UPDATE tp_capital.tp_capital_signals SET deleted_at = now(), dismissed_at = now(), updated_at = now()
 WHERE id = $1 AND deleted_at IS NULL
+RETURNING channel_id, message_date
 """
+_RELINK = "SELECT tp_capital.relink_events(ARRAY[$1::bigint], ARRAY[$2::timestamptz])"
 # The old dashboard identifies a signal by its ingested_at, sent back at millisecond precision
 # (JavaScript's toISOString): a value to the millisecond matches that millisecond, one with
 # microseconds (what this API serves for older rows) matches exactly; $2 is the end of the range.
@@ -204,8 +250,9 @@ ORDER BY id
 FOR UPDATE
 """
 DELETE_ONE = """
-UPDATE tp_capital.tp_capital_signals SET deleted_at = now(), updated_at = now()
+UPDATE tp_capital.tp_capital_signals SET deleted_at = now(), dismissed_at = now(), updated_at = now()
 WHERE id = $1 AND message_date = $2
+RETURNING channel_id, message_date
 """
 
 LIST_MESSAGES = """
@@ -243,16 +290,32 @@ async def get_signal(conn: Any, signal_id: int) -> SignalDetail:
     record = await conn.fetchrow(GET_SIGNAL, signal_id)
     if record is None:
         raise ApiError(404, f"Signal {signal_id} not found")
-    events = [SignalEvent(**dict(e.items())) for e in await conn.fetch(GET_EVENTS, signal_id)]
+    rows = await conn.fetch(GET_EVENTS, signal_id, record["buy_min"], record["buy_max"])
+    events = [SignalEvent(**dict(e.items())) for e in rows]
     return _signal(record, SignalDetail, events=events)  # type: ignore[return-value]
 
 
+async def list_events(conn: Any, channel_id: int | None, unlinked: bool, limit: int,
+                      cursor: tuple[int, int] | None) -> EventPage:
+    cursor_ts, cursor_id = cursor or (None, None)
+    records = await conn.fetch(LIST_EVENTS, channel_id, unlinked, cursor_ts, cursor_id, limit + 1)
+    rows = [{k: v for k, v in r.items() if k != "ts"} for r in records[:limit]]
+    next_cursor = (encode_cursor(records[limit - 1]["ts"], records[limit - 1]["id"])
+                   if len(records) > limit else None)
+    return EventPage(data=[SignalEvent(**row) for row in rows], next_cursor=next_cursor)
+
+
+async def _relink_after_delete(conn: Any, deleted: Any) -> None:
+    # A deleted signal takes no follow-ups: they go to the signal before it (or stay unlinked).
+    await conn.execute(_RELINK, deleted["channel_id"], deleted["message_date"])
+
+
 async def delete_signal(conn: Any, signal_id: int) -> DeleteResult:
-    status = await conn.execute(DELETE_SIGNAL, signal_id)
-    deleted = int(status.split()[-1])
-    if not deleted:
+    deleted = await conn.fetchrow(DELETE_SIGNAL, signal_id)
+    if deleted is None:
         raise ApiError(404, f"Signal {signal_id} not found")
-    return DeleteResult(success=True, deleted=deleted)
+    await _relink_after_delete(conn, deleted)
+    return DeleteResult(success=True, deleted=1)
 
 
 async def delete_by_ingested_at(conn: Any, ingested_at: datetime) -> OldDeleteResult:
@@ -270,7 +333,8 @@ async def delete_by_ingested_at(conn: Any, ingested_at: datetime) -> OldDeleteRe
             ids = ", ".join(str(m["id"]) for m in matches[:20]) + (", …" if len(matches) > 20 else "")
             raise ApiError(409, f"ingestedAt matches {len(matches)} signals; delete one with DELETE /signals/{{id}}",
                            [f"matching signal ids: {ids}"])
-        await conn.execute(DELETE_ONE, matches[0]["id"], matches[0]["message_date"])
+        deleted = await conn.fetchrow(DELETE_ONE, matches[0]["id"], matches[0]["message_date"])
+    await _relink_after_delete(conn, deleted)
     return OldDeleteResult(status="ok", success=True, deleted=1)
 
 
