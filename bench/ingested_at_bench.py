@@ -1,4 +1,4 @@
-"""Batch ingest with and without the unique-millisecond ingested_at (migration 015), side by side.
+"""Batch ingest with and without the unique-millisecond ingested_at (migration 010), side by side.
 
     uv run python bench/ingested_at_bench.py [--duration 10] [--rounds 3]
 
@@ -10,7 +10,7 @@ and the table's growth weigh on both alike:
 
 - before: `clock_timestamp()` and no index on ingested_at (as after migration 004: distinct per
   row, but rows share milliseconds);
-- after:  `tp_capital.next_signal_ingested_at()` and the ingested_at index (015: a distinct
+- after:  `tp_capital.next_signal_ingested_at()` and the ingested_at index (010: a distinct
   millisecond per signal).
 
 It prints messages/s per round and the median of each variant, how many signals of each variant
@@ -147,7 +147,7 @@ async def main_async(args: argparse.Namespace) -> None:
           f"after {costs['after']:.1f} µs (+{costs['after'] - costs['before']:.1f} µs; one message in four is a signal)")
     after = statistics.median(results["after"])
     print(f"after / before: {after / statistics.median(results['before']):.2f}; "
-          f"batch >= 15,000/s with 015: {'met' if after >= 15000 else 'NOT met'}")
+          f"batch >= 15,000/s with 010: {'met' if after >= 15000 else 'NOT met'}")
 
 
 def main() -> None:

@@ -102,18 +102,28 @@ def store_history(url: str, messages: int) -> None:
         FROM tp_capital.forwarded_messages""")
     fetch(url, """
         INSERT INTO tp_capital.tp_capital_signals (ts, channel, signal_type, asset, raw_message, channel_id,
-                                                   message_id, message_date, ingested_at)
+                                                   message_id, message_date, revision_date, ingested_at)
         SELECT floor(extract(epoch FROM original_timestamp) * 1000)::bigint, 'TP Capital', 'Swing Trade',
-               'PETR4', message_text, channel_id, message_id, original_timestamp,
-               -- a millisecond of its own each (as tp_capital/015 gives every signal), so that the
+               'PETR4', message_text, channel_id, message_id, original_timestamp, original_timestamp,
+               -- as the ingest API stores them: revision_date set (tp_capital/008 fills it where NULL), and
+               -- a millisecond of its own each (as tp_capital/010 gives every signal), so that the
                -- later migrations have no shared millisecond to spread and the rows compare equal
                timestamptz '2026-11-02 12:00+00' + message_id * interval '1 millisecond'
         FROM tp_capital.forwarded_messages WHERE message_id % 10 = 0""")
 
 
-def contents(url: str) -> list[tuple]:
-    """Every stored row of the three planned tables, comparable before and after a conversion."""
-    return [tuple(row) for table in PLANNED for row in fetch(url, f"SELECT * FROM {table} ORDER BY 1, 2, 3")]
+def contents(url: str, like: list[dict] | None = None) -> list[dict]:
+    """Every stored row of the three planned tables, comparable before and after a conversion.
+
+    With `like` (an earlier snapshot), only the columns that snapshot had: later migrations may add
+    columns (side, current_stop, …), and what must not change is what was stored before them.
+    """
+    rows = [{"table": table, **dict(row)} for table in PLANNED
+            for row in fetch(url, f"SELECT * FROM {table} ORDER BY 1, 2, 3")]
+    if like is None:
+        return rows
+    columns = {(row["table"], key) for row in like for key in row}
+    return [{key: value for key, value in row.items() if (row["table"], key) in columns} for row in rows]
 
 
 # -- plain PostgreSQL ------------------------------------------------------------------------------
@@ -301,7 +311,7 @@ def test_a_database_migrated_by_the_old_001_keeps_working(servers, kind: str, tm
                         " WHERE version = 'tp_capital/001_messages_and_signals.sql'")[0]
     current = next(m for m in discover() if m.version == "tp_capital/001_messages_and_signals.sql")
     assert ledger["checksum"] == current.checksum and ledger["amended_from"] == [old_checksum]
-    assert contents(url) == before
+    assert contents(url, like=before) == before
     if kind == "plain":
         assert result.stderr == "" and hypertables(url) == {}
     else:
@@ -312,7 +322,7 @@ def test_a_database_migrated_by_the_old_001_keeps_working(servers, kind: str, tm
         assert result.stderr.count("\n") == 1 and "tp_capital.message_revisions (500 rows)" in result.stderr
         assert migrate(url, "--hypertables").returncode == 0
         assert hypertables(url) == PLANNED
-        assert contents(url) == before
+        assert contents(url, like=before) == before
     assert "accepted the amended" not in migrate(url).stdout  # once
 
 

@@ -23,6 +23,11 @@ from ts_common.embedded_pg import free_port
 
 T0 = datetime(2025, 10, 7, 12, 0, tzinfo=timezone.utc)
 SWING = "🟢Swing Trade\nAtivo: {asset}\nCompra: 1,04 a 1,06\nAlvo 1: 1,15\nAlvo final: 3,50\nStop: 0,70"
+def share(n: int) -> str:
+    """A distinct valid B3 share code per n (PAAA3, PAAB3, …): four letters and class 3."""
+    return "P" + "".join(chr(65 + (n // 26**k) % 26) for k in (2, 1, 0)) + "3"
+
+
 ISO_MS = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"  # JavaScript's toISOString()
 NUMBER = (int, float)
 
@@ -269,7 +274,7 @@ def test_signal_rows_have_the_old_columns(server: Server, channel_id: int) -> No
 
 
 def test_delete_by_ingested_at_removes_exactly_that_signal_of_a_large_batch(server: Server, channel_id: int) -> None:
-    assets = [f"PETR{n}" for n in range(1, 301)]
+    assets = [share(n) for n in range(300)]
     ingest_batch(server, channel_id, [SWING.format(asset=a) for a in assets])  # one INSERT statement
     rows = httpx.get(server.url + "/signals", params={"channel": str(channel_id), "limit": 1000}).json()["data"]
     served = {js_iso(parse(r["ingested_at"])): r for r in rows}
@@ -290,7 +295,7 @@ def test_delete_by_ingested_at_removes_exactly_that_signal_of_a_large_batch(serv
 async def test_concurrent_batches_never_share_a_millisecond(server: Server, channel_id: int) -> None:
     async with httpx.AsyncClient(timeout=30) as client:
         async def batch(offset: int) -> None:
-            messages = [{"channelId": str(channel_id), "messageId": offset + i, "text": SWING.format(asset=f"VALE{i}"),
+            messages = [{"channelId": str(channel_id), "messageId": offset + i, "text": SWING.format(asset=share(offset + i)),
                          "timestamp": (T0 + timedelta(seconds=offset + i)).isoformat()} for i in range(100)]
             response = await client.post(server.url + "/ingest/batch", json={"messages": messages}, headers=auth())
             assert response.status_code == 200 and response.json()["stored"] == 100

@@ -1,4 +1,4 @@
-"""Migration 015: every signal's ingested_at is its own millisecond, on plain PostgreSQL and on a
+"""Migration 010: every signal's ingested_at is its own millisecond, on plain PostgreSQL and on a
 TimescaleDB hypertable; signals stored before it are spread without ever taking another's value.
 
 The old dashboard deletes a signal by sending back its ingested_at at millisecond precision, so
@@ -23,7 +23,7 @@ from ts_common.embedded_pg import free_port
 from ts_common.migrations import apply_migrations, default_migrations_dir
 
 PG_TIMESCALE = Path("/work/shared/timescaledb/pg-timescale")
-LOCK_KEY = 4005015  # the allocator's advisory lock (015)
+LOCK_KEY = 4005015  # the allocator's advisory lock (010)
 T0 = datetime(2025, 10, 7, 12, 0, tzinfo=timezone.utc)
 
 INSERT_SIGNALS = """
@@ -146,20 +146,20 @@ async def test_a_cancelled_statement_does_not_keep_the_allocator_lock(database_u
         await other.close()
 
 
-async def test_signals_stored_before_015_move_to_free_milliseconds(empty_database_url: str, tmp_path: Path) -> None:
+async def test_signals_stored_before_010_move_to_free_milliseconds(empty_database_url: str, tmp_path: Path) -> None:
     """Shared milliseconds are spread, a value no other signal shared is kept, and no signal moves
     to a millisecond another signal had: a stale value finds its own signal or none."""
-    before_015 = tmp_path / "sql"
+    before_010 = tmp_path / "sql"
     source = default_migrations_dir()
     for schema_dir in source.iterdir():
-        target = before_015 / schema_dir.name
+        target = before_010 / schema_dir.name
         target.mkdir(parents=True)
         for path in schema_dir.glob("*.sql"):
-            if schema_dir.name != "tp_capital" or int(path.name[:3]) < 15:
+            if schema_dir.name != "tp_capital" or int(path.name[:3]) < 10:
                 shutil.copy(path, target / path.name)
     conn = await asyncpg.connect(empty_database_url)
     try:
-        await apply_migrations(conn, before_015)
+        await apply_migrations(conn, before_010)
         shared, neighbour, alone = (T0 + timedelta(microseconds=123_456), T0 + timedelta(milliseconds=124),
                                     T0 + timedelta(seconds=5, microseconds=7))
         await insert(conn, -1, 1, 4)  # one batch before 004: the same value four times

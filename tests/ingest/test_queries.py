@@ -193,7 +193,7 @@ def delete_by_ingested_at(server: Server, ingested_at: str) -> httpx.Response:
 def test_old_delete_removes_one_signal_of_a_batch(server: Server, channel_id: int) -> None:
     ingest_batch(server, channel_id, ["PETR4", "VALE3", "ITUB4"])
     rows = signals(server, channel=str(channel_id)).json()["data"]
-    # Every signal has its own millisecond (migration 015), also within one INSERT statement.
+    # Every signal has its own millisecond (migration 010), also within one INSERT statement.
     moments = [datetime.fromisoformat(row["ingested_at"].replace("Z", "+00:00")) for row in rows]
     assert len({m.replace(microsecond=m.microsecond // 1000 * 1000) for m in moments}) == 3
     target, moment = rows[1], moments[1]
@@ -209,7 +209,7 @@ def test_old_delete_removes_one_signal_of_a_batch(server: Server, channel_id: in
 
 async def test_old_delete_matching_several_signals_deletes_none(server: Server, channel_id: int) -> None:
     ingest_batch(server, channel_id, ["PETR4", "VALE3"])
-    # Signals given one ingested_at by hand (migration 015 spreads those it finds; new ones never share).
+    # Signals given one ingested_at by hand (migration 010 spreads those it finds; new ones never share).
     conn = await asyncpg.connect(server.database_url)
     try:
         await conn.execute("UPDATE tp_capital.tp_capital_signals SET ingested_at = '2025-10-07T12:00:00.123456Z' "

@@ -23,7 +23,7 @@ A **follow-up** is one or more lifecycle events, with the ticker it names (or no
 target_hit (with its number), final_target_hit, stop_hit, stop_moved (to a price, or to
 breakeven), cancelled, closed, partial_exit; the first percentage in the text goes to the first
 event. Which signal a follow-up belongs to is decided in the database from the messages' dates
-and replies (db/sql/tp_capital/010), never here.
+and replies (db/sql/tp_capital/008), never here.
 
 Every pattern runs in linear time: repetitions are bounded, and no two adjacent or nested
 repetitions can match the same characters in more than a bounded number of ways. Numbers with

@@ -10,7 +10,7 @@ edit, `message_revisions`), its deletion, channel name and reply:
 - event rows, per position (seq 0, 1, ...): from the newest revision whose follow-up has an event
   there, live on the same terms.
 Which signal an event belongs to, and each signal's status and current stop, are derived from
-these rows by `tp_capital.relink_events` (migration 010).
+these rows by `tp_capital.relink_events` (migration 008).
 
 The ingest statements (sql.py) build the same rows incrementally as revisions arrive, in any
 order; `ingest-api reparse` and the re-dating of a message sent with a second date recompute

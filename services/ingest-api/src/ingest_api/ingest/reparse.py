@@ -4,8 +4,8 @@ Per channel, in Telegram order, in batches of messages (each batch one short tra
 holds its messages FOR SHARE, so the API keeps ingesting meanwhile: an edit or deletion of those
 messages waits for the batch, new messages and reads do not): parse their revisions, compare
 what they derive with the stored signal and event rows, write what differs (derive.py). Messages stored under two
-dates are merged first (migration 011). Then the channel's events are relinked and every status
-and current stop recomputed (migration 010) from the start date on. Deleted messages stay
+dates are merged first (migration 009). Then the channel's events are relinked and every status
+and current stop recomputed (migration 008) from the start date on. Deleted messages stay
 deleted: their rows are re-derived, marked deleted.
 
 A second run, or a run after a release that did not change the parser, changes nothing. With
@@ -31,7 +31,7 @@ WHERE ($1::bigint IS NULL OR channel_id = $1) AND ($2::timestamptz IS NULL OR or
 GROUP BY channel_id
 ORDER BY channel_id
 """
-# Messages stored under more than one date (before migration 011 made that impossible), with the
+# Messages stored under more than one date (before migration 009 made that impossible), with the
 # date to keep: the one on record, else the latest delivery's.
 _TWO_DATES = """
 SELECT f.message_id, COALESCE(d.original_timestamp, max(f.original_timestamp)) AS keep_date

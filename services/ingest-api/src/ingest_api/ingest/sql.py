@@ -8,7 +8,7 @@ row holds what the newest revision that derived it says (`revision_date` is that
 is live only while that revision is the message's current text. A write upserts the rows of the
 revisions it carries (an older revision never overwrites a newer one's row); RECONCILE marks
 deleted the rows whose revision is no longer current; RELINK attaches events to signals
-(db/sql/tp_capital/010).
+(db/sql/tp_capital/008).
 """
 
 # Shared by INSERT_NEW and INSERT_EDITS: the date already on record for each message id
@@ -392,5 +392,5 @@ GROUP BY channel_id
 RELINK = "SELECT relinked, refreshed FROM tp_capital.relink_events($1::bigint[], $2::timestamptz[], $3::bigint[])"
 
 # The same message sent again with another date: move what is stored to the new date
-# (db/sql/tp_capital/011). Answers the earliest date it had, or NULL if nothing moved.
+# (db/sql/tp_capital/009). Answers the earliest date it had, or NULL if nothing moved.
 REDATE = "SELECT tp_capital.redate_message($1::bigint, $2::bigint, $3::timestamptz)"

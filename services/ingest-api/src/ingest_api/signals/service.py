@@ -241,7 +241,7 @@ _RELINK = "SELECT tp_capital.relink_events(ARRAY[$1::bigint], ARRAY[$2::timestam
 # The old dashboard identifies a signal by its ingested_at, sent back at millisecond precision
 # (JavaScript's toISOString): a value to the millisecond matches that millisecond, one with
 # microseconds (what this API serves for older rows) matches exactly; $2 is the end of the range.
-# Since migration 015 no two signals share a millisecond. Locked, so that the count checked is
+# Since migration 010 no two signals share a millisecond. Locked, so that the count checked is
 # the count deleted.
 FIND_BY_INGESTED_AT = """
 SELECT id, message_date FROM tp_capital.tp_capital_signals
@@ -321,7 +321,7 @@ async def delete_signal(conn: Any, signal_id: int) -> DeleteResult:
 async def delete_by_ingested_at(conn: Any, ingested_at: datetime) -> OldDeleteResult:
     """The old form deleted one signal: when several live signals match, delete none (409).
 
-    Several can match only among signals stored by hand with equal values: migration 015 gives
+    Several can match only among signals stored by hand with equal values: migration 010 gives
     every signal its own millisecond, those stored before it included.
     """
     step = timedelta(milliseconds=1) if ingested_at.microsecond % 1000 == 0 else timedelta(microseconds=1)
