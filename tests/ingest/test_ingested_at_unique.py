@@ -90,6 +90,9 @@ async def test_an_open_transaction_holds_the_clock_back_but_never_repeats(databa
                                                                          conn: asyncpg.Connection) -> None:
     """While another transaction that took values is open, the sequence is not moved to the clock:
     values may lag it (documented), never repeat; once it ends, they rejoin the clock."""
+    # The rows' chunk exists before the two transactions overlap: on a TimescaleDB hypertable, an
+    # insert that needs a chunk another open transaction is creating waits for that one to end.
+    await insert(conn, -5, 1, 1)
     await conn.execute("SELECT setval('tp_capital.signal_ingested_at_ms', $1)",
                        int((datetime.now(timezone.utc) - timedelta(hours=1)).timestamp() * 1000))
     other = await asyncpg.connect(database_url)
@@ -115,8 +118,11 @@ async def test_a_burst_runs_ahead_one_millisecond_per_signal_then_rejoins_the_cl
     await insert(conn, -1, 1, 2000)  # one statement: far more than one signal per millisecond
     values = [r["ingested_at"] for r in await conn.fetch(
         "SELECT ingested_at FROM tp_capital.tp_capital_signals ORDER BY ingested_at")]
-    steps = {b - a for a, b in zip(values, values[1:])}
-    assert steps == {timedelta(milliseconds=1)}
+    steps = [b - a for a, b in zip(values, values[1:])]
+    # One millisecond apart, except where the clock caught up mid-statement (a pause longer than the
+    # lead built so far: a new TimescaleDB chunk, a busy machine): then the values jump to the clock.
+    assert min(steps) == timedelta(milliseconds=1)
+    assert sum(step == timedelta(milliseconds=1) for step in steps) >= 0.95 * len(steps)
     assert values[-1] > datetime.now(timezone.utc)  # ahead of the clock, by design (documented)
     # Once the clock has passed the last value handed out, new signals get the clock again.
     await asyncio.sleep((values[-1] - datetime.now(timezone.utc)).total_seconds() + 0.05)

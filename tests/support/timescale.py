@@ -24,12 +24,15 @@ from ts_common.embedded_pg import EmbeddedPostgres
 REPO = Path(__file__).resolve().parents[2]
 # What pg-timescale writes into postgresql.conf (its README): the extension preloaded, no
 # telemetry, room for the background workers of many test databases.
+# JIT off: the archive ships llvmjit.so without its bitcode files, so a query costly enough to be
+# JIT-compiled (a million-row generate_series) fails with "llvmjit_types.bc: No such file".
 PRELOADED = {
     "shared_preload_libraries": "timescaledb",
     "timescaledb.telemetry_level": "off",
     "max_worker_processes": "16",
+    "jit": "off",
 }
-NOT_PRELOADED = {"max_worker_processes": "16"}
+NOT_PRELOADED = {"max_worker_processes": "16", "jit": "off"}
 
 
 def script() -> Path | None:
