@@ -605,3 +605,25 @@ async def test_requeue_delivers_recovered_payloads_and_refuses_a_file_with_a_bad
     assert "requeue: 2 stored, 0 already stored (duplicates)" in stdout
     code, stdout, _ = await _gateway(tmp_path, "requeue", str(payloads), API_ENDPOINT=f"{api.url}/ingest")
     assert code == 0 and "requeue: 0 stored, 2 already stored (duplicates)" in stdout
+
+
+async def test_run_and_status_read_past_damaged_side_files(tmp_path: Path, api) -> None:
+    """The other files read at start: the status file, the dead-letter and quarantine files (only
+    counted, the newest dead letter shown), each damaged the worst ways; the queue itself is the
+    quarantine's business (above)."""
+    deep = b"[" * 100_000 + b"]" * 100_000
+    (tmp_path / "gateway-status.json").write_bytes(b'{"cursors": ' + deep + b"}")
+    (tmp_path / "failure-queue.dead-letter.jsonl").write_bytes(b'{"seq":1,"key":"k","payload":' + deep + b"}\n"
+                                                               + b"\xff\xfe not json\n")
+    (tmp_path / "failure-queue.quarantine.jsonl").write_bytes(deep + b"\n\x00\x01\n")
+    status = run_cli(tmp_path, "status")
+    assert status.returncode == 0 and "Traceback" not in status.stderr, status.stderr
+    assert "dead letters   2 in" in status.stdout and "quarantined    2 line(s)" in status.stdout
+
+    async def delivered(_port: int) -> bool:
+        return len(api.stored) == 1
+
+    code, output = await _run_until(tmp_path, api, delivered)
+    assert code == 0 and "Traceback" not in output, output
+    report = json.loads(run_cli(tmp_path, "status", "--json").stdout)
+    assert report["deadLetters"] == 2 and report["quarantinedLines"] == 2 and report["command"] == "run"
