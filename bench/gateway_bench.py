@@ -93,7 +93,10 @@ def main() -> None:
         events.touch()
         gateway = processes.ManagedProcess("gateway", [str(processes.script_path("gateway")), "run"],
                                            {**env, "GATEWAY_SOURCE": f"file:{events}"}, work / "gw.log",
-                                           ready=lambda: processes.http_ok(f"http://127.0.0.1:{gw_port}/health"))
+                                           # Readiness, not /health (the old shared format with its
+                                           # three checks): /ready is 200 once the source follows the
+                                           # file, so the first latency sample does not include the start.
+                                           ready=lambda: processes.http_ok(f"http://127.0.0.1:{gw_port}/ready"))
         gateway.start()
         idle_rss = rss_kb(gateway.proc.pid)
         latencies = asyncio.run(_latency(db.url, events, args.latency_samples))

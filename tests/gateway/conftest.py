@@ -76,6 +76,8 @@ class ScriptedAPI:
     answered: Counter = field(default_factory=Counter)  # key -> acknowledgements sent
     default: str = OK
     timeout_sleep: float = 1.0
+    # The `error` text of the 503 answers (an API may quote what it was sent there).
+    unavailable_error: str = "Database connection failed"
     # Called with each request as it arrives, before it is answered (e.g. to look at the gateway's
     # files at that moment). It should record problems, not raise: an exception here becomes a
     # 500 answer, which the gateway simply retries.
@@ -109,7 +111,7 @@ class ScriptedAPI:
             self.on_request(received)
         action = self.script.popleft() if self.script else self.default
         if action == UNAVAILABLE:
-            return web.json_response({"error": "Database connection failed"}, status=503)
+            return web.json_response({"error": self.unavailable_error}, status=503)
         if action == TOO_MANY:
             return web.json_response({"error": "Too many requests"}, status=429)
         if action == BAD_REQUEST:

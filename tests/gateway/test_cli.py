@@ -21,7 +21,7 @@ from gateway.queue import DurableQueue, record_crc
 from gateway.statusfile import status_path, write_status
 from ts_common.embedded_pg import free_port
 
-from .conftest import GATEWAY, UNAVAILABLE, gateway_env, new
+from .conftest import GATEWAY, UNAVAILABLE, edited, gateway_env, new
 from .test_queue import POISON, record_line
 
 REPO = Path(__file__).resolve().parents[2]
@@ -442,3 +442,188 @@ async def test_import_while_the_api_is_down_queues_the_whole_export_for_later(tm
     api.default = "ok"
     code, stdout, _ = await _gateway(tmp_path, "replay", API_ENDPOINT=f"{api.url}/ingest")
     assert code == 0 and len(api.stored) == 12_000
+
+
+# -- files read at start: a damaged one is reported, never a traceback ----------------------------
+
+async def _run_until(workdir: Path, api, condition, *, timeout: float = 30, **env: str) -> tuple[int, str]:
+    """`gateway run` on the file source until `condition()` holds, then SIGTERM; (exit status, output)."""
+    events = workdir / "events.jsonl"
+    if not events.exists():
+        events.write_bytes(encode_payload(new(20)) + b"\n")
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        GATEWAY, "run", env=gateway_env(workdir, GATEWAY_SOURCE=f"file:{events}", GATEWAY_PORT=str(port),
+                                        API_ENDPOINT=f"{api.url}/ingest", LOG_FORMAT="text", **env),
+        cwd=workdir, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + timeout
+        while not await condition(port):
+            assert time.monotonic() < deadline and process.returncode is None, "the gateway did not get there"
+            await asyncio.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        output, _ = await asyncio.wait_for(process.communicate(), 20)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    return process.returncode, output.decode()
+
+
+@pytest.mark.parametrize(("damage", "content"), [
+    ("cut off", b'{"-1001649127710": 58'),
+    ("not JSON", b"-1001649127710=5810"),
+    ("nested 5,000 levels", b"[" * 5000 + b"]" * 5000),
+    ("wrong types", b'{"-1001649127710": "5810", "x": true}'),
+])
+async def test_run_starts_despite_a_damaged_cursor_file_and_keeps_it_aside(tmp_path: Path, api, damage: str,
+                                                                           content: bytes) -> None:
+    (tmp_path / "cursors.json").write_bytes(content)
+    status = run_cli(tmp_path, "status")
+    assert status.returncode == 0 and "Traceback" not in status.stderr
+    assert "cursors        unreadable: " in status.stdout and "the next `gateway run` keeps it aside" in status.stdout
+
+    async def delivered(_port: int) -> bool:
+        return len(api.stored) == 1
+
+    code, output = await _run_until(tmp_path, api, delivered)
+    assert code == 0, output
+    assert "Traceback" not in output
+    [kept] = tmp_path.glob("cursors.json.damaged-*")
+    assert kept.read_bytes() == content
+    [error] = [line for line in output.splitlines() if " ERROR gateway.cursors: " in line]
+    assert "is damaged" in error and kept.name in error and "none is skipped" in error
+    assert "1000 message(s) deep" in error  # BACKFILL_RECOVERY_LIMIT's default
+    after = run_cli(tmp_path, "status")
+    assert "cursors        none yet" in after.stdout
+    assert f"damaged cursor file kept: {kept}" in after.stdout
+    assert json.loads(run_cli(tmp_path, "status", "--json").stdout)["damagedCursorFiles"] == [str(kept)]
+
+
+def test_a_recovery_depth_of_zero_is_refused(tmp_path: Path) -> None:
+    result = run_cli(tmp_path, "run", BACKFILL_RECOVERY_LIMIT="0")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert result.stderr.startswith("gateway: BACKFILL_RECOVERY_LIMIT must be at least 1, got 0")
+
+
+def test_an_env_file_that_is_not_utf8_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "gateway.env").write_bytes(b"API_SECRET_TOKEN=\xff\xfe\n")
+    result = run_cli(tmp_path, "status", GATEWAY_ENV_FILE=str(tmp_path / "gateway.env"))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "gateway.env is not UTF-8 text (byte ff at offset 17)" in result.stderr
+
+
+async def test_a_damaged_file_source_offset_reads_the_file_again(tmp_path: Path, api) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(encode_payload(new(21)) + b"\n" + encode_payload(new(22)) + b"\n")
+    (tmp_path / "file-source.offset").write_bytes(
+        json.dumps({"path": str(events.resolve()), "offset": -5}).encode())  # a negative offset crashed the source
+
+    async def delivered(_port: int) -> bool:
+        return len(api.stored) == 2
+
+    code, output = await _run_until(tmp_path, api, delivered)
+    assert code == 0, output
+    assert "unreadable" in output and "reading" in output and "from the start" in output
+
+
+# -- secrets in the log output and /logs (cut to 8 characters, as the APIs do) --------------------
+
+TOKEN = "tok3n-" + "a1b2c3d4" * 5
+API_HASH = "0123456789abcdef" * 2
+SESSION = "1BVtsOK8Bu" + "Zm9vYmFyYmF6cXV4" * 12
+
+
+def _windows(secret: str) -> list[str]:
+    """Every 9-character piece of a secret: none may appear (8 characters are shown at most)."""
+    return [secret[i:i + 9] for i in range(len(secret) - 8)]
+
+
+async def test_secrets_never_appear_beyond_8_characters_in_logs_or_logs_endpoint(tmp_path: Path, api) -> None:
+    # An API that quotes what it was sent in its error text: the gateway logs that text.
+    api.unavailable_error = f"bad token {TOKEN}, hash {API_HASH}, session {SESSION}"
+    api.default = UNAVAILABLE
+    seen: dict[str, object] = {}
+
+    async def quoted(port: int) -> bool:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            try:
+                logs = (await client.get("/logs")).json()
+                health = (await client.get("/health")).json()
+            except httpx.HTTPError:
+                return False
+        seen.update(logs=logs, health=health)
+        return any("bad token" in entry["message"] for entry in logs["data"])
+
+    code, output = await _run_until(tmp_path, api, quoted, API_SECRET_TOKEN=TOKEN, TELEGRAM_API_HASH=API_HASH,
+                                    TELEGRAM_SESSION=SESSION, RETRY_DELAY_MS="20", MAX_RETRY_ATTEMPTS="1",
+                                    LOG_LEVEL="DEBUG")
+    assert code == 0, output
+    logs, health = json.dumps(seen["logs"], ensure_ascii=False), json.dumps(seen["health"], ensure_ascii=False)
+    status = run_cli(tmp_path, "status", "--json", API_SECRET_TOKEN=TOKEN).stdout
+    assert f"bad token {TOKEN[:8]}…, hash {API_HASH[:8]}…, session {SESSION[:8]}…" in output
+    assert f"bad token {TOKEN[:8]}…" in logs and f"bad token {TOKEN[:8]}…" in health
+    for secret in (TOKEN, API_HASH, SESSION):
+        for where, text in (("log output", output), ("/logs", logs), ("/health", health), ("status", status)):
+            leaked = [piece for piece in _windows(secret) if piece in text]
+            assert not leaked, f"{where} shows {leaked[0]!r} of a secret"
+
+
+async def test_the_start_up_line_lists_the_endpoints_served(tmp_path: Path, api) -> None:
+    async def started(port: int) -> bool:
+        try:
+            async with httpx.AsyncClient() as client:
+                return (await client.get(f"http://127.0.0.1:{port}/ready")).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    code, output = await _run_until(tmp_path, api, started)
+    assert code == 0, output
+    [line] = [line for line in output.splitlines() if "gateway listening on" in line]
+    assert "(/healthz /health /ready /logs /metrics)" in line
+
+
+# -- requeue: reviewed payloads back on the normal path ---------------------------------------------
+
+async def test_requeue_delivers_recovered_payloads_and_refuses_a_file_with_a_bad_line(tmp_path: Path, api) -> None:
+    payloads = tmp_path / "recovered.jsonl"
+    payloads.write_bytes(encode_payload(new(31)) + b"\n\n" + encode_payload(edited(31, "fixed")) + b"\n"
+                         + b'{"kind": "new", "channelId": "x"}\n'
+                         + b'{"kind": "new", "text": ' + b"[" * 3000 + b"]" * 3000 + b"}\n")
+    code, stdout, stderr = await _gateway(tmp_path, "requeue", str(payloads), API_ENDPOINT=f"{api.url}/ingest")
+    assert code == 2 and "Traceback" not in stderr
+    assert "requeue:   line 4: not a payload" in stderr and "requeue:   line 5: not a payload (nested too deeply)" in stderr
+    assert stderr.endswith(f"gateway: {payloads}: 2 line(s) are not payloads (one contract payload a line); "
+                           "nothing was queued\n")
+    assert not api.requests and not (tmp_path / "failure-queue.jsonl").exists()
+
+    lines = payloads.read_bytes().splitlines(keepends=True)
+    payloads.write_bytes(b"".join(lines[:3]))
+    code, stdout, stderr = await _gateway(tmp_path, "requeue", str(payloads), API_ENDPOINT=f"{api.url}/ingest")
+    assert code == 0, stdout + stderr
+    assert f"requeue: 2 payload(s) from {payloads} queued; 2 message(s) to deliver" in stdout
+    assert "requeue: 2 stored, 0 already stored (duplicates)" in stdout
+    code, stdout, _ = await _gateway(tmp_path, "requeue", str(payloads), API_ENDPOINT=f"{api.url}/ingest")
+    assert code == 0 and "requeue: 0 stored, 2 already stored (duplicates)" in stdout
+
+
+async def test_run_and_status_read_past_damaged_side_files(tmp_path: Path, api) -> None:
+    """The other files read at start: the status file, the dead-letter and quarantine files (only
+    counted, the newest dead letter shown), each damaged the worst ways; the queue itself is the
+    quarantine's business (above)."""
+    deep = b"[" * 100_000 + b"]" * 100_000
+    (tmp_path / "gateway-status.json").write_bytes(b'{"cursors": ' + deep + b"}")
+    (tmp_path / "failure-queue.dead-letter.jsonl").write_bytes(b'{"seq":1,"key":"k","payload":' + deep + b"}\n"
+                                                               + b"\xff\xfe not json\n")
+    (tmp_path / "failure-queue.quarantine.jsonl").write_bytes(deep + b"\n\x00\x01\n")
+    status = run_cli(tmp_path, "status")
+    assert status.returncode == 0 and "Traceback" not in status.stderr, status.stderr
+    assert "dead letters   2 in" in status.stdout and "quarantined    2 line(s)" in status.stdout
+
+    async def delivered(_port: int) -> bool:
+        return len(api.stored) == 1
+
+    code, output = await _run_until(tmp_path, api, delivered)
+    assert code == 0 and "Traceback" not in output, output
+    report = json.loads(run_cli(tmp_path, "status", "--json").stdout)
+    assert report["deadLetters"] == 2 and report["quarantinedLines"] == 2 and report["command"] == "run"

@@ -28,11 +28,12 @@ from gateway.source.file_source import FileSource
 from ts_common.embedded_pg import free_port
 
 from .conftest import UNAUTHORIZED, UNAVAILABLE, new
+from .test_queue import POISON, record_line
 
 ISO_MS = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"
 OLD_FORMAT = {"status", "service", "version", "timestamp", "uptime", "checks", "responseTime"}
-OWN_FIELDS = {"uptimeSeconds", "source", "queueDepth", "deadLetters", "lastPublishAt", "lastError",
-              "retryBackoffSeconds", "cursors", "lastBackfillAt"}
+OWN_FIELDS = {"uptimeSeconds", "source", "queueDepth", "deadLetters", "quarantinedLines", "lastPublishAt",
+              "lastError", "retryBackoffSeconds", "cursors", "lastBackfillAt"}
 
 
 async def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -57,9 +58,11 @@ async def gateway_http(tmp_path: Path, api, make_publisher) -> AsyncIterator[Cal
     """Start a gateway and its HTTP server; `start(run=True, **publisher overrides)`."""
     stops: list[Callable] = []
 
-    async def start(run: bool = True, **overrides) -> Running:
+    async def start(run: bool = True, queue_lines: bytes = b"", **overrides) -> Running:
+        """`queue_lines`: what the queue file holds before the gateway opens it."""
         events = tmp_path / "events.jsonl"
         events.write_bytes(encode_payload(new(1)) + b"\n")
+        (tmp_path / "queue.jsonl").write_bytes(queue_lines)
         queue = DurableQueue(tmp_path / "queue.jsonl")
         queue.open()
         publisher: Publisher = await make_publisher(api.url, **overrides)
@@ -139,7 +142,8 @@ async def test_health_checks_follow_the_api(gateway_http, api, answer: str, chec
         # What the APIs now require of every write (415 otherwise).
         assert api.requests[0].headers["Content-Type"] == "application/json"
         assert re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", result["message"])
-        assert body["checks"]["queue"]["message"] == "0 queued, 0 dead letter(s)"
+        assert body["checks"]["queue"]["message"] == "0 queued, 0 dead letter(s), 0 quarantined line(s)"
+        assert body["quarantinedLines"] == 0
 
 
 async def test_dead_letters_make_the_queue_check_degraded(gateway_http, api) -> None:
@@ -150,6 +154,34 @@ async def test_dead_letters_make_the_queue_check_degraded(gateway_http, api) -> 
     assert code == 200 and body["status"] == "degraded"
     assert body["checks"]["queue"]["status"] == "degraded" and "1 dead letter" in body["checks"]["queue"]["message"]
     assert body["deadLetters"] == 1  # the gateway's own field says the same
+
+
+async def test_quarantined_lines_make_the_queue_check_degraded_until_the_file_is_moved_away(gateway_http, api) -> None:
+    kept = record_line(1, "k1", encode_payload(new(7)))
+    running = await gateway_http(queue_lines=kept + POISON["nested line"] + POISON["binary garbage"])
+    await wait_for(lambda: len(api.stored) == 2)  # the good record and the file source's event
+    code, body = await running.get("/health")
+    assert code == 200 and body["status"] == "degraded"
+    assert body["quarantinedLines"] == 2 and body["queueDepth"] == 0 and body["deadLetters"] == 0
+    queue_check = body["checks"]["queue"]
+    assert queue_check["status"] == "degraded"
+    assert queue_check["message"].startswith("0 queued, 0 dead letter(s), 2 quarantined line(s) (quarantined lines")
+    assert "queue.quarantine.jsonl" in queue_check["message"] and "drain-queue.md" in queue_check["message"]
+    async with aiohttp.ClientSession() as client:
+        async with client.get(running.url + "/metrics") as response:
+            assert "\ntelegram_queue_quarantined_lines 2.0\n" in await response.text()
+
+    # The operator looked at the lines (docs/runbooks/drain-queue.md) and moved the file away:
+    # /health and the gauge follow without a restart.
+    quarantine = running.gateway.queue.files.quarantine
+    quarantine.rename(quarantine.with_name(quarantine.name + ".reviewed"))
+    code, body = await running.get("/health")
+    assert (code, body["status"], body["quarantinedLines"]) == (200, "healthy", 0)
+    assert body["checks"]["queue"] == {**body["checks"]["queue"], "status": "healthy",
+                                       "message": "0 queued, 0 dead letter(s), 0 quarantined line(s)"}
+    async with aiohttp.ClientSession() as client:
+        async with client.get(running.url + "/metrics") as response:
+            assert "\ntelegram_queue_quarantined_lines 0.0\n" in await response.text()
 
 
 async def test_gateway_logs(gateway_http) -> None:

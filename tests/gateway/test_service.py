@@ -122,7 +122,8 @@ class HistorySource:
     def channels(self) -> list[int]:
         return list(self.history_by_channel)
 
-    async def history(self, channel_id: int, min_id: int | None) -> AsyncIterator[HistoryPage]:
+    async def history(self, channel_id: int, min_id: int | None, *,
+                      depth: int | None = None) -> AsyncIterator[HistoryPage]:
         self.requests.append((channel_id, min_id))
         messages = [p for p in self.history_by_channel[channel_id] if p.message_id > (min_id or 0)]
         for start in range(0, len(messages), 2):

@@ -534,3 +534,140 @@ def test_backfill_yields_every_message_above_the_cursor_once_in_order(ids: set[i
         assert sum(sleep.waits) == sum(s for _, s in floods[:len(sleep.waits)])
 
     asyncio.run(scenario())
+
+
+# -- a damaged cursors.json: backfill conservatively, never from "now" ---------------------------
+
+DAMAGED_CURSORS = {
+    "cut off": b'{"-1001649127710": 58',
+    "not JSON": b"cursors: -1001649127710=5810\n",
+    "nested 5,000 levels": b'{"-1001649127710":' + b"[" * 5000 + b"]" * 5000 + b"}",
+    "a string cursor": b'{"-1001649127710": "5810"}',
+    "a negative cursor": b'{"-1001649127710": -1}',
+    "a list, not an object": b"[5810]",
+    "a channel that is not a number": b'{"tp-capital": 5810}',
+    "invalid UTF-8": b'{"-100164912771\xff": 5810}',
+}
+
+
+def _recovering_gateway(tmp_path: Path, fake: FakeTelegramClient, *, initial: int = 5,
+                        recovery: int = 30) -> Gateway:
+    from gateway.statusfile import read_status, status_path
+
+    settings = TelegramSettings(api_id=1, api_hash="x", channels=(str(MARKED_ID), str(OTHER_MARKED)),
+                                backfill_initial_limit=initial)
+    source = TelethonSource(settings, client_factory=lambda s: fake, sleep=SleepRecorder())
+    cursors = CursorStore(tmp_path / "cursors.json", recovery_limit=recovery,
+                          last_known=lambda: read_status(status_path(tmp_path)))
+    queue = DurableQueue(tmp_path / "failure-queue.jsonl")
+    queue.open()
+    return Gateway(source, queue, publisher=None, drainer=_Wakeable(), cursors=cursors)  # type: ignore[arg-type]
+
+
+def _two_channels() -> FakeTelegramClient:
+    fake = FakeTelegramClient(channels=[channel(), channel(OTHER_ID, "Origem", "origem")])
+    fake.history[MARKED_ID] = [message(i, f"m{i}") for i in range(1, 61)]
+    fake.history[OTHER_MARKED] = [message(i, f"o{i}", channel_id=OTHER_ID) for i in range(1, 101)]
+    return fake
+
+
+def _queued(gateway: Gateway) -> dict[int, list[int]]:
+    by_channel: dict[int, list[int]] = {}
+    for record in gateway.queue.pending():
+        payload = decode_payload(record.payload)
+        by_channel.setdefault(int(payload.channel_id), []).append(payload.message_id)
+    return by_channel
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGED_CURSORS))
+async def test_a_damaged_cursor_file_backfills_from_the_last_known_positions(tmp_path: Path, damage: str,
+                                                                             caplog: pytest.LogCaptureFixture) -> None:
+    """Channel A's last known position is in gateway-status.json (cursor 40, written by the last run);
+    channel B has none: it is backfilled 30 messages deep (the recovery limit), not 5 (the first-start
+    limit), and nothing is taken from "now"."""
+    from gateway.statusfile import status_path, write_status
+
+    write_status(status_path(tmp_path), {"command": "run", "cursors": {str(MARKED_ID): 40}})
+    (tmp_path / "cursors.json").write_bytes(DAMAGED_CURSORS[damage])
+    fake = _two_channels()
+    gateway = _recovering_gateway(tmp_path, fake)
+    with caplog.at_level("ERROR", logger="gateway.cursors"):
+        assert gateway.cursors.load() == {MARKED_ID: 40}
+    [kept] = tmp_path.glob("cursors.json.damaged-*")
+    assert kept.read_bytes() == DAMAGED_CURSORS[damage]  # kept aside as it was, for a look
+    [error] = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert kept.name in error.getMessage() and f"{MARKED_ID} → 40" in error.getMessage()
+    assert "30 message(s) deep" in error.getMessage() and "none is skipped" in error.getMessage()
+    # The recovered positions are on disk at once: a crash now does not lose them.
+    assert CursorStore(tmp_path / "cursors.json").read() == {MARKED_ID: 40}
+    await gateway.source.connect()
+    try:
+        await gateway.backfill()
+    finally:
+        await gateway.source.close()
+    assert _queued(gateway) == {MARKED_ID: list(range(41, 61)), OTHER_MARKED: list(range(71, 101))}
+    assert CursorStore(tmp_path / "cursors.json").read() == {MARKED_ID: 60, OTHER_MARKED: 100}
+    gateway.queue.close()
+
+
+async def test_the_previous_cursor_file_is_a_last_known_position_too(tmp_path: Path) -> None:
+    store = CursorStore(tmp_path / "cursors.json")
+    store.advance(MARKED_ID, 20)
+    store.advance(MARKED_ID, 25)  # cursors.json says 25, cursors.json.previous 20
+    assert CursorStore(tmp_path / "cursors.json.previous").read() == {MARKED_ID: 20}
+    (tmp_path / "cursors.json").write_bytes(b'{"-1001649127710": 2')  # cut off in place
+    fake = _two_channels()
+    gateway = _recovering_gateway(tmp_path, fake)  # no status file: the previous version only
+    assert gateway.cursors.load() == {MARKED_ID: 20}
+    await gateway.source.connect()
+    try:
+        await gateway.backfill()
+    finally:
+        await gateway.source.close()
+    assert _queued(gateway)[MARKED_ID] == list(range(21, 61))  # 21..25 again: duplicates, not gaps
+    assert len(_queued(gateway)[OTHER_MARKED]) == 30
+    gateway.queue.close()
+
+
+async def test_a_crash_during_the_recovery_backfill_does_not_turn_it_into_a_first_start(tmp_path: Path) -> None:
+    (tmp_path / "cursors.json").write_bytes(b"\x00garbage")
+    fake = _two_channels()
+    first = _recovering_gateway(tmp_path, fake)
+    assert first.cursors.load() == {}
+    await first.source.connect()
+    # Killed after channel A's backfill, before channel B's: only A has a cursor on disk.
+    async for page in first.source.history(MARKED_ID, None, depth=first.cursors.depth_without_cursor()):
+        first.enqueue_payloads(page.payloads)
+        first.cursors.advance(MARKED_ID, page.last_id)
+    await first.source.close()
+    first.queue.close()
+
+    again = _recovering_gateway(tmp_path, fake)
+    assert again.cursors.load() == {MARKED_ID: 60}  # a valid file now
+    await again.source.connect()
+    try:
+        await again.backfill()
+    finally:
+        await again.source.close()
+    # B still gets the recovery depth (30) while the damaged file is kept, not the first-start 5.
+    assert _queued(again)[OTHER_MARKED] == list(range(71, 101))
+    again.queue.close()
+    # Once the operator removed the damaged copy, a channel without a cursor is a first start again.
+    for kept in tmp_path.glob("cursors.json.damaged-*"):
+        kept.unlink()
+    assert CursorStore(tmp_path / "cursors.json").depth_without_cursor() is None
+
+
+def test_a_cursor_file_that_cannot_be_read_stops_instead_of_guessing(tmp_path: Path) -> None:
+    import os
+
+    from gateway.cursors import CursorsUnreadable
+
+    if os.geteuid() == 0:
+        pytest.skip("root reads any file")
+    path = tmp_path / "cursors.json"
+    path.write_bytes(b'{"-1001649127710": 5810}')
+    path.chmod(0)
+    with pytest.raises(CursorsUnreadable, match="cannot read") as raised:
+        CursorStore(path).load()
+    assert raised.value.exit_code == 2 and path.exists()

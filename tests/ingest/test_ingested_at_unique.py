@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import subprocess
-import tempfile
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -18,11 +16,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.support import db
-from ts_common.embedded_pg import free_port
+from tests.support import db, timescale
 from ts_common.migrations import apply_migrations, default_migrations_dir
 
-PG_TIMESCALE = Path("/work/shared/timescaledb/pg-timescale")
 LOCK_KEY = 4005015  # the allocator's advisory lock (010)
 T0 = datetime(2025, 10, 7, 12, 0, tzinfo=timezone.utc)
 
@@ -196,22 +192,11 @@ async def test_signals_stored_before_010_move_to_free_milliseconds(empty_databas
 
 @pytest.fixture(scope="module")
 def timescale_url() -> Iterator[str]:
-    """A TimescaleDB server of this module's own (/work/shared/timescaledb)."""
-    if not PG_TIMESCALE.exists():
-        pytest.skip(f"{PG_TIMESCALE} is not on this machine")
-    root = Path(tempfile.mkdtemp(prefix="tspg-tsdb-"))
-    root.chmod(0o755)
-    port = free_port()
-    data = root / "data"
-    started = subprocess.run([str(PG_TIMESCALE), "start", "--port", str(port), "--data", str(data)],
-                             capture_output=True, text=True, timeout=180)
-    assert started.returncode == 0, started.stderr
-    try:
-        yield started.stdout.strip()
-    finally:
-        subprocess.run([str(PG_TIMESCALE), "stop", "--port", str(port), "--data", str(data)],
-                       capture_output=True, timeout=60)
-        shutil.rmtree(root, ignore_errors=True)
+    """A TimescaleDB server of this module's own (the shared build: tests/support/timescale.py)."""
+    if timescale.script() is None:
+        pytest.skip(timescale.missing_reason())
+    with timescale.running_server() as server:
+        yield server.url
 
 
 async def test_on_a_timescaledb_hypertable(timescale_url: str) -> None:

@@ -81,5 +81,6 @@ def test_promtool_accepts_the_rules_and_config() -> None:
 
 def test_every_alert_named_in_the_issue_exists() -> None:
     text = ALERTS.read_text()
-    for alert in ("GatewayDisconnected", "GatewayQueueNotDraining", "GatewayDeadLetters", "IngestErrors", "DatabaseDown"):
+    for alert in ("GatewayDisconnected", "GatewayQueueNotDraining", "GatewayDeadLetters", "IngestErrors", "DatabaseDown",
+                  "GatewayQueueLinesQuarantined"):
         assert f"alert: {alert}\n" in text

@@ -5,8 +5,10 @@ No package registry offers TimescaleDB, so it lives outside the repository (neve
 `../shared/timescaledb/pg-timescale` beside the checkout, else `/work/shared/timescaledb/`.
 
 `timescale_postgres()` is an `EmbeddedPostgres` running that build's binaries with the settings
-the script writes, so a test can stop, crash and restart it like the embedded one. (.ci/run
-starts the script itself for the suite's TEST_DATABASE_URL.)
+the script writes, so a test can stop, crash and restart it like the embedded one;
+`running_server()` starts one in a folder of its own and removes it afterwards (what a test that
+needs "a TimescaleDB server" uses, instead of starting the script by hand). (.ci/run starts the
+script itself for the suite's TEST_DATABASE_URL.)
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from ts_common.embedded_pg import EmbeddedPostgres
@@ -93,3 +97,20 @@ def timescale_postgres(data_dir: Path, *, preload: bool = True) -> EmbeddedPostg
         raise RuntimeError(missing_reason())
     return EmbeddedPostgres(data_dir, bin_dir=bin_dir(pg_timescale),
                             settings=PRELOADED if preload else NOT_PRELOADED)
+
+
+@contextmanager
+def running_server(*, preload: bool = True, prefix: str = "tspg-tsdb-") -> Iterator[EmbeddedPostgres]:
+    """A started server of the TimescaleDB build, removed (with its folder) on exit; raises if there
+    is none (check `script()` first, and skip with `missing_reason()`)."""
+    # A short folder the server's own account can enter (as root, it runs as `postgres`).
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    root.chmod(0o755)
+    try:
+        server = timescale_postgres(root / "data", preload=preload).start()
+        try:
+            yield server
+        finally:
+            server.destroy()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from litestar.testing import AsyncTestClient
 
-from tests.support import db
+from tests.support import db, timescale
 from tests.support.live import Server, start_service
 from ts_common.settings import DatabaseSettings
 from workspace_api.app import create_app
@@ -58,3 +58,25 @@ def live(live_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> It
     server = start_server(live_database_url, tmp_path_factory.mktemp("workspace-api") / "server.log")
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def timescaledb_server_url() -> Iterator[str]:
+    """A TimescaleDB server (the shared build, tests/support/timescale.py, preloaded) for the
+    workspace migration tests, started once; they are skipped, with the reason, where it is missing."""
+    if timescale.script() is None:
+        pytest.skip(timescale.missing_reason())
+    with timescale.running_server() as server:
+        yield server.url
+
+
+@pytest.fixture(params=["postgresql", "timescaledb"])
+def server_database_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh database with no migrations, on the session's server and on TimescaleDB (production's)."""
+    if request.param == "postgresql":
+        yield request.getfixturevalue("empty_database_url")
+        return
+    server_url = request.getfixturevalue("timescaledb_server_url")
+    name = db.create_empty_database(server_url)
+    yield db.with_database(server_url, name)
+    db.drop_database(server_url, name)

@@ -76,12 +76,14 @@ async def test_an_unknown_old_id_is_404_and_other_strings_still_400(client: Asyn
         assert response.json()["details"] == ["id must be a UUID"]
 
 
-async def test_metadata_in_a_body_is_ignored(imported: AsyncTestClient) -> None:
-    """The API does not change metadata (the old dashboard never sent it); a client re-sending a
-    whole item, metadata included, changes the other fields and leaves it alone."""
+async def test_an_imported_items_metadata_is_replaced_by_a_put_that_gives_it(imported: AsyncTestClient) -> None:
+    """As any item's (tests/workspace/test_item_metadata.py): a PUT without metadata keeps what the
+    file held, one with metadata replaces it whole."""
     uid = uuid.uuid5(NAMESPACE, WITH_METADATA["id"])
     item = (await imported.get(f"/api/items/{uid}")).json()["data"]
-    after = (await imported.put(f"/api/items/{uid}", json={**item, "title": "Novo", "metadata": {"x": 1}})).json()["data"]
-    assert after["title"] == "Novo" and after["metadata"] == WITH_METADATA["metadata"]
-    created = (await imported.post("/api/items", json={"title": "t", "category": "bug", "metadata": {"x": 1}})).json()
-    assert created["data"]["metadata"] == {}
+    kept = (await imported.put(f"/api/items/{uid}", json={"title": "Novo"})).json()["data"]
+    assert kept["title"] == "Novo" and kept["metadata"] == WITH_METADATA["metadata"]
+    replaced = (await imported.put(f"/api/items/{uid}", json={**item, "metadata": {"x": 1}})).json()["data"]
+    assert replaced["metadata"] == {"x": 1}
+    by_old_id = (await imported.put(f"/api/items/{WITH_METADATA['id']}", json={"metadata": {"y": 2}})).json()["data"]
+    assert by_old_id["id"] == str(uid) and by_old_id["metadata"] == {"y": 2}

@@ -1,4 +1,5 @@
-"""db/sql/workspace/002: a database that ran 001 (and holds data) moves to the old categories schema."""
+"""db/sql/workspace/002: a database that ran 001 (and holds data) moves to the old categories schema,
+on plain PostgreSQL and on TimescaleDB (`server_database_url` in conftest.py)."""
 
 from __future__ import annotations
 
@@ -25,9 +26,9 @@ def before_002(tmp_path: Path) -> Path:
     return folder
 
 
-async def test_002_keeps_the_data_and_repairs_colours(empty_database_url: str, before_002: Path) -> None:
-    await migrate_url(empty_database_url, before_002, report=lambda _: None)
-    conn = await asyncpg.connect(empty_database_url)
+async def test_002_keeps_the_data_and_repairs_colours(server_database_url: str, before_002: Path) -> None:
+    await migrate_url(server_database_url, before_002, report=lambda _: None)
+    conn = await asyncpg.connect(server_database_url)
     try:
         # What 001 and the old API's `$` allowed: colours with a final newline, or worse.
         await conn.execute("""
@@ -37,7 +38,7 @@ async def test_002_keeps_the_data_and_repairs_colours(empty_database_url: str, b
         item = uuid.uuid4()
         await conn.execute("INSERT INTO workspace.workspace_items (id, title, category) VALUES ($1, 'usa', 'nl-colour')",
                            item)
-        applied = await migrate_url(empty_database_url, default_migrations_dir(), report=lambda _: None)
+        applied = await migrate_url(server_database_url, default_migrations_dir(), report=lambda _: None)
         assert SECOND in applied
 
         colours = dict(await conn.fetch("SELECT name, color FROM workspace.workspace_categories "

@@ -1,16 +1,11 @@
 """db/sql/workspace/003: legacy_id and metadata on a database that holds items, on plain
-PostgreSQL and on TimescaleDB (production's server; /work/shared/timescaledb/pg-timescale, or
-PG_TIMESCALE, starts one; the TimescaleDB case is skipped where it is not installed)."""
+PostgreSQL and on TimescaleDB (production's server: `server_database_url` in conftest.py, from
+tests/support/timescale.py; the TimescaleDB case is skipped where it is not installed)."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
-import subprocess
-import tempfile
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -19,7 +14,6 @@ import pytest
 from ts_common.migrations import default_migrations_dir, migrate_url
 
 THIRD = "workspace/003_items_legacy_id_and_metadata.sql"
-PG_TIMESCALE = Path(os.environ.get("PG_TIMESCALE", "/work/shared/timescaledb/pg-timescale"))
 
 
 @pytest.fixture
@@ -31,39 +25,6 @@ def before_003(tmp_path: Path) -> Path:
         if later.name >= "003":
             later.unlink()
     return folder
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def timescaledb_url() -> Iterator[str]:
-    if not os.access(PG_TIMESCALE, os.X_OK):
-        pytest.skip(f"no TimescaleDB server script at {PG_TIMESCALE} (set PG_TIMESCALE)")
-    port = _free_port()
-    # A short folder the server's own account can enter (as root it runs as `postgres`).
-    root = Path(tempfile.mkdtemp(prefix="tstsdb-"))
-    root.chmod(0o755)
-    data = root / "data"
-    started = subprocess.run([str(PG_TIMESCALE), "start", "--port", str(port), "--data", str(data)],
-                             capture_output=True, text=True, timeout=300)
-    assert started.returncode == 0, started.stderr
-    try:
-        yield started.stdout.strip().splitlines()[-1]
-    finally:
-        subprocess.run([str(PG_TIMESCALE), "stop", "--port", str(port), "--data", str(data)],
-                       capture_output=True, timeout=120)
-        shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.fixture(params=["postgresql", "timescaledb"])
-def server_database_url(request: pytest.FixtureRequest) -> str:
-    if request.param == "postgresql":
-        return request.getfixturevalue("empty_database_url")
-    return request.getfixturevalue("timescaledb_url")
 
 
 async def test_003_keeps_the_items_and_adds_legacy_id_and_metadata(server_database_url: str, before_003: Path) -> None:

@@ -1,4 +1,5 @@
-"""Property: any valid item survives create → get → list → update → get with identical fields.
+"""Property: any valid item survives create → get → list → update → get with identical fields
+(metadata included: a PUT that gives it replaces it whole).
 
 Through real HTTP to `workspace-api` under granian, on a real PostgreSQL.
 """
@@ -19,7 +20,15 @@ _chars = st.characters(codec="utf-8", blacklist_characters="\x00")
 titles = st.text(_chars, min_size=1, max_size=200).filter(lambda t: t.strip())
 CATEGORIES = ["feature", "bug", "improvement", "documentation", "research", "other", "documentacao",
               "coleta-dados", "banco-dados", "analise-dados", "gestao-riscos", "dashboard"]
+# metadata: any JSON object jsonb holds. Floats stay where jsonb's exact decimals read back as the
+# same float (1e300 would come back written out in full, as an integer).
+_metadata_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**63, 2**63 - 1)
+    | st.floats(-1e15, 1e15, allow_nan=False, allow_infinity=False) | st.text(_chars, max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(_chars, max_size=10), inner, max_size=3),
+    max_leaves=10)
 fields = {
+    "metadata": st.dictionaries(st.text(_chars, max_size=10), _metadata_values, max_size=4),
     "title": titles,
     "description": st.text(_chars, max_size=2000),
     "category": st.sampled_from(CATEGORIES),
@@ -30,7 +39,7 @@ fields = {
 items = st.fixed_dictionaries({"title": fields["title"], "category": fields["category"]},
                               optional={k: v for k, v in fields.items() if k not in ("title", "category")})
 changes = st.fixed_dictionaries({}, optional=fields).filter(bool)
-DEFAULTS = {"description": "", "priority": "medium", "status": "new", "tags": []}
+DEFAULTS = {"description": "", "priority": "medium", "status": "new", "tags": [], "metadata": {}}
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

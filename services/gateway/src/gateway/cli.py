@@ -1,4 +1,4 @@
-"""`gateway` command line: run (default), login, backup-session, import, replay, status.
+"""`gateway` command line: run (default), login, backup-session, import, replay, requeue, status.
 
 Exit status: 0 done; 1 runtime failure (API unavailable, messages refused, queue owned by another
 process, port in use, a source failure: systemd restarts the unit); 2 configuration or input problem
@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ts_common.settings import ConfigError, env_str
 
+from .cursors import CursorsUnreadable
 from .settings import GatewaySettings, load_dotenv_file
 
 PROG = "gateway"
@@ -31,7 +32,10 @@ _SHOWN_PROBLEMS = 10
 
 
 def _fail(message: str, status: int) -> int:
-    print(f"{PROG}: {message}", file=sys.stderr, flush=True)
+    from ts_common.logs import mask
+
+    # Not a log record, but read like one (journald keeps it): secrets cut as in the logs.
+    print(f"{PROG}: {mask(message)}", file=sys.stderr, flush=True)
     return status
 
 
@@ -77,6 +81,15 @@ def _ago(seconds: float) -> str:
         if seconds >= size:
             return f"{seconds / size:.1f}{unit}"
     return f"{seconds:.0f}s"
+
+
+def register_secrets(settings: GatewaySettings) -> None:
+    """Mask the gateway's secrets (beyond their first 8 characters) in its log lines and /logs,
+    as the APIs do with theirs: the API token, the Telegram API hash, a string session."""
+    from ts_common.logs import register_secret
+
+    for secret in (settings.publish.token, settings.telegram.api_hash, settings.telegram.string_session):
+        register_secret(secret)
 
 
 # -- run ------------------------------------------------------------------------------------
@@ -138,22 +151,42 @@ def cmd_run(settings: GatewaySettings) -> int:
                   "with status %d when stopped", recovery.quarantined, queue.files.quarantine, EXIT_SET_ASIDE)
     log.info("queue %s: %d pending record(s) recovered, %d quarantined, %d renumbered", settings.queue.path,
              recovery.pending, recovery.quarantined, recovery.renumbered)
+    cursors = open_cursors(settings)
+    try:
+        # Before the status file is rewritten: its cursors are a last known position.
+        cursors.load()
+    except CursorsUnreadable as exc:
+        queue.close()
+        return _fail(str(exc), exc.exit_code)
+    except OSError as exc:  # keeping a damaged file aside, or writing the recovered one, failed
+        queue.close()
+        return _fail(f"cannot recover the damaged {cursors.path}: {exc.strerror or exc}", 1)
     from ts_common.telemetry import setup_tracing
 
     setup_tracing(SERVICE_NAME)
     try:
-        return asyncio.run(_serve(settings, make_source, queue, set_aside=recovery.quarantined))
+        return asyncio.run(_serve(settings, make_source, queue, cursors, set_aside=recovery.quarantined))
     finally:
         queue.close()  # no-op when the gateway already flushed and closed it
 
 
-async def _serve(settings: GatewaySettings, make_source: Callable[[], object], queue, *, set_aside: int = 0) -> int:
+def open_cursors(settings: GatewaySettings):
+    """The backfill cursors of `run`; the status file's copy is their last known position."""
+    from .cursors import FILE_NAME, CursorStore
+    from .statusfile import read_status, status_path
+
+    data_dir = settings.queue.data_dir
+    return CursorStore(data_dir / FILE_NAME, recovery_limit=settings.telegram.backfill_recovery_limit,
+                       last_known=lambda: read_status(status_path(data_dir)))
+
+
+async def _serve(settings: GatewaySettings, make_source: Callable[[], object], queue, cursors, *,
+                 set_aside: int = 0) -> int:
     import logging
 
     from . import systemd
-    from .cursors import CursorStore
     from .drainer import Drainer
-    from .http import health_body, start_server
+    from .http import health_body, served_paths, start_server
     from .publisher import Publisher, create_session
     from .service import Gateway
     from .statusfile import status_path, write_status
@@ -166,7 +199,6 @@ async def _serve(settings: GatewaySettings, make_source: Callable[[], object], q
         drainer = Drainer(queue, publisher, batch_size=publish.batch_size,
                           backoff_initial=max(publish.retry_delay_ms / 1000, 0.05),
                           backoff_max=publish.drain_backoff_max_seconds)
-        cursors = CursorStore(settings.queue.data_dir / "cursors.json")
         gateway = Gateway(make_source(), queue, publisher, drainer, cursors,
                           backfill_interval=settings.telegram.backfill_interval_seconds)
 
@@ -183,8 +215,8 @@ async def _serve(settings: GatewaySettings, make_source: Callable[[], object], q
             queue.close()
             return _fail(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc} "
                          "(GATEWAY_PORT)", 1)
-        log.info("gateway listening on http://%s:%d (/health /ready /metrics), source %s",
-                 settings.host, settings.port, settings.source)
+        log.info("gateway listening on http://%s:%d (%s), source %s", settings.host, settings.port,
+                 " ".join(served_paths(runner)), settings.source)
         status_file = status_path(settings.queue.data_dir)
 
         def snapshot() -> dict:
@@ -294,8 +326,12 @@ def _open_for_command(settings: GatewaySettings, command: str):
 
 
 def _finish(settings: GatewaySettings, queue, command: str, emptied: bool, counts: dict, dead_before: int) -> int:
+    from ts_common.logs import mask
+
     from .statusfile import status_path, write_status
 
+    if counts.get("lastError"):
+        counts = {**counts, "lastError": mask(counts["lastError"])}  # printed and kept: cut as in the logs
     dead = queue.dead_letters - dead_before
     set_aside = queue.recovery.quarantined
     stored, duplicate = counts.get("stored", 0), counts.get("duplicate", 0)
@@ -368,19 +404,51 @@ def cmd_replay(settings: GatewaySettings, progress: bool | None) -> int:
         queue.close()
 
 
+def cmd_requeue(settings: GatewaySettings, path: Path, progress: bool | None) -> int:
+    from .requeue import read_payloads
+
+    try:
+        found = read_payloads(path)
+    except OSError as exc:
+        return _fail(f"cannot read {path}: {exc.strerror or exc}", 2)
+    if found.problems:
+        for problem in found.problems[:_SHOWN_PROBLEMS]:
+            print(f"requeue:   {problem}", file=sys.stderr, flush=True)
+        if len(found.problems) > _SHOWN_PROBLEMS:
+            print(f"requeue:   … and {len(found.problems) - _SHOWN_PROBLEMS} more", file=sys.stderr, flush=True)
+        return _fail(f"{path}: {len(found.problems)} line(s) are not payloads (one contract payload a line); "
+                     "nothing was queued", 2)
+    queue, status = _open_for_command(settings, "requeue")
+    if queue is None:
+        return status
+    try:
+        waiting = queue.pending_keys()
+        fresh = [(key, payload) for key, payload in found.items if key not in waiting]
+        queue.append_encoded(fresh)  # on disk (fsync'd) before anything is published
+        already = len(found.items) - len(fresh)
+        print(f"requeue: {len(fresh)} payload(s) from {path} queued"
+              + (f", {already} already waiting in the queue" if already else "")
+              + f"; {queue.depth} message(s) to deliver", flush=True)
+        dead_before = queue.dead_letters
+        emptied, counts = asyncio.run(drain_now(settings, queue, "requeue", progress=progress))
+        return _finish(settings, queue, "requeue", emptied, counts, dead_before)
+    finally:
+        queue.close()
+
+
 # -- status --------------------------------------------------------------------------------------
 
 
 def status_report(settings: GatewaySettings) -> dict:
     """Everything `gateway status` shows, read without the queue lock (safe while a gateway runs)."""
-    from .cursors import CursorStore
     from .queue import QueueFiles, inspect_queue
     from .statusfile import read_status, status_path
 
     snapshot = inspect_queue(settings.queue.path)
+    store = open_cursors(settings)
     try:
-        cursors = {str(k): v for k, v in CursorStore(settings.queue.data_dir / "cursors.json").load().items()}
-    except Exception as exc:  # noqa: BLE001 - status must show the rest even if this file is damaged
+        cursors = {str(k): v for k, v in store.read().items()}
+    except (ValueError, CursorsUnreadable) as exc:  # status shows the rest even if this file is damaged
         cursors = {"error": f"unreadable: {exc}"}
     state = read_status(status_path(settings.queue.data_dir)) or {}
     files = QueueFiles(settings.queue.path)
@@ -401,6 +469,10 @@ def status_report(settings: GatewaySettings) -> dict:
         # What the last command (run, import, replay) set aside when it opened the queue.
         "lastSetAside": state.get("setAside"),
         "cursors": cursors,
+        "cursorFile": str(store.path),
+        # Damaged cursor files kept aside by `run` (while any is kept, a channel without a cursor is
+        # backfilled BACKFILL_RECOVERY_LIMIT deep).
+        "damagedCursorFiles": [str(path) for path in store.damaged_copies()],
         "lastPublishAt": state.get("lastPublishAt"),
         "lastError": state.get("lastError"),
         "statusUpdatedAt": state.get("updatedAt"),
@@ -426,7 +498,11 @@ def render_status(report: dict) -> str:
         quarantined += f" in {report['quarantineFile']}"
         if report["lastSetAside"]:
             quarantined += f" ({report['lastSetAside']} set aside by the last `{report['command'] or 'gateway'}`)"
-    cursors = ", ".join(f"{k} → {v}" for k, v in sorted(report["cursors"].items())) or "none yet"
+    if "error" in report["cursors"]:
+        cursors = (f"{report['cursors']['error']} ({report['cursorFile']}; the next `gateway run` keeps it aside "
+                   "and backfills from the last known positions)")
+    else:
+        cursors = ", ".join(f"{k} → {v}" for k, v in sorted(report["cursors"].items())) or "none yet"
     lines = [
         f"queue          {report['queuePath']}",
         f"running        {running}",
@@ -440,6 +516,9 @@ def render_status(report: dict) -> str:
     if report["unreadableLines"]:
         lines.append(f"unreadable     {report['unreadableLines']} line(s) in the queue file "
                      "(quarantined at the next start)")
+    for damaged in report["damagedCursorFiles"]:
+        lines.append(f"damaged cursor file kept: {damaged} (channels without a cursor are backfilled "
+                     "BACKFILL_RECOVERY_LIMIT deep while it is kept; delete it once looked at)")
     if report["sharedSeqLines"]:
         lines.append(f"shared seq     {report['sharedSeqLines']} line(s) reuse another line's seq "
                      "(renumbered at the next start; all delivered)")
@@ -486,9 +565,13 @@ def build_parser() -> argparse.ArgumentParser:
     importer = commands.add_parser("import", help="backfill from a Telegram Desktop export (result.json)")
     importer.add_argument("export", type=Path, help="path to the export's result.json")
     replay = commands.add_parser("replay", help="deliver the queue now through /ingest/batch")
+    requeue = commands.add_parser(
+        "requeue", help="queue and deliver reviewed payloads (JSONL, one payload a line): recovered quarantined "
+                        "lines, dead letters after a fix")
+    requeue.add_argument("payloads", type=Path, help="JSONL file of contract payloads")
     status = commands.add_parser("status", help="queue depth, dead letters, cursors, last error (read-only)")
     status.add_argument("--json", action="store_true", help="print one JSON object")
-    for sub in (importer, replay):
+    for sub in (importer, replay, requeue):
         sub.add_argument("--progress", dest="progress", action="store_true", default=None,
                          help="always show the progress bar (default: only on a terminal)")
         sub.add_argument("--no-progress", dest="progress", action="store_false")
@@ -504,6 +587,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         return _fail(str(exc), 2)
     _setup_logging(settings, interactive=command != "run")
+    register_secrets(settings)
     if command == "run":
         return cmd_run(settings)
     if command == "login":
@@ -514,6 +598,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_import(settings, args.export, args.progress)
     if command == "replay":
         return cmd_replay(settings, args.progress)
+    if command == "requeue":
+        return cmd_requeue(settings, args.payloads, args.progress)
     return cmd_status(settings, args.json)
 
 

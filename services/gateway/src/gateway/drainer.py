@@ -23,7 +23,7 @@ def publish_queue_gauges(queue: DurableQueue) -> None:
     """Set the queue-size, dead-letter and quarantine gauges from the queue (what /health reports too)."""
     metrics.QUEUE_SIZE.set(queue.depth)
     metrics.DEAD_LETTERS.set(queue.dead_letters)
-    metrics.QUARANTINED_LINES.set(queue.quarantined)
+    metrics.QUARANTINED_LINES.set(queue.recount_quarantine())
 
 
 def settle(queue: DurableQueue, records: list[QueueRecord], results: list[PublishResult]) -> tuple[int, int, int]:

@@ -4,7 +4,8 @@
 /health has the old shared format with three checks, beside the gateway's own fields:
 - `telegram`: the source is connected (unhealthy while it is not: nothing new is captured);
 - `queue`: what waits in the write-ahead queue; degraded while dead letters are kept (the API
-  refused them, an operator should look), else healthy;
+  refused them) or quarantined lines are (damaged queue lines set aside at start: not delivered
+  until an operator re-feeds them, docs/runbooks/drain-queue.md), else healthy;
 - `api`: delivery to the ingest API; degraded while it answers 401 (the tokens differ: nothing is
   delivered until an operator fixes them, the alert fires) or is unreachable and the drainer backs
   off; messages wait safely in the queue either way, so capture goes on: not unhealthy.
@@ -19,15 +20,20 @@ from aiohttp import web
 from prometheus_client import REGISTRY
 
 from ts_common import health
-from ts_common.logs import LogQueryError, logs_body, parse_logs_query
+from ts_common.logs import LogQueryError, logs_body, mask, parse_logs_query
 from ts_common.metrics import render_metrics
 
+from .drainer import publish_queue_gauges
 from .service import Gateway
 
 SERVICE = "telegram-gateway"
 VERSION = "0.1.0"
 GATEWAY_KEY = web.AppKey("gateway", Gateway)
 STARTED_KEY = web.AppKey("started", float)
+
+
+def mask_secrets(text: str | None) -> str | None:
+    return None if text is None else mask(text)
 
 
 def health_body(gateway: Gateway) -> dict:
@@ -41,8 +47,12 @@ def health_body(gateway: Gateway) -> dict:
         "telegram": {"connected": gateway.source.connected} if gateway.source.kind == "telegram" else None,
         "queueDepth": gateway.queue.depth,
         "deadLetters": gateway.queue.dead_letters,
+        # Lines of the quarantine file (this start's and earlier ones), kept until an operator
+        # moves the file away.
+        "quarantinedLines": gateway.queue.quarantined,
         "lastPublishAt": publisher.last_publish_at,
-        "lastError": publisher.last_error or gateway.state.last_error,
+        # An error text may quote what the API answered: secrets are cut as in the log lines.
+        "lastError": mask_secrets(publisher.last_error or gateway.state.last_error),
         "retryBackoffSeconds": gateway.drainer.backoff,
         "cursors": {str(k): v for k, v in gateway.cursors.cursors.items()},
         "lastBackfillAt": gateway.state.last_backfill_at,
@@ -61,15 +71,20 @@ def checks(gateway: Gateway) -> dict[str, health.Probe]:
         what = "Telegram" if source.kind == "telegram" else f"{source.kind} source (not Telegram)"
         if source.connected:
             return f"{what} connected"
-        reason = gateway.state.last_error
+        reason = mask_secrets(gateway.state.last_error)
         return health.UNHEALTHY, f"{what} {'not connected yet' if not gateway.state.ready else 'disconnected'}" + (
             f": {reason}" if reason else "")
 
     async def queue() -> health.ProbeResult:
-        depth, dead = gateway.queue.depth, gateway.queue.dead_letters
-        text = f"{depth} queued, {dead} dead letter(s)"
+        depth, dead, quarantined = gateway.queue.depth, gateway.queue.dead_letters, gateway.queue.quarantined
+        text = f"{depth} queued, {dead} dead letter(s), {quarantined} quarantined line(s)"
+        reasons = []
         if dead:
-            return health.DEGRADED, text + " (refused by the API: see `gateway status`)"
+            reasons.append("dead letters: refused by the API")
+        if quarantined:
+            reasons.append(f"quarantined lines: damaged, not delivered, in {gateway.queue.files.quarantine.name}")
+        if reasons:
+            return health.DEGRADED, f"{text} ({'; '.join(reasons)}: see `gateway status` and docs/runbooks/drain-queue.md)"
         return text
 
     async def api() -> health.ProbeResult:
@@ -78,7 +93,8 @@ def checks(gateway: Gateway) -> dict[str, health.Probe]:
                                      f"({gateway.queue.depth} queued)")
         if gateway.drainer.backoff:
             return health.DEGRADED, (f"unreachable, next try in {gateway.drainer.backoff:.1f} s "
-                                     f"({gateway.queue.depth} queued): {gateway.publisher.last_error or 'no answer'}")
+                                     f"({gateway.queue.depth} queued): "
+                                     f"{mask_secrets(gateway.publisher.last_error) or 'no answer'}")
         last = gateway.publisher.last_publish_at
         return f"last delivery {_iso(last)}" if last else "nothing delivered yet"
 
@@ -92,6 +108,7 @@ async def healthz(request: web.Request) -> web.Response:
 async def health_endpoint(request: web.Request) -> web.Response:
     began = time.perf_counter()
     gateway = request.app[GATEWAY_KEY]
+    publish_queue_gauges(gateway.queue)  # the quarantine file may have been moved away since
     results = await health.run_checks(checks(gateway))
     body = health.health_body(SERVICE, VERSION, request.app[STARTED_KEY], results, began, health_body(gateway))
     return web.json_response(body, status=health.http_status(body["status"]))
@@ -112,6 +129,7 @@ async def recent_logs(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    publish_queue_gauges(request.app[GATEWAY_KEY].queue)
     body, content_type = render_metrics()
     return web.Response(body=body, headers={"Content-Type": content_type})
 
@@ -127,6 +145,16 @@ def create_app(gateway: Gateway) -> web.Application:
     app.router.add_get("/logs", recent_logs)
     app.router.add_get("/metrics", metrics)
     return app
+
+
+def served_paths(runner: web.AppRunner) -> list[str]:
+    """The paths the server answers (for the start-up log line), in the order they were added."""
+    paths: list[str] = []
+    for route in runner.app.router.routes():
+        path = route.resource.canonical if route.resource is not None else None
+        if path and path not in paths:
+            paths.append(path)
+    return paths
 
 
 async def start_server(gateway: Gateway, host: str, port: int) -> web.AppRunner:

@@ -339,6 +339,7 @@ class DurableQueue:
         self._lock_fh = None
         self.dead_letters = 0
         self.quarantined = 0  # lines in the quarantine file (this run's and earlier ones)
+        self._quarantine_seen: tuple[int, int, int] | None = None
         self.recovery = Recovery()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -365,7 +366,7 @@ class DurableQueue:
         self.files.tmp.unlink(missing_ok=True)  # a compaction that never reached its rename
         self.recovery = self._recover()
         self.dead_letters = count_lines(self.files.dead_letter)
-        self.quarantined = count_lines(self.files.quarantine)
+        self.recount_quarantine()
         # Start from a clean file: acknowledged and quarantined lines go, a torn tail is cut off.
         self._compact(force=True)
         return self.recovery
@@ -430,6 +431,25 @@ class DurableQueue:
         report.acknowledged = scan.acknowledged
         report.pending = len(self._pending)
         return report
+
+    def recount_quarantine(self) -> int:
+        """Lines in the quarantine file now. Only this process's start-up writes to it, but an
+        operator who looked at the lines (and re-fed the recoverable ones) moves it away: /health
+        and the gauge then follow without a restart. Recounted only when the file changed."""
+        try:
+            stat = os.stat(self.files.quarantine)
+            seen: tuple[int, int, int] | None = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        except FileNotFoundError:
+            seen = None
+        except OSError:
+            return self.quarantined
+        if seen != self._quarantine_seen:
+            try:
+                self.quarantined = count_lines(self.files.quarantine) if seen else 0
+            except OSError:
+                return self.quarantined
+            self._quarantine_seen = seen
+        return self.quarantined
 
     # -- writing -----------------------------------------------------------------------------
 

@@ -85,7 +85,9 @@ class Gateway:
         """Queue every message newer than each channel's cursor; returns how many were queued."""
         queued = 0
         for channel_id in self.source.channels():
-            async for page in self.source.history(channel_id, self.cursors.get(channel_id)):
+            cursor = self.cursors.get(channel_id)
+            depth = self.cursors.depth_without_cursor() if cursor is None else None
+            async for page in self.source.history(channel_id, cursor, depth=depth):
                 fresh = [p for p in page.payloads if str(idempotency_key(p)) not in self._recent]
                 self.enqueue_payloads(fresh)
                 metrics.BACKFILLED.labels(channel_id=str(channel_id)).inc(len(fresh))
@@ -130,7 +132,8 @@ class Gateway:
         ack or not), retry sleeps are cut short, the queue files are flushed and the lock released.
         """
         self.source.on_reconnect(self.request_backfill)
-        self.cursors.load()
+        if not self.cursors.loaded:  # `gateway run` loads them before, to report a problem in one line
+            self.cursors.load()
         drainer = asyncio.create_task(self.drainer.run(), name="drainer")
         stop_wait = asyncio.create_task(self._stop.wait(), name="stop")
         tasks: list[asyncio.Task] = []

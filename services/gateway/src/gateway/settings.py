@@ -23,7 +23,13 @@ def load_dotenv_file() -> Path | None:
     # (`uv run stack` runs the gateway from the repository root).
     explicit = env_str("GATEWAY_ENV_FILE")
     candidate = Path(explicit) if explicit else Path(__file__).resolve().parents[2] / ".env"
-    return candidate if apply_env_file(candidate) else None
+    try:
+        return candidate if apply_env_file(candidate) else None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{candidate} is not UTF-8 text (byte {exc.object[exc.start:exc.end].hex()} at offset "
+                          f"{exc.start}); fix or remove it") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {candidate}: {exc.strerror or exc}") from None
 
 
 def _base_url(endpoint: str) -> str:
@@ -117,9 +123,11 @@ class TelegramSettings:
     session_path: Path = Path("./data/session/gateway.session")
     channels: tuple[str, ...] = ()
     # How often the backfill runs besides start and reconnects; how many messages a channel with
-    # no cursor yet gets on its first backfill.
+    # no cursor yet gets on its first backfill, and after its cursor was lost in a damaged
+    # cursors.json (more: the gap since the last known position is unknown; see cursors.py).
     backfill_interval_seconds: float = 300.0
     backfill_initial_limit: int = 100
+    backfill_recovery_limit: int = 1000
     session_backups_kept: int = 7
 
     def missing(self) -> list[str]:
@@ -148,6 +156,10 @@ class TelegramSettings:
         api_id = env_str("TELEGRAM_API_ID")
         if api_id is not None and not api_id.isdigit():
             raise ConfigError(f"TELEGRAM_API_ID must be a number (from my.telegram.org), got {api_id!r}")
+        recovery_limit = env_int("BACKFILL_RECOVERY_LIMIT", 1000)
+        if recovery_limit < 1:
+            # 0 would mean "from now": the messages since the last known position would be skipped.
+            raise ConfigError(f"BACKFILL_RECOVERY_LIMIT must be at least 1, got {recovery_limit}")
         return cls(
             api_id=int(api_id) if api_id else None,
             api_hash=env_str("TELEGRAM_API_HASH"),
@@ -157,6 +169,7 @@ class TelegramSettings:
             channels=env_list("TELEGRAM_CHANNELS"),
             backfill_interval_seconds=float(env_int("BACKFILL_INTERVAL_SECONDS", 300)),
             backfill_initial_limit=env_int("BACKFILL_INITIAL_LIMIT", 100),
+            backfill_recovery_limit=recovery_limit,
             session_backups_kept=env_int("SESSION_BACKUPS_KEPT", 7),
         )
 

@@ -20,15 +20,12 @@ kept, so one bad item never stops the others.
 from __future__ import annotations
 
 import json
-import math
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid5
-
-import msgspec
 
 from .errors import FieldProblem
 from .validation import SLUG, display_name_for, validate_category, validate_item
@@ -38,14 +35,11 @@ from .validation import SLUG, display_name_for, validate_category, validate_item
 # uuid5(NAMESPACE_URL, "urn:tradingsystem:workspace:lowdb-item-id"):
 LEGACY_NAMESPACE = UUID("ebaf62e3-4f85-54cc-89f1-9bb2ec205191")
 LEGACY_ID_MAX = 255  # the legacy_id column's limit
-METADATA_MAX_BYTES = 256 * 1024  # as much as the API accepts in one request body
 # The item fields that are stored. Any other field holding a value is reported as not stored
 # (the old service wrote `createdBy`/`updatedBy` from a user it never had: always null, so
 # those are quiet in a real file).
 KNOWN_ITEM_FIELDS = {"id", "title", "description", "category", "priority", "status", "tags", "createdAt",
                      "updatedAt", "metadata"}
-
-_json = msgspec.json.Encoder()
 
 # The old files were written by hand and by several versions of the Node service; these are
 # the spellings the API itself does not accept (it takes snake_case and camelCase).
@@ -197,43 +191,6 @@ def _encodable(text: str) -> bool:
     return True
 
 
-def _metadata(raw: dict[str, Any], problems: list[FieldProblem]) -> dict[str, Any]:
-    """The item's metadata object ({} when absent or null), if PostgreSQL's jsonb can hold it."""
-    value = raw.get("metadata")
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        problems.append(FieldProblem("metadata", f"must be an object, got {type(value).__name__}"))
-        return {}
-    if not value:  # what nearly every old item holds
-        return value
-    # Walked without recursion: the file's nesting is bounded only by the JSON reader.
-    pending: list[Any] = [value]
-    while pending:
-        node = pending.pop()
-        if isinstance(node, dict):
-            pending.extend(node.keys())
-            pending.extend(node.values())
-        elif isinstance(node, list):
-            pending.extend(node)
-        elif isinstance(node, str):
-            if "\x00" in node:
-                problems.append(FieldProblem("metadata", "must not contain NUL characters (\\u0000)"))
-                return {}
-            if not _encodable(node):
-                problems.append(FieldProblem("metadata", "must be valid Unicode (no lone surrogates)"))
-                return {}
-        elif isinstance(node, float) and not math.isfinite(node):
-            problems.append(FieldProblem("metadata", "must not contain NaN or Infinity"))
-            return {}
-    size = len(_json.encode(value))
-    if size > METADATA_MAX_BYTES:
-        problems.append(FieldProblem(
-            "metadata", f"must be at most {METADATA_MAX_BYTES // 1024} KiB of JSON, got {size:,} bytes"))
-        return {}
-    return value
-
-
 def _not_stored(raw: dict[str, Any]) -> list[str]:
     """The item's fields that hold a value and are not kept."""
     return [name for name, value in raw.items()
@@ -296,9 +253,9 @@ def check_library(raw_items: list[Any], raw_categories: list[Any], known_categor
             continue
         problems = []
         item_id, legacy_id, origin = _item_id(raw, problems, no_id_seen)
+        # metadata too: the API's own rule (an object jsonb can hold), {} when absent or null.
         values, more = validate_item(raw, partial=False)
         problems += more
-        metadata = _metadata(raw, problems)
         created, updated = _moment(raw, "createdAt", problems), _moment(raw, "updatedAt", problems)
         category = values.get("category")
         if isinstance(category, str) and not any(p.field == "category" for p in problems) and category not in usable:
@@ -311,7 +268,6 @@ def check_library(raw_items: list[Any], raw_categories: list[Any], known_categor
         seen[item_id] = index  # type: ignore[index]
         values["id"] = item_id
         values["legacy_id"] = legacy_id
-        values["metadata"] = metadata
         values["created_at"] = created or now
         values["updated_at"] = updated or values["created_at"]
         checked.items.append(values)

@@ -48,11 +48,15 @@ ITEM_PROPERTIES = {
     "status": Schema(type=OpenAPIType.STRING, enum=list(v.STATUSES), default="new"),
     "tags": Schema(one_of=[Schema(type=OpenAPIType.ARRAY, items=_string(1, v.TAG_MAX, pattern=_NO_NUL),
                                   max_items=v.TAGS_MAX), Schema(type=OpenAPIType.NULL)]),
+    "metadata": Schema(one_of=[Schema(type=OpenAPIType.OBJECT, additional_properties=True), Schema(type=OpenAPIType.NULL)],
+                       description=f"free-form JSON object, replaced whole when given (null: {{}}); no NUL "
+                                   f"(\\u0000) anywhere, at most {v.METADATA_MAX_BYTES // 1024} KiB of JSON"),
 }
 ITEM_CREATE = Schema(title="ItemCreate", type=OpenAPIType.OBJECT, required=["title", "category"],
                      properties=ITEM_PROPERTIES)
 ITEM_UPDATE = Schema(title="ItemUpdate", type=OpenAPIType.OBJECT, min_properties=1, properties=ITEM_PROPERTIES,
-                     description="Only the given fields change; updatedAt always moves forward")
+                     description="Only the given fields change (metadata is replaced whole, never merged); "
+                                 "updatedAt always moves forward")
 _NULL = Schema(type=OpenAPIType.NULL)
 _DISPLAY_ORDER = Schema(type=OpenAPIType.INTEGER, minimum=-v.INT32, maximum=v.INT32,
                         description="default: after the last category")

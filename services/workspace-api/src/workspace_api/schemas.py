@@ -26,7 +26,8 @@ class Item(msgspec.Struct):
     priority: str
     status: str
     tags: list[str]
-    # Free-form, as the old API answered it (`{}` when empty); set by the LowDB import only.
+    # Free-form, as the old API answered it (`{}` when empty); written by POST and PUT (replaced
+    # whole) and by the LowDB import.
     metadata: dict[str, Any]
     createdAt: datetime
     updatedAt: datetime

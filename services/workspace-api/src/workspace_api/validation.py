@@ -7,6 +7,7 @@ client or an import report names all of them at once.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,10 +38,14 @@ CATEGORY_DESCRIPTION_MAX = 500
 ICON_MAX = 100
 CREATED_BY_MAX = 255
 INT32 = 2**31 - 1
+# An item's metadata: at most as much JSON as the API accepts in one request body.
+METADATA_MAX_BYTES = 256 * 1024
 
 # Item fields: JSON name → column name.
 ITEM_FIELDS = {"title": "title", "description": "description", "category": "category",
-               "priority": "priority", "status": "status", "tags": "tags"}
+               "priority": "priority", "status": "status", "tags": "tags", "metadata": "metadata"}
+
+_json = msgspec.json.Encoder()
 
 
 _NOT_NULL = object()
@@ -55,14 +60,10 @@ class BodyError(Exception):
 
 
 def decode_object(body: bytes) -> dict[str, Any]:
-    """A request body as a JSON object, or BodyError."""
-    try:
-        # msgspec checks UTF-8 only in the strings it decodes, raising UnicodeDecodeError (a 500);
-        # the whole body is checked first, so a bad byte anywhere is a 400 naming it.
-        body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        bad = exc.object[exc.start:exc.end].hex(" ")
-        raise BodyError(FieldProblem("body", f"is not valid UTF-8 ({exc.reason}: byte {bad} at offset {exc.start})")) from None
+    """A request body as a JSON object, or BodyError.
+
+    The body is UTF-8 here: the core plugin's request (ts_common.api_core.CoreRequest.body) checked
+    every byte of it before any handler could read it, and answered 400 naming the first bad one."""
     try:
         value = msgspec.json.decode(body)
     except msgspec.MsgspecError as exc:  # malformed, or a number out of range (1e400)
@@ -132,6 +133,44 @@ def _tags(value: Any) -> str | None:
     return None
 
 
+def metadata_problem(value: Any) -> str | None:
+    """Why an item's `metadata` cannot be stored in its jsonb column, or None: it must be an object
+    holding no NUL (PostgreSQL's jsonb cannot), no lone surrogate, no NaN or Infinity (not JSON),
+    and at most METADATA_MAX_BYTES of JSON. Shared by the API and the LowDB importer."""
+    if not isinstance(value, dict):
+        return f"must be an object, got {type(value).__name__}"
+    if not value:  # what nearly every item holds
+        return None
+    # Walked without recursion: an imported file's nesting is bounded only by its JSON reader.
+    pending: list[Any] = [value]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, dict):
+            pending.extend(node.keys())
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+        elif isinstance(node, str):
+            if "\x00" in node:
+                return "must not contain NUL characters (\\u0000)"
+            if not _encodable(node):
+                return "must be valid Unicode (no lone surrogates)"
+        elif isinstance(node, float) and not math.isfinite(node):
+            return "must not contain NaN or Infinity"
+    size = len(_json.encode(value))
+    if size > METADATA_MAX_BYTES:
+        return f"must be at most {METADATA_MAX_BYTES // 1024} KiB of JSON, got {size:,} bytes"
+    return None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 ITEM_RULES = {
     "title": _title,
     "description": lambda v: _text_problem(v, 0, DESCRIPTION_MAX),
@@ -139,8 +178,11 @@ ITEM_RULES = {
     "priority": _one_of(PRIORITIES),
     "status": _one_of(STATUSES),
     "tags": _tags,
+    "metadata": metadata_problem,
 }
-ITEM_DEFAULTS: dict[str, Any] = {"description": "", "priority": "medium", "status": "new", "tags": []}
+ITEM_DEFAULTS: dict[str, Any] = {"description": "", "priority": "medium", "status": "new", "tags": [], "metadata": {}}
+# A JSON null stands for "empty" in these fields (the old forms sent it for description and tags).
+_EMPTY_WHEN_NULL = {"description": "", "tags": [], "metadata": {}}
 ITEM_REQUIRED = ("title", "category")
 
 
@@ -148,7 +190,8 @@ def validate_item(raw: dict[str, Any], *, partial: bool) -> tuple[dict[str, Any]
     """Clean item values keyed by column, and the problems (empty when valid).
 
     `partial` (PUT): only the given fields are checked and returned. Otherwise (create, import)
-    `title` and `category` are required and the others take their defaults.
+    `title` and `category` are required and the others take their defaults. `metadata` is
+    replaced whole when given (as the old API did), never merged.
     """
     problems: list[FieldProblem] = []
     values: dict[str, Any] = {}
@@ -158,12 +201,11 @@ def validate_item(raw: dict[str, Any], *, partial: bool) -> tuple[dict[str, Any]
                 if field in ITEM_REQUIRED:
                     problems.append(FieldProblem(field, "is required"))
                 else:
-                    values[column] = list(ITEM_DEFAULTS[field]) if field == "tags" else ITEM_DEFAULTS[field]
+                    values[column] = _fresh(ITEM_DEFAULTS[field])
             continue
         value = raw[field]
-        # null means "empty" for the optional text/list fields (the old forms sent it).
-        if value is None and field in ("description", "tags"):
-            values[column] = "" if field == "description" else []
+        if value is None and field in _EMPTY_WHEN_NULL:
+            values[column] = _fresh(_EMPTY_WHEN_NULL[field])
             continue
         if value is None:
             problems.append(FieldProblem(field, "must not be null"))
@@ -172,6 +214,11 @@ def validate_item(raw: dict[str, Any], *, partial: bool) -> tuple[dict[str, Any]
     if partial and not values and not problems:
         problems.append(FieldProblem("body", f"must contain at least one of {', '.join(ITEM_FIELDS)}"))
     return values, problems
+
+
+def _fresh(default: Any) -> Any:
+    """A default that is a list or a dict, copied: the caller may change it."""
+    return type(default)(default) if isinstance(default, (list, dict)) else default
 
 
 SEARCH_MAX = 200

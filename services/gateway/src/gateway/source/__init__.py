@@ -57,8 +57,9 @@ class Source(Protocol):
         """Channels that support backfill (empty for sources without history)."""
         ...
 
-    def history(self, channel_id: int, min_id: int | None) -> AsyncIterator[HistoryPage]:
-        """Messages with id > min_id, oldest first (min_id None: the channel's recent messages)."""
+    def history(self, channel_id: int, min_id: int | None, *, depth: int | None = None) -> AsyncIterator[HistoryPage]:
+        """Messages with id > min_id, oldest first. min_id None: the channel's newest `depth`
+        messages (None: the source's default, BACKFILL_INITIAL_LIMIT)."""
         ...
 
     def on_reconnect(self, callback: Callable[[], None]) -> None:

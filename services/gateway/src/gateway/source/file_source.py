@@ -17,6 +17,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Annotated
 
 import msgspec
 
@@ -43,7 +44,8 @@ def _is_json(line: bytes) -> bool:
 
 class _Offset(msgspec.Struct):
     path: str
-    offset: int
+    # A negative offset cannot be sought to: it is as unreadable as a cut-off file.
+    offset: Annotated[int, msgspec.Meta(ge=0)]
 
 
 class FileSource:
@@ -78,9 +80,9 @@ class FileSource:
             saved = msgspec.json.decode(self.offset_file.read_bytes(), type=_Offset)
         except FileNotFoundError:
             return 0
-        except _UNDECODABLE:
+        except (*_UNDECODABLE, OSError) as exc:
             # Starting over only re-sends what the API already has (it deduplicates).
-            log.warning("unreadable %s: reading %s from the start", self.offset_file, self.path)
+            log.warning("unreadable %s (%s): reading %s from the start", self.offset_file, exc, self.path)
             return 0
         if saved.path != str(self.path.resolve()):
             log.info("%s held the offset of another file (%s): starting at 0", self.offset_file, saved.path)
@@ -158,7 +160,8 @@ class FileSource:
     def channels(self) -> list[int]:
         return []
 
-    async def history(self, channel_id: int, min_id: int | None) -> AsyncIterator[HistoryPage]:
+    async def history(self, channel_id: int, min_id: int | None, *,
+                      depth: int | None = None) -> AsyncIterator[HistoryPage]:
         # The file has no history beyond its own lines; the offset covers restarts.
         return
         yield  # pragma: no cover

@@ -450,12 +450,15 @@ class TelethonSource:
             self._remember(payload)
         return payload
 
-    async def history(self, channel_id: int, min_id: int | None) -> AsyncIterator[HistoryPage]:
-        """Messages with id > min_id, oldest first, page by page; min_id None: the newest
-        `backfill_initial_limit` messages (a channel's first backfill)."""
+    async def history(self, channel_id: int, min_id: int | None, *,
+                      depth: int | None = None) -> AsyncIterator[HistoryPage]:
+        """Messages with id > min_id, oldest first, page by page; min_id None: the newest `depth`
+        messages (default `backfill_initial_limit`: a channel's first backfill; after a damaged
+        cursor file, the recovery limit)."""
         entity = self._entities[channel_id]
         if min_id is None:
-            async for page in self._recent(channel_id, entity):
+            limit = self.settings.backfill_initial_limit if depth is None else depth
+            async for page in self._recent(channel_id, entity, limit):
                 yield page
             return
         highest = min_id
@@ -479,8 +482,7 @@ class TelethonSource:
         if seen:
             yield HistoryPage(channel_id, payloads, highest)
 
-    async def _recent(self, channel_id: int, entity: Any) -> AsyncIterator[HistoryPage]:
-        limit = self.settings.backfill_initial_limit
+    async def _recent(self, channel_id: int, entity: Any, limit: int) -> AsyncIterator[HistoryPage]:
         # limit 0 still reads the newest id, so the cursor starts at "now" and later backfills
         # only bring what is new.
         wanted = max(limit, 1)

@@ -9,6 +9,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+import msgspec
 
 from ..errors import ApiError, FieldProblem, not_found, validation_failed
 from ..etag import IfMatch, etag_for
@@ -18,6 +19,8 @@ COLUMNS = "id, title, description, category, priority, status, tags, metadata, c
 # The ids the old LowDB client gave its items: `item-`, epoch milliseconds, `-`, up to 7 random
 # base-36 characters. An item imported under one keeps it as `legacy_id`.
 LOWDB_ID = re.compile(r"item-[0-9]{1,20}-[0-9a-z]{0,16}")
+# metadata goes to PostgreSQL as JSON text, cast to jsonb in the statement.
+_json = msgspec.json.Encoder()
 
 
 @functools.cache
@@ -54,13 +57,14 @@ VERSION = "SELECT updated_at FROM workspace.workspace_items WHERE id = $1"
 _ACTIVE_CATEGORY = "EXISTS (SELECT 1 FROM workspace.workspace_categories c WHERE c.name = {} AND c.is_active)"
 # The category is checked in the same statement, so a create never lands on an inactive one.
 CREATE = f"""
-INSERT INTO workspace.workspace_items (title, description, category, priority, status, tags)
-SELECT $1, $2, $3, $4, $5, $6::text[]
+INSERT INTO workspace.workspace_items (title, description, category, priority, status, tags, metadata)
+SELECT $1, $2, $3, $4, $5, $6::text[], $7::jsonb
 WHERE {_ACTIVE_CATEGORY.format("$3")}
 RETURNING {COLUMNS}
 """
-# Only the given fields change (NULL parameter: keep). updated_at always moves forward, even
-# within one microsecond, so every version has its own ETag. With If-Match ($8), the row is
+# Only the given fields change (NULL parameter: keep); a given metadata replaces the whole object,
+# as the old API's `metadata = $n` did. updated_at always moves forward, even within one
+# microsecond, so every version has its own ETag. With If-Match ($8), the row is
 # changed only if it is still at one of the given versions. A category must be active unless it
 # is the item's current one (a client re-sending the whole item must not be refused for it).
 UPDATE = f"""
@@ -71,6 +75,7 @@ UPDATE workspace.workspace_items SET
     priority = coalesce($5, priority),
     status = coalesce($6, status),
     tags = coalesce($7::text[], tags),
+    metadata = coalesce($9::jsonb, metadata),
     updated_at = greatest(clock_timestamp(), updated_at + interval '1 microsecond')
 WHERE id = $1
   AND ($8::timestamptz[] IS NULL OR updated_at = ANY($8::timestamptz[]))
@@ -119,6 +124,11 @@ async def resolve_id(conn: Any, item_id: UUID | str) -> UUID:
     return found
 
 
+def _metadata_json(values: dict[str, Any]) -> str | None:
+    metadata = values.get("metadata")
+    return None if metadata is None else _json.encode(metadata).decode()
+
+
 def _category_problem(category: str) -> ApiError:
     return validation_failed([FieldProblem("category", f"must be an active category ('{category}' is unknown or inactive)")])
 
@@ -152,7 +162,7 @@ async def get_item(conn: Any, item_id: UUID) -> Item:
 async def create_item(conn: Any, values: dict[str, Any]) -> Item:
     try:
         record = await conn.fetchrow(CREATE, values["title"], values["description"], values["category"],
-                                     values["priority"], values["status"], values["tags"])
+                                     values["priority"], values["status"], values["tags"], _metadata_json(values))
     except asyncpg.ForeignKeyViolationError:
         # The category was there when the statement looked, and deleted (or renamed) by a
         # concurrent request before the row was written: the same answer as "unknown category".
@@ -167,7 +177,7 @@ async def update_item(conn: Any, item_id: UUID, values: dict[str, Any], if_match
     try:
         record = await conn.fetchrow(
             UPDATE, item_id, values.get("title"), values.get("description"), values.get("category"),
-            values.get("priority"), values.get("status"), values.get("tags"), versions,
+            values.get("priority"), values.get("status"), values.get("tags"), versions, _metadata_json(values),
         )
     except asyncpg.ForeignKeyViolationError:
         # As in create_item: the new category went away between the check and the write.
