@@ -303,6 +303,21 @@ def test_bad_parameters_are_400_naming_them(server: Server, params: dict, field:
     assert body["details"] and all(d.startswith(field) for d in body["details"])
 
 
+@pytest.mark.parametrize(("params", "signals"), [
+    ({"to": "9999-12-31T23:59:59"}, 15),             # past year 9999 once in UTC: the end of time
+    ({"to": "9999-12-31"}, 15),
+    ({"to": "253402300799999"}, 15),                 # the latest epoch milliseconds /signals accepts
+    ({"from": "0001-01-01T00:00:00+14:00"}, 15),     # before year 1 in UTC: the start of time
+    ({"from": "-62135596800000"}, 15),
+    ({"from": "9999-12-31T23:00:00-05:00"}, None),   # after every signal
+    ({"from": "2025-10-06T10:00:00.123456789"}, 14),  # nanoseconds: Python reads them (S1 is at 10:00 there)
+])
+def test_the_ends_of_the_calendar(server: Server, story: int, params: dict, signals: int | None) -> None:
+    data = rows(server, channel=str(story), group="all", **params)
+    assert [r["signals"] for r in data] == ([signals] if signals else [])
+    assert httpx.get(server.url + "/report", params={"channel": str(story), **params}).status_code == 200
+
+
 def test_from_after_to_is_400_naming_both(server: Server) -> None:
     response = stats(server, **{"from": "2025-11-01", "to": "2025-10-01"})
     assert response.status_code == 400

@@ -230,14 +230,24 @@ _templates.filters.update(percent=percent, rate=rate, hours=hours)
 _page = _templates.get_template("report.html.j2")
 
 
+def _shown(moment: datetime | None) -> str | None:
+    """A bound as the page writes it, São Paulo time (None: not shown, also for the clamped ends
+    of the calendar, which São Paulo's offset would push out of it)."""
+    if moment is None:
+        return None
+    try:
+        return moment.astimezone(SAO_PAULO).strftime("%d/%m/%Y %H:%M")
+    except OverflowError:
+        return None
+
+
 def render(sections: list[ChannelSection], query: StatsQuery, generated_at: datetime) -> str:
     return _page.render(
         sections=sections,
         channel=query.channel,
-        since=query.since.astimezone(SAO_PAULO).strftime("%d/%m/%Y %H:%M") if query.since else None,
+        since=_shown(query.since),
         # The bound is the first moment after `to`: show the last minute it includes.
-        until=(query.until - timedelta(milliseconds=1)).astimezone(SAO_PAULO).strftime("%d/%m/%Y %H:%M")
-        if query.until else None,
+        until=_shown(query.until - timedelta(milliseconds=1)) if query.until else None,
         generated_at=generated_at.astimezone(SAO_PAULO).strftime("%d/%m/%Y %H:%M"),
         latest_count=LATEST_SIGNALS,
         chart_months=CHART_MONTHS,

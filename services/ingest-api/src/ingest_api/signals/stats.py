@@ -32,7 +32,6 @@ from zoneinfo import ZoneInfo
 import msgspec
 
 from ..errors import ApiError, FieldProblem
-from . import service
 
 SAO_PAULO = ZoneInfo("America/Sao_Paulo")
 Grouping = Literal["month", "week", "all"]
@@ -40,6 +39,9 @@ GROUPINGS: tuple[str, ...] = ("month", "week", "all")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MILLISECOND = timedelta(milliseconds=1)
+# The range of a Python datetime, which the bounds are clamped to (PostgreSQL's is wider).
+_FIRST = datetime.min.replace(tzinfo=timezone.utc)
+_LAST = datetime.max.replace(tzinfo=timezone.utc)
 
 
 class ChannelStats(msgspec.Struct):
@@ -83,8 +85,24 @@ def _bad(name: str, message: str) -> ApiError:
     return ApiError(400, "Validation failed", errors=[FieldProblem(name, message)])
 
 
+def _in_utc(moment: datetime) -> datetime:
+    """`moment` in UTC, clamped to the years 1 to 9999 (a value there in its own zone can fall
+    outside them in UTC: 9999-12-31T23:00-05:00 is after every signal, not an error)."""
+    try:
+        return moment.astimezone(timezone.utc)
+    except OverflowError:
+        return _LAST if moment.year == 9999 else _FIRST
+
+
+def _after(moment: datetime, step: timedelta) -> datetime:
+    try:
+        return _in_utc(moment) + step
+    except OverflowError:
+        return _LAST
+
+
 def parse_bound(name: str, raw: str | None) -> datetime | None:
-    """`from`/`to` as /signals reads them (epoch milliseconds or ISO 8601), as a half-open bound.
+    """`from`/`to` as /signals reads them (epoch milliseconds or ISO 8601), as a half-open bound in UTC.
 
     Unlike /signals, a date or date-time without a zone is São Paulo time, the zone the periods
     are cut in: `from=2025-10-01&to=2025-10-31` is exactly the period 2025-10. `to` is
@@ -94,29 +112,26 @@ def parse_bound(name: str, raw: str | None) -> datetime | None:
     if raw is None or raw.strip() == "":
         return None
     text = raw.strip()
-    try:
-        if text.lstrip("-").isdigit():
-            millis = service.parse_moment(name, text)  # the range check of /signals
-            assert millis is not None
-            moment = _EPOCH + millis * _MILLISECOND
-        else:
+    if text.lstrip("-").isdigit():
+        try:
+            moment = _EPOCH + int(text) * _MILLISECOND
+        except OverflowError:  # past the years 1 to 9999, as /signals says
+            raise _bad(name, "is out of range (epoch milliseconds of the years 1 to 9999)") from None
+    else:
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise _bad(name, f"must be epoch milliseconds or an ISO 8601 date or date-time, got {text[:40]!r}") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=SAO_PAULO)
+        if name == "to" and len(text) == 10:
+            # The next day's midnight in São Paulo (not +24 h: days around a DST change differ).
             try:
-                moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-            except ValueError:
-                raise _bad(name, f"must be epoch milliseconds or an ISO 8601 date or date-time, got {text[:40]!r}") from None
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=SAO_PAULO)
-            if name == "to" and len(text) == 10:
-                # The next day's midnight in São Paulo (not +24 h: days around a DST change differ).
                 following = moment.date() + timedelta(days=1)
-                return datetime(following.year, following.month, following.day, tzinfo=SAO_PAULO)
-        return moment + _MILLISECOND if name == "to" else moment
-    except OverflowError:
-        raise _bad(name, "is out of range (years 1 to 9999)") from None
-    except ApiError as exc:
-        if exc.errors:
-            raise
-        raise _bad(name, "; ".join(exc.details or [exc.error])) from None
+            except OverflowError:  # to=9999-12-31: to the end
+                return _LAST
+            return _in_utc(datetime(following.year, following.month, following.day, tzinfo=SAO_PAULO))
+    return _after(moment, _MILLISECOND) if name == "to" else _in_utc(moment)
 
 
 def stats_query(channel: str | None, from_: str | None, to: str | None, group: str = "month") -> StatsQuery:
