@@ -12,6 +12,13 @@ SIGNALS_INSERTED = Counter("api_signals_inserted_total", "Signals parsed and sto
 DB_ERRORS = Counter("api_timescaledb_errors_total", "Database errors, by type", ["error_type"])
 AUTH_FAILURES = Counter("api_auth_failures_total", "Requests refused for a missing or wrong token", ["reason"])
 SIGNAL_EVENTS = Counter("api_signal_events_total", "Lifecycle follow-ups recorded", ["event_type"])
+# Each (signal, outcome) once, when the ingest path first derives it (signals/outcomes.py):
+# target_hit (target 1 or beyond, final included), final_target_hit, stopped, cancelled, closed.
+SIGNAL_OUTCOMES = Counter("api_signal_outcomes_total", "Outcomes reached by signals, each counted once per signal",
+                          ["outcome"])
+OUTCOMES = ("target_hit", "final_target_hit", "stopped", "cancelled", "closed")
+for _outcome in OUTCOMES:  # every series present from the start, at 0
+    SIGNAL_OUTCOMES.labels(outcome=_outcome)
 COALESCED_BATCH = Histogram(
     "api_ingest_coalesced_batch_size",
     "Messages written per database statement by the ingest writer",

@@ -37,6 +37,7 @@ from .. import metrics
 from ..db import Database, DatabaseUnavailable, unavailable_kind
 from ..parser import FollowUp, Signal, parse
 from ..settings import WriterSettings
+from ..signals.outcomes import count_new_outcomes
 from . import sql
 from .derive import Changes, rederive_keys
 
@@ -521,6 +522,7 @@ class IngestWriter:
             if batch.relink_from or batch.refresh:
                 channels = sorted(batch.relink_from)
                 await conn.execute(sql.RELINK, channels, [batch.relink_from[c] for c in channels], sorted(batch.refresh))
+                await count_new_outcomes(conn, channels, [batch.relink_from[c] for c in channels])
 
         for index, item in work:
             if index in batch.reasons:

@@ -16,6 +16,7 @@ from litestar.params import PathParameter, QueryParameter
 from ..auth import require_token_or_api_key
 from ..errors import ApiError, ErrorBody
 from . import service
+from .scorecard import route_handlers as scorecard_handlers
 from .service import DeleteResult, Filters, MessagePage, OldDeleteResult, SignalDetail, SignalPage
 
 _ERRORS = {
@@ -224,4 +225,4 @@ async def list_signal_events(
 
 
 route_handlers = [list_signals, get_signal, delete_signal, delete_signal_by_ingested_at, list_messages,
-                  list_forwarded_messages, list_signal_events]
+                  list_forwarded_messages, list_signal_events, *scorecard_handlers]
