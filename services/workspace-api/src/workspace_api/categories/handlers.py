@@ -8,10 +8,9 @@ from litestar import Request, Response, delete, get, patch, post, put
 from litestar.params import PathParameter, QueryParameter
 
 from .. import openapi
-from ..errors import validation_failed
 from ..routing import both
 from ..schemas import CategoryList, CategoryResponse, Deleted
-from ..validation import CATEGORY_NAME_MAX, CATEGORY_ORDERS, BodyError, decode_object, validate_category
+from ..validation import CATEGORY_NAME_MAX, CATEGORY_ORDERS, category_from_body
 from . import service
 
 MAX_BODY_BYTES = 64 * 1024
@@ -23,17 +22,6 @@ Name = Annotated[str, PathParameter(description="the category's slug (anything e
                                     schema_extra={"pattern": f"^[a-z0-9-]{{1,{CATEGORY_NAME_MAX}}}$"})]
 OrderBy = Literal[CATEGORY_ORDERS]  # type: ignore[valid-type]
 _ERRORS = {400: openapi.VALIDATION, 404: openapi.NOT_FOUND, 503: openapi.UNAVAILABLE}
-
-
-def _body(raw: bytes, *, partial: bool) -> dict:
-    try:
-        data = decode_object(raw)
-    except BodyError as exc:
-        raise validation_failed([exc.problem]) from None
-    values, problems = validate_category(data, partial=partial)
-    if problems:
-        raise validation_failed(problems)
-    return values
 
 
 @get(_PATHS, operation_id=openapi.operation_id("listCategories"), tags=_TAGS,
@@ -66,7 +54,7 @@ async def get_category(request: Request, name: Name) -> CategoryResponse:
       operation_class=openapi.with_body(openapi.CATEGORY_CREATE), request_max_body_size=MAX_BODY_BYTES,
       responses={400: openapi.VALIDATION, 409: openapi.error("The name is taken"), 503: openapi.UNAVAILABLE})
 async def create_category(request: Request) -> Response[CategoryResponse]:
-    values = _body(await request.body(), partial=False)
+    values = category_from_body(await request.body(), partial=False)
     async with request.app.state.db.acquire() as conn:
         category = await service.create_category(conn, values)
     return Response(CategoryResponse(success=True, data=category, message="Category created successfully"),
@@ -79,7 +67,7 @@ async def create_category(request: Request) -> Response[CategoryResponse]:
      responses={**_ERRORS, 409: openapi.error("The new name is taken")})
 async def update_category(request: Request, name: Name) -> CategoryResponse:
     name = service.check_name(name)
-    values = _body(await request.body(), partial=True)
+    values = category_from_body(await request.body(), partial=True)
     async with request.app.state.db.acquire() as conn:
         category = await service.update_category(conn, name, values)
     return CategoryResponse(success=True, data=category, message="Category updated successfully")

@@ -13,8 +13,7 @@ from ..errors import validation_failed
 from ..etag import IfMatch, etag_for
 from ..routing import both
 from ..schemas import AppliedFilters, Deleted, ItemList, ItemResponse
-from ..validation import (PRIORITIES, SEARCH_MAX, STATUSES, BodyError, decode_object,
-                          item_filter_problems, validate_item)
+from ..validation import PRIORITIES, SEARCH_MAX, STATUSES, item_filter_problems, item_from_body
 from . import service
 from .service import ItemFilters
 
@@ -34,17 +33,6 @@ ItemId = Annotated[str, PathParameter(
     schema_extra={"pattern": r"^([0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
                              r"|item-[0-9]{1,20}-[0-9a-z]{0,16})$"})]
 _TAGS = ["items"]
-
-
-def _body(raw: bytes, *, partial: bool) -> dict:
-    try:
-        data = decode_object(raw)
-    except BodyError as exc:
-        raise validation_failed([exc.problem]) from None
-    values, problems = validate_item(data, partial=partial)
-    if problems:
-        raise validation_failed(problems)
-    return values
 
 
 def _with_etag(body: ItemResponse, status_code: int = 200, **headers: str) -> Response[ItemResponse]:
@@ -85,7 +73,7 @@ async def list_items(
       operation_class=openapi.with_body(openapi.ITEM_CREATE), request_max_body_size=MAX_BODY_BYTES,
       response_headers=_ETAG, responses={400: openapi.VALIDATION, 503: openapi.UNAVAILABLE})
 async def create_item(request: Request) -> Response[ItemResponse]:
-    values = _body(await request.body(), partial=False)
+    values = item_from_body(await request.body(), partial=False)
     async with request.app.state.db.acquire() as conn:
         item = await service.create_item(conn, values)
     body = ItemResponse(success=True, data=item, message="Item created successfully")
@@ -110,7 +98,7 @@ async def get_item(request: Request, item_id: ItemId) -> Response[ItemResponse]:
                 412: openapi.error("The item changed since the If-Match ETag"), 503: openapi.UNAVAILABLE})
 async def update_item(request: Request, item_id: ItemId, if_match: IfMatchHeader = None) -> Response[ItemResponse]:
     ref = service.parse_id(item_id)
-    values = _body(await request.body(), partial=True)
+    values = item_from_body(await request.body(), partial=True)
     async with request.app.state.db.acquire() as conn:
         item = await service.update_item(conn, await service.resolve_id(conn, ref), values, IfMatch.parse(if_match))
     return _with_etag(ItemResponse(success=True, data=item, message="Item updated successfully"))
