@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 from litestar import Request, Response, delete, get, patch, post, put
 from litestar.params import PathParameter, QueryParameter
 
+from ts_common.api_core.dependencies import DbConnection
+
 from .. import openapi
 from ..routing import both
 from ..schemas import CategoryList, CategoryResponse, Deleted
@@ -28,7 +30,7 @@ _ERRORS = {400: openapi.VALIDATION, 404: openapi.NOT_FOUND, 503: openapi.UNAVAIL
      summary="Active categories in display order (active_only=false: all of them)",
      responses={400: openapi.VALIDATION, 503: openapi.UNAVAILABLE})
 async def list_categories(
-    request: Request,
+    db_connection: DbConnection,
     active_only: Annotated[bool | None, QueryParameter(
         description="true (the default): active ones only; false: inactive ones too (the old dashboard's flag)")] = None,
     active: Annotated[bool | None, QueryParameter(
@@ -37,26 +39,23 @@ async def list_categories(
 ) -> CategoryList:
     if active is None and active_only is not False:
         active = True  # the old contract: a plain GET lists the active categories
-    async with request.app.state.db.acquire() as conn:
-        categories = await service.list_categories(conn, active, order_by or "display_order")
+    categories = await service.list_categories(db_connection, active, order_by or "display_order")
     return CategoryList(success=True, count=len(categories), data=categories)
 
 
 @get(_ONE, operation_id=openapi.operation_id("getCategory"), tags=_TAGS,
      summary="One category by name, active or not", responses=_ERRORS)
-async def get_category(request: Request, name: Name) -> CategoryResponse:
-    async with request.app.state.db.acquire() as conn:
-        category = await service.get_category(conn, service.check_name(name))
+async def get_category(db_connection: DbConnection, name: Name) -> CategoryResponse:
+    category = await service.get_category(db_connection, service.check_name(name))
     return CategoryResponse(success=True, data=category)
 
 
 @post(_PATHS, operation_id=openapi.operation_id("createCategory"), tags=_TAGS, summary="Create a category",
       operation_class=openapi.with_body(openapi.CATEGORY_CREATE), request_max_body_size=MAX_BODY_BYTES,
       responses={400: openapi.VALIDATION, 409: openapi.error("The name is taken"), 503: openapi.UNAVAILABLE})
-async def create_category(request: Request) -> Response[CategoryResponse]:
+async def create_category(request: Request, db_connection: DbConnection) -> Response[CategoryResponse]:
     values = category_from_body(await request.body(), partial=False)
-    async with request.app.state.db.acquire() as conn:
-        category = await service.create_category(conn, values)
+    category = await service.create_category(db_connection, values)
     return Response(CategoryResponse(success=True, data=category, message="Category created successfully"),
                     status_code=201)
 
@@ -65,19 +64,17 @@ async def create_category(request: Request) -> Response[CategoryResponse]:
      summary="Change the given fields (a rename moves its items)",
      operation_class=openapi.with_body(openapi.CATEGORY_UPDATE), request_max_body_size=MAX_BODY_BYTES,
      responses={**_ERRORS, 409: openapi.error("The new name is taken")})
-async def update_category(request: Request, name: Name) -> CategoryResponse:
+async def update_category(request: Request, db_connection: DbConnection, name: Name) -> CategoryResponse:
     name = service.check_name(name)
     values = category_from_body(await request.body(), partial=True)
-    async with request.app.state.db.acquire() as conn:
-        category = await service.update_category(conn, name, values)
+    category = await service.update_category(db_connection, name, values)
     return CategoryResponse(success=True, data=category, message="Category updated successfully")
 
 
 @patch(_TOGGLE, operation_id=openapi.operation_id("toggleCategory"), tags=_TAGS, summary="Flip is_active",
        responses=_ERRORS)
-async def toggle_category(request: Request, name: Name) -> CategoryResponse:
-    async with request.app.state.db.acquire() as conn:
-        category = await service.toggle_category(conn, service.check_name(name))
+async def toggle_category(db_connection: DbConnection, name: Name) -> CategoryResponse:
+    category = await service.toggle_category(db_connection, service.check_name(name))
     state = "activated" if category.is_active else "deactivated"
     return CategoryResponse(success=True, data=category, message=f"Category {state}")
 
@@ -86,9 +83,8 @@ async def toggle_category(request: Request, name: Name) -> CategoryResponse:
 # (`await response.json()`), which fails on an empty 204.
 @delete(_ONE, operation_id=openapi.operation_id("deleteCategory"), tags=_TAGS, status_code=200,
         summary="Delete a category no item uses", responses={**_ERRORS, 409: openapi.error("Items still use the category")})
-async def delete_category(request: Request, name: Name) -> Deleted:
-    async with request.app.state.db.acquire() as conn:
-        await service.delete_category(conn, service.check_name(name))
+async def delete_category(db_connection: DbConnection, name: Name) -> Deleted:
+    await service.delete_category(db_connection, service.check_name(name))
     return Deleted(success=True, message="Category deleted successfully")
 
 

@@ -8,6 +8,8 @@ from litestar import Request, Response, delete, get, post, put
 from litestar.datastructures import ResponseHeader
 from litestar.params import HeaderParameter, PathParameter, QueryParameter
 
+from ts_common.api_core.dependencies import DbConnection
+
 from .. import openapi
 from ..errors import validation_failed
 from ..etag import IfMatch, etag_for
@@ -44,6 +46,7 @@ def _with_etag(body: ItemResponse, status_code: int = 200, **headers: str) -> Re
      responses={400: openapi.VALIDATION, 503: openapi.UNAVAILABLE})
 async def list_items(
     request: Request,
+    db_connection: DbConnection,
     # Checked by item_filter_problems (fullmatch); the patterns here are for the OpenAPI document.
     category: Annotated[str | None, QueryParameter(description="category slug", schema_extra={
         "pattern": "^[a-z0-9-]*$", "maxLength": 100})] = None,
@@ -60,9 +63,8 @@ async def list_items(
     # An empty filter (`?status=`) means "any".
     filters = ItemFilters(category=category or None, status=status or None, priority=priority or None,
                           search=search or None, limit=limit, offset=offset)
-    db = request.app.state.db
-    async with db.acquire() as conn:
-        items, total = await service.list_items(conn, filters, await db.search_collation(conn))
+    collation = await request.app.state.db.search_collation(db_connection)
+    items, total = await service.list_items(db_connection, filters, collation)
     applied = AppliedFilters(limit=limit, offset=offset, category=filters.category, status=filters.status,
                              priority=filters.priority, search=filters.search)
     return ItemList(success=True, data=items, count=len(items), total=total, limit=limit, offset=offset,
@@ -72,10 +74,9 @@ async def list_items(
 @post(PATHS, operation_id=openapi.operation_id("createItem"), tags=_TAGS, summary="Create an item",
       operation_class=openapi.with_body(openapi.ITEM_CREATE), request_max_body_size=MAX_BODY_BYTES,
       response_headers=_ETAG, responses={400: openapi.VALIDATION, 503: openapi.UNAVAILABLE})
-async def create_item(request: Request) -> Response[ItemResponse]:
+async def create_item(request: Request, db_connection: DbConnection) -> Response[ItemResponse]:
     values = item_from_body(await request.body(), partial=False)
-    async with request.app.state.db.acquire() as conn:
-        item = await service.create_item(conn, values)
+    item = await service.create_item(db_connection, values)
     body = ItemResponse(success=True, data=item, message="Item created successfully")
     return _with_etag(body, 201, Location=f"/api/items/{item.id}")
 
@@ -83,10 +84,9 @@ async def create_item(request: Request) -> Response[ItemResponse]:
 @get(ITEM_PATHS, operation_id=openapi.operation_id("getItem"), tags=_TAGS, summary="One item",
      response_headers=_ETAG,
      responses={400: openapi.VALIDATION, 404: openapi.NOT_FOUND, 503: openapi.UNAVAILABLE})
-async def get_item(request: Request, item_id: ItemId) -> Response[ItemResponse]:
+async def get_item(db_connection: DbConnection, item_id: ItemId) -> Response[ItemResponse]:
     ref = service.parse_id(item_id)
-    async with request.app.state.db.acquire() as conn:
-        item = await service.get_item(conn, await service.resolve_id(conn, ref))
+    item = await service.get_item(db_connection, await service.resolve_id(db_connection, ref))
     return _with_etag(ItemResponse(success=True, data=item))
 
 
@@ -96,11 +96,12 @@ async def get_item(request: Request, item_id: ItemId) -> Response[ItemResponse]:
      response_headers=_ETAG,
      responses={400: openapi.VALIDATION, 404: openapi.NOT_FOUND,
                 412: openapi.error("The item changed since the If-Match ETag"), 503: openapi.UNAVAILABLE})
-async def update_item(request: Request, item_id: ItemId, if_match: IfMatchHeader = None) -> Response[ItemResponse]:
+async def update_item(request: Request, db_connection: DbConnection, item_id: ItemId,
+                      if_match: IfMatchHeader = None) -> Response[ItemResponse]:
     ref = service.parse_id(item_id)
     values = item_from_body(await request.body(), partial=True)
-    async with request.app.state.db.acquire() as conn:
-        item = await service.update_item(conn, await service.resolve_id(conn, ref), values, IfMatch.parse(if_match))
+    item_uuid = await service.resolve_id(db_connection, ref)
+    item = await service.update_item(db_connection, item_uuid, values, IfMatch.parse(if_match))
     return _with_etag(ItemResponse(success=True, data=item, message="Item updated successfully"))
 
 
@@ -109,10 +110,9 @@ async def update_item(request: Request, item_id: ItemId, if_match: IfMatchHeader
         status_code=200,
         responses={400: openapi.VALIDATION, 404: openapi.NOT_FOUND,
                    412: openapi.error("The item changed since the If-Match ETag"), 503: openapi.UNAVAILABLE})
-async def delete_item(request: Request, item_id: ItemId, if_match: IfMatchHeader = None) -> Deleted:
+async def delete_item(db_connection: DbConnection, item_id: ItemId, if_match: IfMatchHeader = None) -> Deleted:
     ref = service.parse_id(item_id)
-    async with request.app.state.db.acquire() as conn:
-        await service.delete_item(conn, await service.resolve_id(conn, ref), IfMatch.parse(if_match))
+    await service.delete_item(db_connection, await service.resolve_id(db_connection, ref), IfMatch.parse(if_match))
     return Deleted(success=True, message="Item deleted successfully")
 
 
