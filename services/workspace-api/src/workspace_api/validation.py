@@ -21,7 +21,7 @@ from typing import Any
 import msgspec
 from msgspec import UNSET
 
-from ts_common.api_core.problems import decode_struct, problems_in
+from ts_common.api_core.problems import decode_struct, fields_of, problems_in
 
 from .errors import ApiError, FieldProblem, validation_failed
 from .schemas import (CATEGORY_NAME_MAX, DEFAULT_COLOR, METADATA_MAX_BYTES, PRIORITIES, SEARCH_MAX, STATUSES,
@@ -54,6 +54,8 @@ CATEGORY_NAMES = {
 # Left out of a create: display_name is derived from the name, display_order None places it last.
 CATEGORY_DEFAULTS: dict[str, Any] = {"description": "", "color": DEFAULT_COLOR, "icon": None,
                                      "display_order": None, "is_active": True, "created_by": None}
+# The columns a client may send under more than one name.
+_SPELLINGS = tuple(names for names in CATEGORY_NAMES.values() if len(names) > 1)
 _NOT_BLANK = ("title", "display_name", "displayName")
 
 _json = msgspec.json.Encoder()
@@ -68,7 +70,7 @@ def item_from_body(body: bytes, *, partial: bool) -> dict[str, Any]:
         item = decode_struct(struct_type, body)
     except ApiError as exc:
         raise _with_rules(exc, body, struct_type, _item_rules) from None
-    values, problems = _item_values(item, partial)
+    values, problems = _item_values(item, partial, from_json=True)
     if problems:
         raise validation_failed(problems)
     return values
@@ -81,12 +83,13 @@ def validate_item(raw: dict[str, Any], *, partial: bool) -> tuple[dict[str, Any]
         item = msgspec.convert(raw, struct_type)
     except msgspec.ValidationError:
         return {}, _problems(struct_type, raw, _item_rules)
-    return _item_values(item, partial)
+    return _item_values(item, partial, from_json=False)
 
 
-def _item_values(item: ItemCreate | ItemUpdate, partial: bool) -> tuple[dict[str, Any], list[FieldProblem]]:
-    given = {name: getattr(item, name) for name in ITEM_FIELDS if getattr(item, name) is not UNSET}
-    problems = _item_rules(given, set())
+def _item_values(item: ItemCreate | ItemUpdate, partial: bool,
+                 from_json: bool) -> tuple[dict[str, Any], list[FieldProblem]]:
+    given = {name: value for name in ITEM_FIELDS if (value := getattr(item, name)) is not UNSET}
+    problems = _item_rules(given, set(), from_json=from_json)
     if problems:
         return {}, _old_paths(problems)
     values = {name: _fresh(_EMPTY_WHEN_NULL[name]) if value is None else value for name, value in given.items()}
@@ -95,8 +98,8 @@ def _item_values(item: ItemCreate | ItemUpdate, partial: bool) -> tuple[dict[str
     return values, []
 
 
-def _item_rules(fields: Mapping[str, Any], named: set[str]) -> list[FieldProblem]:
-    problems = _text_rules(fields, named)
+def _item_rules(fields: Mapping[str, Any], named: set[str], *, from_json: bool) -> list[FieldProblem]:
+    problems = _text_rules(fields, named, from_json)
     metadata = fields.get("metadata")
     if "metadata" not in named and metadata is not None:
         message = metadata_problem(metadata)
@@ -150,7 +153,7 @@ def category_from_body(body: bytes, *, partial: bool) -> dict[str, Any]:
         category = decode_struct(struct_type, body)
     except ApiError as exc:
         raise _with_rules(exc, body, struct_type, _category_rules) from None
-    values, problems = _category_values(category, partial)
+    values, problems = _category_values(category, partial, from_json=True)
     if problems:
         raise validation_failed(problems)
     return values
@@ -163,14 +166,14 @@ def validate_category(raw: dict[str, Any], *, partial: bool) -> tuple[dict[str, 
         category = msgspec.convert(raw, struct_type)
     except msgspec.ValidationError:
         return {}, _problems(struct_type, raw, _category_rules)
-    return _category_values(category, partial)
+    return _category_values(category, partial, from_json=False)
 
 
-def _category_values(category: CategoryCreate | CategoryUpdate,
-                     partial: bool) -> tuple[dict[str, Any], list[FieldProblem]]:
-    given = {f.name: getattr(category, f.name) for f in msgspec.structs.fields(category)
-             if getattr(category, f.name) is not UNSET}
-    problems = _category_rules(given, set())
+def _category_values(category: CategoryCreate | CategoryUpdate, partial: bool,
+                     from_json: bool) -> tuple[dict[str, Any], list[FieldProblem]]:
+    given = {name: value for name in category.__struct_fields__
+             if (value := getattr(category, name)) is not UNSET}
+    problems = _category_rules(given, set(), from_json=from_json)
     if problems:
         return {}, problems
     values: dict[str, Any] = {}
@@ -183,7 +186,7 @@ def _category_values(category: CategoryCreate | CategoryUpdate,
     if not partial and values["display_name"] is None:
         values["display_name"] = display_name_for(values["name"])
     if partial and not values:
-        names = [f.name for f in msgspec.structs.fields(CategoryUpdate) if f.name in CATEGORY_NAMES]
+        names = [f.name for f in fields_of(CategoryUpdate) if f.name in CATEGORY_NAMES]
         return {}, [FieldProblem("body", f"must contain at least one of {', '.join(sorted(names, key=_column_order))}")]
     return values, []
 
@@ -192,11 +195,11 @@ def _column_order(name: str) -> int:
     return list(CATEGORY_NAMES).index(name)
 
 
-def _category_rules(fields: Mapping[str, Any], named: set[str]) -> list[FieldProblem]:
+def _category_rules(fields: Mapping[str, Any], named: set[str], *, from_json: bool) -> list[FieldProblem]:
     """Two spellings of one column must carry the same value (a body that re-sends a whole
     category has both, which is fine); two different values are refused rather than guessed."""
-    problems = _text_rules(fields, named)
-    for names in CATEGORY_NAMES.values():
+    problems = _text_rules(fields, named, from_json)
+    for names in _SPELLINGS:
         sent = [(name, fields[name]) for name in names if name in fields and name not in named]
         for name, value in sent[1:]:
             first_name, first = sent[0]
@@ -218,28 +221,37 @@ def check_slug(raw: str, field: str = "name") -> list[FieldProblem]:
 
 # -- shared ----------------------------------------------------------------------------------
 
-def _text_rules(fields: Mapping[str, Any], named: set[str]) -> list[FieldProblem]:
-    """Not blank (title, display name); no lone surrogate in any text (a LowDB file only)."""
+def _text_rules(fields: Mapping[str, Any], named: set[str], from_json: bool) -> list[FieldProblem]:
+    """Not blank (title, display name); no lone surrogate in any text. msgspec's JSON decoder
+    refuses the escape of one, so only a LowDB file (read by Python's json) can carry one."""
     problems = []
-    for name, value in fields.items():
-        if name in named:
+    for name in _NOT_BLANK if from_json else fields:
+        if name in named or name not in fields:
             continue
-        texts = value if isinstance(value, list) else [value]
-        for index, text in enumerate(texts):
-            if isinstance(text, str) and not _encodable(text):
-                where = f"{name}[{index}]" if isinstance(value, list) else name
-                problems.append(FieldProblem(where, "must be valid Unicode (no lone surrogates)"))
-                break
-        else:
-            if name in _NOT_BLANK and isinstance(value, str) and value and not value.strip():
-                problems.append(FieldProblem(name, "must not be blank"))
+        value = fields[name]
+        unencodable = None if from_json else _unencodable(name, value)
+        if unencodable:
+            problems.append(FieldProblem(unencodable, "must be valid Unicode (no lone surrogates)"))
+        elif name in _NOT_BLANK and isinstance(value, str) and value and not value.strip():
+            problems.append(FieldProblem(name, "must not be blank"))
     return problems
+
+
+def _unencodable(name: str, value: Any) -> str | None:
+    """The path of the first text in `value` that UTF-8 cannot encode, or None."""
+    if isinstance(value, str):
+        return None if _encodable(value) else name
+    if isinstance(value, list):
+        for index, text in enumerate(value):
+            if isinstance(text, str) and not _encodable(text):
+                return f"{name}[{index}]"
+    return None
 
 
 def _problems(struct_type: Any, raw: dict[str, Any], rules) -> list[FieldProblem]:
     """The struct's problems, plus the rules' on the fields the struct had no quarrel with."""
     found = problems_in(struct_type, raw)
-    return _old_paths([*found, *rules(_known(struct_type, raw), _top_fields(found))])
+    return _old_paths([*found, *rules(_known(struct_type, raw), _top_fields(found), from_json=False)])
 
 
 def _with_rules(exc: ApiError, body: bytes, struct_type: Any, rules) -> ApiError:
@@ -248,12 +260,12 @@ def _with_rules(exc: ApiError, body: bytes, struct_type: Any, rules) -> ApiError
     except (msgspec.DecodeError, RecursionError):
         raw = None
     found = exc.errors or []
-    more = rules(_known(struct_type, raw), _top_fields(found)) if isinstance(raw, dict) else []
+    more = rules(_known(struct_type, raw), _top_fields(found), from_json=True) if isinstance(raw, dict) else []
     return validation_failed(_old_paths([*found, *more]))
 
 
 def _known(struct_type: Any, raw: dict[str, Any]) -> dict[str, Any]:
-    names = {f.encode_name for f in msgspec.structs.fields(struct_type)}
+    names = {f.encode_name for f in fields_of(struct_type)}
     return {name: value for name, value in raw.items() if name in names}
 
 
