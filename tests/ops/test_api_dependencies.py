@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar, Request, get, post
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.testing import AsyncTestClient
 
 from ts_common.api_core import ApiError, CoreConfig, CorePlugin
-from ts_common.api_core.dependencies import DB_CONNECTION, DbConnection, provide_db_connection
+from ts_common.api_core.dependencies import DB_CONNECTION, REQUEST_INPUT, DbConnection, provide_db_connection
 from ts_common.database import PooledDatabase
 from ts_common.embedded_pg import free_port
 from ts_common.settings import DatabaseSettings
@@ -46,6 +46,19 @@ class CountingDatabase(PooledDatabase):
         return super().acquire()
 
 
+async def positive_number(request: Request) -> int:
+    """A route's own request_input: its body checked before any connection is taken."""
+    text = (await request.body()).decode()
+    if not text.isdigit():
+        raise ApiError(400, "Validation failed", ["body must be a positive number"])
+    return int(text)
+
+
+@post("/double", dependencies={REQUEST_INPUT: Provide(positive_number)})
+async def double(request_input: NamedDependency[int], db_connection: DbConnection) -> dict:
+    return {"double": await db_connection.fetchval("SELECT $1::int * 2", request_input)}
+
+
 def app_for(url: str) -> tuple[Litestar, CountingDatabase]:
     db = CountingDatabase(DatabaseSettings(url=url, pool_max_size=2, connect_timeout=1.0))
 
@@ -58,7 +71,7 @@ def app_for(url: str) -> tuple[Litestar, CountingDatabase]:
         finally:
             await db.close()
 
-    app = Litestar(route_handlers=[backend_pid, fail, echo], lifespan=[lifespan],
+    app = Litestar(route_handlers=[backend_pid, fail, echo, double], lifespan=[lifespan],
                    plugins=[CorePlugin(CoreConfig(service="test", version="0"))], logging_config=None)
     return app, db
 
@@ -77,6 +90,8 @@ async def test_a_connection_per_request_given_back_after_it(database_url: str) -
 
         echoed = await client.post("/echo", json={"a": "é"})
         assert echoed.json() == {"size": len('{"a":"é"}'.encode()), "one": 1}
+        doubled = await client.post("/double", content=b"21", headers={"Content-Type": "application/json"})
+        assert doubled.json() == {"double": 42} and db.acquired == 8
 
 
 async def test_a_refused_body_never_takes_a_connection(database_url: str) -> None:
@@ -86,6 +101,8 @@ async def test_a_refused_body_never_takes_a_connection(database_url: str) -> Non
         assert bad.status_code == 400
         large = await client.post("/echo", json={"a": "x" * 2000})
         assert large.status_code == 413
+        refused = await client.post("/double", content=b"-1", headers={"Content-Type": "application/json"})
+        assert refused.status_code == 400 and refused.json()["details"] == ["body must be a positive number"]
         assert db.acquired == 0
 
 
@@ -98,6 +115,9 @@ async def test_a_database_out_of_reach_is_the_core_503() -> None:
         # A body the core refuses is still the client's mistake, not an outage.
         bad = await client.post("/echo", content=b'{"a": "\xff"}', headers={"Content-Type": "application/json"})
         assert bad.status_code == 400 and db.acquired == 1
+        # A route's own input check too: the client's mistake, answered while the database is down.
+        refused = await client.post("/double", content=b"x", headers={"Content-Type": "application/json"})
+        assert refused.status_code == 400 and db.acquired == 1
 
 
 def test_an_apps_own_dependency_wins() -> None:
