@@ -8,11 +8,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar, Request, get, post
-from litestar.di import NamedDependency, Provide
+from litestar.di import Provide
 from litestar.testing import AsyncTestClient
 
 from ts_common.api_core import ApiError, CoreConfig, CorePlugin
-from ts_common.api_core.dependencies import DB_CONNECTION, REQUEST_INPUT, DbConnection, provide_db_connection
+from ts_common.api_core.dependencies import (DB_CONNECTION, REQUEST_INPUT, DbConnection, RequestInput,
+                                             provide_db_connection)
 from ts_common.database import PooledDatabase
 from ts_common.embedded_pg import free_port
 from ts_common.settings import DatabaseSettings
@@ -55,7 +56,7 @@ async def positive_number(request: Request) -> int:
 
 
 @post("/double", dependencies={REQUEST_INPUT: Provide(positive_number)})
-async def double(request_input: NamedDependency[int], db_connection: DbConnection) -> dict:
+async def double(request_input: RequestInput[int], db_connection: DbConnection) -> dict:
     return {"double": await db_connection.fetchval("SELECT $1::int * 2", request_input)}
 
 

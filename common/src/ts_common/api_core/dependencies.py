@@ -14,21 +14,22 @@ Retry-After (CoreConfig.unavailable_kind decides, and counts it): nothing is map
 take a connection. By default the body of a write, read (and checked by the core: UTF-8, size):
 a client uploading slowly (the body deadline is 30 s) holds none of the pool's few connections
 meanwhile. A route overrides it with its own provider that validates the body or the path and
-returns what the handler uses (taken as `request_input: NamedDependency[...]`), so a client's
+returns what the handler uses (taken as `request_input: RequestInput[...]`), so a client's
 mistake is its 400 even while the database is down, and is answered without a connection.
 
     @post("/api/items", dependencies={REQUEST_INPUT: Provide(item_values)})
-    async def create_item(request_input: NamedDependency[dict], db_connection: DbConnection): ...
+    async def create_item(request_input: RequestInput[dict], db_connection: DbConnection): ...
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from litestar import Request
 from litestar.di import NamedDependency, Provide
+from litestar.params import SkipValidation
 
 from .checks import WRITE_METHODS
 
@@ -37,6 +38,10 @@ REQUEST_INPUT = "request_input"
 # What a handler annotates its `db_connection` parameter with (asyncpg hands out a proxy of one).
 Connection = asyncpg.Connection
 DbConnection = NamedDependency[Connection]
+T = TypeVar("T")
+# What a route's own `request_input` provider returned, already checked (not converted again:
+# Litestar's signature model cannot take every type, e.g. `UUID | str`).
+RequestInput = NamedDependency[SkipValidation[T]]
 
 
 async def provide_request_input(request: Request) -> bytes | None:
@@ -55,5 +60,5 @@ def core_dependencies() -> dict[str, Provide]:
     return {REQUEST_INPUT: Provide(provide_request_input), DB_CONNECTION: Provide(provide_db_connection)}
 
 
-__all__ = ["DB_CONNECTION", "REQUEST_INPUT", "Connection", "DbConnection", "core_dependencies",
+__all__ = ["DB_CONNECTION", "REQUEST_INPUT", "Connection", "DbConnection", "RequestInput", "core_dependencies",
            "provide_db_connection", "provide_request_input"]
