@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+from uuid import UUID
 
 from litestar import Request, Response, delete, get, post, put
 from litestar.datastructures import ResponseHeader
+from litestar.di import Provide
 from litestar.params import HeaderParameter, PathParameter, QueryParameter
 
-from ts_common.api_core.dependencies import DbConnection
+from ts_common.api_core.dependencies import REQUEST_INPUT, DbConnection, RequestInput
 
 from .. import openapi
 from ..errors import validation_failed
@@ -71,48 +74,71 @@ async def list_items(
                     filters=applied)
 
 
+# What each route checks before it takes a connection (ts_common.api_core.dependencies:
+# `request_input`): a malformed id or body is a 400 even while the database is down.
+async def _new_item(request: Request) -> dict[str, Any]:
+    return item_from_body(await request.body(), partial=False)
+
+
+async def _item_ref(item_id: ItemId) -> UUID | str:
+    return service.parse_id(item_id)
+
+
+@dataclass(frozen=True)
+class _Change:
+    ref: UUID | str
+    values: dict[str, Any]
+    if_match: IfMatch | None
+
+
+async def _item_change(request: Request, item_id: ItemId, if_match: IfMatchHeader = None) -> _Change:
+    ref = service.parse_id(item_id)
+    return _Change(ref, item_from_body(await request.body(), partial=True), IfMatch.parse(if_match))
+
+
+async def _item_removal(item_id: ItemId, if_match: IfMatchHeader = None) -> _Change:
+    return _Change(service.parse_id(item_id), {}, IfMatch.parse(if_match))
+
+
 @post(PATHS, operation_id=openapi.operation_id("createItem"), tags=_TAGS, summary="Create an item",
       operation_class=openapi.with_body(openapi.ITEM_CREATE), request_max_body_size=MAX_BODY_BYTES,
-      response_headers=_ETAG, responses={400: openapi.VALIDATION, 503: openapi.UNAVAILABLE})
-async def create_item(request: Request, db_connection: DbConnection) -> Response[ItemResponse]:
-    values = item_from_body(await request.body(), partial=False)
-    item = await service.create_item(db_connection, values)
+      response_headers=_ETAG, responses={400: openapi.VALIDATION, 503: openapi.UNAVAILABLE},
+      dependencies={REQUEST_INPUT: Provide(_new_item)})
+async def create_item(request_input: RequestInput[dict], db_connection: DbConnection) -> Response[ItemResponse]:
+    item = await service.create_item(db_connection, request_input)
     body = ItemResponse(success=True, data=item, message="Item created successfully")
     return _with_etag(body, 201, Location=f"/api/items/{item.id}")
 
 
 @get(ITEM_PATHS, operation_id=openapi.operation_id("getItem"), tags=_TAGS, summary="One item",
-     response_headers=_ETAG,
+     response_headers=_ETAG, dependencies={REQUEST_INPUT: Provide(_item_ref)},
      responses={400: openapi.VALIDATION, 404: openapi.NOT_FOUND, 503: openapi.UNAVAILABLE})
-async def get_item(db_connection: DbConnection, item_id: ItemId) -> Response[ItemResponse]:
-    ref = service.parse_id(item_id)
-    item = await service.get_item(db_connection, await service.resolve_id(db_connection, ref))
+async def get_item(request_input: RequestInput[UUID | str], db_connection: DbConnection) -> Response[ItemResponse]:
+    item = await service.get_item(db_connection, await service.resolve_id(db_connection, request_input))
     return _with_etag(ItemResponse(success=True, data=item))
 
 
 @put(ITEM_PATHS, operation_id=openapi.operation_id("updateItem"), tags=_TAGS,
      summary="Change the given fields (If-Match: only if unchanged since that ETag)",
      operation_class=openapi.with_body(openapi.ITEM_UPDATE), request_max_body_size=MAX_BODY_BYTES,
-     response_headers=_ETAG,
+     response_headers=_ETAG, dependencies={REQUEST_INPUT: Provide(_item_change)},
      responses={400: openapi.VALIDATION, 404: openapi.NOT_FOUND,
                 412: openapi.error("The item changed since the If-Match ETag"), 503: openapi.UNAVAILABLE})
-async def update_item(request: Request, db_connection: DbConnection, item_id: ItemId,
-                      if_match: IfMatchHeader = None) -> Response[ItemResponse]:
-    ref = service.parse_id(item_id)
-    values = item_from_body(await request.body(), partial=True)
-    item_uuid = await service.resolve_id(db_connection, ref)
-    item = await service.update_item(db_connection, item_uuid, values, IfMatch.parse(if_match))
+async def update_item(request_input: RequestInput[_Change], db_connection: DbConnection) -> Response[ItemResponse]:
+    change = request_input
+    item_uuid = await service.resolve_id(db_connection, change.ref)
+    item = await service.update_item(db_connection, item_uuid, change.values, change.if_match)
     return _with_etag(ItemResponse(success=True, data=item, message="Item updated successfully"))
 
 
 # 200 with a body, as the old service answered (not 204): its clients parse the answer.
 @delete(ITEM_PATHS, operation_id=openapi.operation_id("deleteItem"), tags=_TAGS, summary="Delete an item",
-        status_code=200,
+        status_code=200, dependencies={REQUEST_INPUT: Provide(_item_removal)},
         responses={400: openapi.VALIDATION, 404: openapi.NOT_FOUND,
                    412: openapi.error("The item changed since the If-Match ETag"), 503: openapi.UNAVAILABLE})
-async def delete_item(db_connection: DbConnection, item_id: ItemId, if_match: IfMatchHeader = None) -> Deleted:
-    ref = service.parse_id(item_id)
-    await service.delete_item(db_connection, await service.resolve_id(db_connection, ref), IfMatch.parse(if_match))
+async def delete_item(request_input: RequestInput[_Change], db_connection: DbConnection) -> Deleted:
+    removal = request_input
+    await service.delete_item(db_connection, await service.resolve_id(db_connection, removal.ref), removal.if_match)
     return Deleted(success=True, message="Item deleted successfully")
 
 
