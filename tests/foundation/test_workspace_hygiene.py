@@ -14,13 +14,14 @@ from packaging.requirements import Requirement
 ROOT = Path(__file__).resolve().parents[2]
 MEMBERS = {
     "contracts": ROOT / "contracts",
-    "ts-common": ROOT / "common",
+    "ts-runtime": ROOT / "runtime",
+    "ops": ROOT / "ops",
     "gateway": ROOT / "services" / "gateway",
     "ingest-api": ROOT / "services" / "ingest-api",
     "workspace-api": ROOT / "services" / "workspace-api",
 }
 # Import names of our own members.
-OWN_PACKAGES = {"contracts": "contracts", "ts_common": "ts-common", "gateway": "gateway",
+OWN_PACKAGES = {"contracts": "contracts", "ts_runtime": "ts-runtime", "ts_ops": "ops", "gateway": "gateway",
                 "ingest_api": "ingest-api", "workspace_api": "workspace-api"}
 
 

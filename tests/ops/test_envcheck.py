@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ts_common.ops import envcheck
-from ts_common.ops.tokens import MIN_TOKEN_LENGTH, new_token
+from ts_ops import envcheck
+from ts_ops.tokens import MIN_TOKEN_LENGTH, new_token
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "a" * 8 + "b" * 56
@@ -51,7 +51,7 @@ def good_workspace() -> dict[str, str]:
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "ts_common.ops.envcheck", *args], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "ts_ops.envcheck", *args], capture_output=True, text=True, timeout=60
     )
 
 
@@ -169,7 +169,7 @@ def test_examples_name_only_known_variables_and_hold_no_secret() -> None:
 
 
 def test_gen_token_prints_256_bit_hex() -> None:
-    result = subprocess.run([sys.executable, "-m", "ts_common.ops.tokens"], capture_output=True, text=True, timeout=30)
+    result = subprocess.run([sys.executable, "-m", "ts_ops.tokens"], capture_output=True, text=True, timeout=30)
     token = result.stdout.strip()
     assert result.returncode == 0
     assert re.fullmatch(r"[0-9a-f]{64}", token)

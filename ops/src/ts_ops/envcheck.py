@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
-from ..settings import redact
+from ts_runtime.settings import redact
 from .tokens import MIN_TOKEN_LENGTH
 
 Env = Mapping[str, str | None]
@@ -220,7 +220,7 @@ def load_env_file(path: Path) -> dict[str, str | None]:
 
 def repo_root() -> Path:
     """The checkout this package runs from (editable install), else the current folder."""
-    candidate = Path(__file__).resolve().parents[4]
+    candidate = Path(__file__).resolve().parents[3]
     return candidate if (candidate / "services").is_dir() else Path.cwd()
 
 

@@ -39,7 +39,7 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
-from ..settings import describe_url
+from ts_runtime.settings import describe_url
 from .ports import PortHolder, find_port_holder, stop_process
 from .supervise import Child, Supervisor
 from .tokens import MIN_TOKEN_LENGTH, new_token
@@ -79,7 +79,7 @@ class Component:
 
 
 def repo_root() -> Path:
-    candidate = Path(__file__).resolve().parents[4]
+    candidate = Path(__file__).resolve().parents[3]
     return candidate if (candidate / SAMPLE_EXPORT).exists() else Path.cwd()
 
 
@@ -248,14 +248,14 @@ class Stack:
             self.database_url = configured
             print(f"database     {describe_url(configured)} (DATABASE_URL)", flush=True)
         else:
-            from ..embedded_pg import EmbeddedPostgres
+            from .embedded_pg import EmbeddedPostgres
 
             print("database     starting embedded PostgreSQL…", flush=True)
             self.embedded = EmbeddedPostgres(self.data_dir / "postgres").start()
             asyncio.run(_ensure_database(self.embedded.url, DATABASE_NAME))
             self.database_url = self.embedded.url_for(DATABASE_NAME)
             print(f"database     embedded PostgreSQL on 127.0.0.1:{self.embedded.port}, data in {self.data_dir / 'postgres'}", flush=True)
-        from ..migrations import MigrationError, migrate_url
+        from .migrations import MigrationError, migrate_url
 
         try:
             applied = asyncio.run(migrate_url(self.database_url, report=lambda line: print(f"migrations   {line}", flush=True)))

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from ts_common.settings import ConfigError, env_int, env_list, env_str, apply_env_file
+from ts_runtime.settings import ConfigError, env_int, env_list, env_str, apply_env_file
 
 DEFAULT_ENDPOINT = "http://localhost:4005/ingest"
 # Telethon appends this to a session name that lacks it (telethon/sessions/sqlite.py).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ts_common.settings import ConfigError, DatabaseSettings, HttpSettings, LogSettings, env_bool, env_int, env_str
+from ts_runtime.settings import ConfigError, DatabaseSettings, HttpSettings, LogSettings, env_bool, env_int, env_str
 
 MIN_TOKEN_LENGTH = 32
 

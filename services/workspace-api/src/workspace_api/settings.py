@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ts_common.settings import DatabaseSettings, HttpSettings, LogSettings, env_bool, env_str
+from ts_runtime.settings import DatabaseSettings, HttpSettings, LogSettings, env_bool, env_str
 
 # What the old service's DB_STRATEGY could say that still means "PostgreSQL".
 POSTGRES_STRATEGIES = {"postgres", "postgresql", "timescaledb"}
