@@ -6,7 +6,7 @@
   are used at run time without an import, each listed below with its reason;
 - extras (`litestar[opentelemetry]`) are declared exactly where a module that needs them is used;
 - libraries (contracts, ts-runtime) import no app; the services import no other app; only the ops app
-  may import the services;
+  imports the services, and only their settings modules;
 - tests/ and bench/ import only what the root's dev group or a member declares, and every dev-group
   entry is imported there (pytest plugins excepted).
 
@@ -205,6 +205,15 @@ def test_no_service_imports_another_service() -> None:
         own = member.replace("-", "_")
         tops = {module.split(".")[0] for module in _src_modules(member)}
         assert not (tops & ({"ts_ops"} | services - {own})), member
+
+
+def test_ops_imports_only_the_services_settings() -> None:
+    """ops is the one app allowed to import other apps, and only their settings modules (what each
+    service accepts is stated once, beside the service)."""
+    services = {"gateway", "ingest_api", "workspace_api"}
+    reached = {module for module in _src_modules("ops") if module.split(".")[0] in services}
+    assert reached, "ops validates the services' environments with their own settings"
+    assert all(module.split(".")[1] == "settings" for module in reached), sorted(reached)
 
 
 def _local_modules() -> set[str]:

@@ -173,6 +173,12 @@ def test_telegram_setup_needs_credentials_and_a_session(tmp_path: Path, monkeypa
     session.write_bytes(b"")
     setup = stack.telegram_setup(root, tmp_path)
     assert setup.live and setup.env["TELEGRAM_SESSION_PATH"] == str(session)
+    # The gateway's own rule decides which file is the session: Telethon appends .session.
+    monkeypatch.setenv("TELEGRAM_SESSION_PATH", str(tmp_path / "gateway" / "gateway"))
+    assert stack.telegram_setup(root, tmp_path).live
+    monkeypatch.setenv("TELEGRAM_API_ID", "not-a-number")
+    setup = stack.telegram_setup(root, tmp_path)
+    assert not setup.live and "TELEGRAM_API_ID must be a number" in setup.reason
 
 
 def _pgid(pid: int) -> int | None:
