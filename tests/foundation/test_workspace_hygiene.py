@@ -47,10 +47,6 @@ OWN_PACKAGES = {"contracts": "contracts", "ts_runtime": "ts-runtime", "ts_ops": 
 # Declarations that no module imports, and why each is there anyway.
 RUN_TIME_ONLY = {
     ("ingest-api", "uvloop"): "granian (ts_runtime.serve) runs the app on uvloop when it is installed",
-    # services/gateway/pyproject.toml belongs to another branch this round (gateway internals); the
-    # gateway's src imports no opentelemetry.sdk (ts_runtime.telemetry does, and declares the pin).
-    # Delete this entry together with that declaration.
-    ("gateway", "opentelemetry-sdk"): "phantom, pending the gateway branch",
 }
 # Extras needed because a module is imported: module prefix -> (distribution, extra).
 EXTRAS_FOR_IMPORT = {
@@ -189,8 +185,7 @@ def test_the_otel_pin_is_stated_once() -> None:
     pins = [(member, dep) for member, folder in MEMBERS.items()
             for dep in tomllib.loads((folder / "pyproject.toml").read_text())["project"].get("dependencies", [])
             if Requirement(dep).name == "opentelemetry-sdk" and "<" in str(Requirement(dep).specifier)]
-    # The gateway's phantom declaration (see RUN_TIME_ONLY) still repeats it until its branch lands.
-    assert [member for member, _ in pins if member != "gateway"] == ["ts-runtime"], pins
+    assert [member for member, _ in pins] == ["ts-runtime"], pins
 
 
 def test_contracts_depend_on_msgspec_alone() -> None:
