@@ -9,7 +9,7 @@ from pathlib import Path
 
 import asyncpg
 
-from ts_common.embedded_pg import EmbeddedPostgres
+from ts_ops.embedded_pg import EmbeddedPostgres
 
 
 async def _query(url: str, sql: str):

@@ -23,8 +23,8 @@ import pytest
 
 from tests.support import timescale
 from tests.support.db import fetch
-from ts_common.embedded_pg import EmbeddedPostgres
-from ts_common.migrations import default_migrations_dir, discover
+from ts_ops.embedded_pg import EmbeddedPostgres
+from ts_ops.migrations import default_migrations_dir, discover
 
 MIGRATE = Path(sys.executable).parent / "migrate"
 BEFORE_AMENDMENT = Path(__file__).parent / "before_amendments" / "tp_capital_001_messages_and_signals.sql"

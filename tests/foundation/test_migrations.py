@@ -13,8 +13,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from ts_common import timescaledb
-from ts_common.migrations import MigrationError, apply_migrations, default_migrations_dir, discover, migrate_url
+from ts_ops import timescaledb
+from ts_ops.migrations import MigrationError, apply_migrations, default_migrations_dir, discover, migrate_url
 
 
 async def _tables(url: str) -> set[str]:
@@ -167,7 +167,7 @@ async def test_message_key_rejects_a_second_copy_of_a_telegram_message(database_
 
 def _run_migrate(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "ts_common.migrations", *args], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "ts_ops.migrations", *args], capture_output=True, text=True, timeout=60
     )
 
 

@@ -26,7 +26,7 @@ from contracts import (BatchResult, DeletedMessage, EditedMessage, IngestResult,
                        decode_payload, encode, idempotency_key)
 from gateway.publisher import Publisher, create_session
 from gateway.settings import PublishSettings
-from ts_common.embedded_pg import free_port
+from ts_ops.embedded_pg import free_port
 
 BASE = datetime(2025, 11, 3, 13, 0, tzinfo=timezone.utc)
 CHANNEL = -1001649127710

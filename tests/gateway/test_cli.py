@@ -19,7 +19,7 @@ from contracts import decode_payload, encode_payload
 from gateway.cursors import CursorStore
 from gateway.queue import DurableQueue, record_crc
 from gateway.statusfile import status_path, write_status
-from ts_common.embedded_pg import free_port
+from ts_ops.embedded_pg import free_port
 
 from .conftest import GATEWAY, UNAVAILABLE, edited, gateway_env, new
 from .test_queue import POISON, record_line

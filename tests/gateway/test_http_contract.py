@@ -25,7 +25,7 @@ from gateway.publisher import Publisher
 from gateway.queue import DurableQueue
 from gateway.service import Gateway
 from gateway.source.file_source import FileSource
-from ts_common.embedded_pg import free_port
+from ts_ops.embedded_pg import free_port
 
 from .conftest import UNAUTHORIZED, UNAVAILABLE, new
 from .test_queue import POISON, record_line
@@ -185,11 +185,11 @@ async def test_quarantined_lines_make_the_queue_check_degraded_until_the_file_is
 
 
 async def test_gateway_logs(gateway_http) -> None:
-    from ts_common.logs import history
+    from ts_runtime.logs import history
 
     running = await gateway_http(run=False)
     root = logging.getLogger()
-    # `gateway run` attaches the history to the root logger (ts_common.logs.setup_logging); pytest
+    # `gateway run` attaches the history to the root logger (ts_runtime.logs.setup_logging); pytest
     # owns the root logger here, so the test attaches it for its own duration.
     attached, level = history not in root.handlers, root.level
     if attached:

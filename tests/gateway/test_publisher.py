@@ -19,7 +19,7 @@ from contracts import encode_payload
 from gateway.drainer import Drainer, settle
 from gateway.publisher import Outcome
 from gateway.queue import DurableQueue
-from ts_common.embedded_pg import free_port
+from ts_ops.embedded_pg import free_port
 
 from .conftest import (BAD_REQUEST, OK, REJECT, TIMEOUT, TOO_MANY, UNAUTHORIZED, UNAVAILABLE, ScriptedAPI,
                        new, publish_settings, start_api)

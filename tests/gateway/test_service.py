@@ -19,7 +19,7 @@ from gateway.queue import DurableQueue
 from gateway.service import Gateway
 from gateway.source import HistoryPage, SourceBatch
 from gateway.source.file_source import FileSource
-from ts_common.embedded_pg import free_port
+from ts_ops.embedded_pg import free_port
 
 from .conftest import TIMEOUT, UNAVAILABLE, deleted, edited, new
 

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.ingest.conftest import TOKEN, Server, auth, start_server
-from ts_common.embedded_pg import free_port
+from ts_ops.embedded_pg import free_port
 
 T0 = datetime(2025, 10, 7, 12, 0, tzinfo=timezone.utc)
 SWING = "🟢Swing Trade\nAtivo: {asset}\nCompra: 1,04 a 1,06\nAlvo 1: 1,15\nAlvo final: 3,50\nStop: 0,70"

@@ -28,8 +28,8 @@ from hypothesis import strategies as st
 
 from tests.ingest.conftest import Server, auth, start_server
 from tests.support.live import own_postgres  # noqa: F401 (fixture)
-from ts_common.embedded_pg import EmbeddedPostgres
-from ts_common.migrations import migrate_url
+from ts_ops.embedded_pg import EmbeddedPostgres
+from ts_ops.migrations import migrate_url
 
 T0 = datetime(2025, 10, 7, 17, 25, 59, tzinfo=timezone.utc)
 _channels = itertools.count(1)

@@ -17,7 +17,7 @@ import asyncpg
 import pytest
 
 from tests.support import db, timescale
-from ts_common.migrations import apply_migrations, default_migrations_dir
+from ts_ops.migrations import apply_migrations, default_migrations_dir
 
 LOCK_KEY = 4005015  # the allocator's advisory lock (010)
 T0 = datetime(2025, 10, 7, 12, 0, tzinfo=timezone.utc)

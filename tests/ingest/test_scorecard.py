@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.ingest.conftest import Server, auth, start_server
 from tests.support import db
-from ts_common.migrations import apply_migrations, default_migrations_dir
+from ts_ops.migrations import apply_migrations, default_migrations_dir
 
 UTC = timezone.utc
 SIGNAL = "🟢Swing Trade\nAtivo: {asset}\nCompra: 30,00 a 31,00\nAlvo 1: 33,00\nAlvo final: 36,00\nStop: 28,00"

@@ -12,7 +12,7 @@ from prometheus_client import REGISTRY
 from ingest_api.db import Database
 from ingest_api.ingest.service import IngestWriter, validate
 from ingest_api.settings import WriterSettings
-from ts_common.settings import DatabaseSettings
+from ts_runtime.settings import DatabaseSettings
 
 _encoder = msgspec.json.Encoder()
 

@@ -31,7 +31,7 @@ from tests.ingest.conftest import TOKEN, start_server as start_ingest
 from tests.reliability.harness import processes
 from tests.support import db
 from tests.support.live import Server, start_service
-from ts_common.embedded_pg import free_port
+from ts_ops.embedded_pg import free_port
 
 BIN = Path(sys.executable).parent
 READ_TOKEN = "read-token-" + "r" * 40

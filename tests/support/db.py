@@ -21,8 +21,8 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from tests.support import timescale
-from ts_common.embedded_pg import EmbeddedPostgres
-from ts_common.migrations import apply_migrations
+from ts_ops.embedded_pg import EmbeddedPostgres
+from ts_ops.migrations import apply_migrations
 
 SERVER_KINDS = ("embedded", "timescaledb")
 

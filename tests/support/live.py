@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from tests.support import db
-from ts_common.embedded_pg import EmbeddedPostgres, free_port
+from ts_ops.embedded_pg import EmbeddedPostgres, free_port
 
 
 @dataclass

@@ -10,7 +10,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from ts_common.migrations import default_migrations_dir, migrate_url
+from ts_ops.migrations import default_migrations_dir, migrate_url
 
 SECOND = "workspace/002_categories_old_contract.sql"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from ts_common.migrations import default_migrations_dir, migrate_url
+from ts_ops.migrations import default_migrations_dir, migrate_url
 
 THIRD = "workspace/003_items_legacy_id_and_metadata.sql"
 

@@ -21,8 +21,8 @@ from pathlib import Path
 import httpx
 
 from tests.support import db as test_db
-from ts_common.embedded_pg import free_port
-from ts_common.migrations import migrate_url
+from ts_ops.embedded_pg import free_port
+from ts_ops.migrations import migrate_url
 
 VENV_BIN = Path(sys.executable).parent
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ts_common.settings import ConfigError, env_str
+from ts_runtime.settings import ConfigError, env_str
 
 from .cursors import CursorsUnreadable
 from .settings import GatewaySettings, load_dotenv_file
@@ -32,7 +32,7 @@ _SHOWN_PROBLEMS = 10
 
 
 def _fail(message: str, status: int) -> int:
-    from ts_common.logs import mask
+    from ts_runtime.logs import mask
 
     # Not a log record, but read like one (journald keeps it): secrets cut as in the logs.
     print(f"{PROG}: {mask(message)}", file=sys.stderr, flush=True)
@@ -40,7 +40,7 @@ def _fail(message: str, status: int) -> int:
 
 
 def _setup_logging(settings: GatewaySettings, *, interactive: bool) -> None:
-    from ts_common.logs import setup_logging
+    from ts_runtime.logs import setup_logging
 
     # The service logs JSON lines (journald); the one-shot commands talk to a person.
     fmt = (env_str("LOG_FORMAT") or ("text" if interactive else "json")).lower()
@@ -86,7 +86,7 @@ def _ago(seconds: float) -> str:
 def register_secrets(settings: GatewaySettings) -> None:
     """Mask the gateway's secrets (beyond their first 8 characters) in its log lines and /logs,
     as the APIs do with theirs: the API token, the Telegram API hash, a string session."""
-    from ts_common.logs import register_secret
+    from ts_runtime.logs import register_secret
 
     for secret in (settings.publish.token, settings.telegram.api_hash, settings.telegram.string_session):
         register_secret(secret)
@@ -161,7 +161,7 @@ def cmd_run(settings: GatewaySettings) -> int:
     except OSError as exc:  # keeping a damaged file aside, or writing the recovered one, failed
         queue.close()
         return _fail(f"cannot recover the damaged {cursors.path}: {exc.strerror or exc}", 1)
-    from ts_common.telemetry import setup_tracing
+    from ts_runtime.telemetry import setup_tracing
 
     setup_tracing(SERVICE_NAME)
     try:
@@ -326,7 +326,7 @@ def _open_for_command(settings: GatewaySettings, command: str):
 
 
 def _finish(settings: GatewaySettings, queue, command: str, emptied: bool, counts: dict, dead_before: int) -> int:
-    from ts_common.logs import mask
+    from ts_runtime.logs import mask
 
     from .statusfile import status_path, write_status
 

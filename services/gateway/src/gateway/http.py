@@ -1,5 +1,5 @@
 """The gateway's own HTTP server (aiohttp) on GATEWAY_PORT (4006): /healthz, /health, /ready, /logs,
-/metrics, with the same bodies as the APIs (ts_common.health, ts_common.logs).
+/metrics, with the same bodies as the APIs (ts_runtime.health, ts_runtime.logs).
 
 /health has the old shared format with three checks, beside the gateway's own fields:
 - `telegram`: the source is connected (unhealthy while it is not: nothing new is captured);
@@ -19,9 +19,9 @@ from datetime import datetime, timezone
 from aiohttp import web
 from prometheus_client import REGISTRY
 
-from ts_common import health
-from ts_common.logs import LogQueryError, logs_body, mask, parse_logs_query
-from ts_common.metrics import render_metrics
+from ts_runtime import health
+from ts_runtime.logs import LogQueryError, logs_body, mask, parse_logs_query
+from ts_runtime.metrics import render_metrics
 
 from .drainer import publish_queue_gauges
 from .service import Gateway
@@ -64,7 +64,7 @@ def _iso(epoch: float | None) -> str | None:
 
 
 def checks(gateway: Gateway) -> dict[str, health.Probe]:
-    """The three checks of /health, as probes of ts_common.health."""
+    """The three checks of /health, as probes of ts_runtime.health."""
 
     async def telegram() -> health.ProbeResult:
         source = gateway.source

@@ -25,7 +25,7 @@ import stamina
 from opentelemetry import trace
 
 from contracts import BatchResult, IngestResult
-from ts_common.settings import redact
+from ts_runtime.settings import redact
 
 from . import metrics
 from .queue import QueueRecord

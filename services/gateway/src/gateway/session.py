@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ts_common.settings import env_str
+from ts_runtime.settings import env_str
 
 from .settings import SESSION_EXTENSION, GatewaySettings, TelegramSettings
 
