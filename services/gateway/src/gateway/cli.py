@@ -197,7 +197,7 @@ async def _serve(settings: GatewaySettings, make_source: Callable[[], object], q
     async with create_session(publish) as session:
         publisher = Publisher(publish, session)
         drainer = Drainer(queue, publisher, batch_size=publish.batch_size,
-                          backoff_initial=max(publish.retry_delay_ms / 1000, 0.05),
+                          backoff_initial=publish.retry_delay_ms / 1000,
                           backoff_max=publish.drain_backoff_max_seconds)
         gateway = Gateway(make_source(), queue, publisher, drainer, cursors,
                           backfill_interval=settings.telegram.backfill_interval_seconds)
