@@ -48,10 +48,6 @@ def _setup_logging(settings: GatewaySettings, *, interactive: bool) -> None:
     if interactive and level.upper() == "INFO":
         level = "WARNING"  # the progress bar and the summary say what happened
     setup_logging(level, json=fmt == "json")
-    import logging
-
-    # stamina logs every scheduled retry; the publisher already logs each failed attempt.
-    logging.getLogger("stamina").setLevel(logging.ERROR)
 
 
 def _report_recovery(command: str, queue, recovery) -> None:
@@ -588,6 +584,9 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(exc), 2)
     _setup_logging(settings, interactive=command != "run")
     register_secrets(settings)
+    from .publisher import instrument_retries
+
+    instrument_retries()
     if command == "run":
         return cmd_run(settings)
     if command == "login":
