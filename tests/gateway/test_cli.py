@@ -21,8 +21,8 @@ from gateway.queue import DurableQueue, record_crc
 from gateway.status import GatewayStatus, status_path, write_status
 from ts_common.embedded_pg import free_port
 
-from .conftest import GATEWAY, UNAVAILABLE, edited, gateway_env, new
-from .test_queue import POISON, record_line
+from tests.support.gateway import GATEWAY, POISON, UNAVAILABLE, edited, new, record_line
+from tests.support.processes import gateway_env
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "samples/tp-capital-export/result.json"

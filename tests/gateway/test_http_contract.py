@@ -27,8 +27,7 @@ from gateway.service import Gateway
 from gateway.source.file_source import FileSource
 from ts_common.embedded_pg import free_port
 
-from .conftest import UNAUTHORIZED, UNAVAILABLE, new
-from .test_queue import POISON, record_line
+from tests.support.gateway import POISON, UNAUTHORIZED, UNAVAILABLE, new, record_line
 
 ISO_MS = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"
 OLD_FORMAT = {"status", "service", "version", "timestamp", "uptime", "checks", "responseTime"}

@@ -21,8 +21,8 @@ from gateway.publisher import Outcome
 from gateway.queue import DurableQueue
 from ts_common.embedded_pg import free_port
 
-from .conftest import (BAD_REQUEST, OK, REJECT, TIMEOUT, TOO_MANY, UNAUTHORIZED, UNAVAILABLE, ScriptedAPI,
-                       new, publish_settings, start_api)
+from tests.support.gateway import (BAD_REQUEST, OK, REJECT, TIMEOUT, TOO_MANY, UNAUTHORIZED, UNAVAILABLE, ScriptedAPI,
+                                   new, publish_settings, start_api)
 
 SCHEDULE = [0.01, 0.02, 0.04]  # retry_delay_ms=10, 3 retries: 10 ms × 2^n
 

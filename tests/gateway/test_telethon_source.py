@@ -23,7 +23,7 @@ from gateway.source import SourceBatch
 from gateway.source.telethon_source import (ChannelNotFound, TelethonSource, _GatewayClient, deleted_payloads,
                                             message_to_payload)
 
-from .telethon_fakes import (CHANNEL_ID, MARKED_ID, OTHER_ID, OTHER_MARKED, T0, FakeTelegramClient, SleepRecorder,
+from tests.support.telethon_fakes import (CHANNEL_ID, MARKED_ID, OTHER_ID, OTHER_MARKED, T0, FakeTelegramClient, SleepRecorder,
                              channel, message, photo, service, user)
 
 

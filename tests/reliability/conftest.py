@@ -12,10 +12,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
 import pytest
 
-from tests.reliability.harness import processes
+from tests.support import processes
 from tests.support import db
 
 ALLOWED_ORIGIN = "https://dashboard.example.test"
@@ -69,8 +68,7 @@ def workspace_api(pg_server_url: str, migrated_template: str, tmp_path_factory) 
 
 
 async def _snapshot(database_url: str, schema: str) -> dict[str, list[tuple]]:
-    conn = await asyncpg.connect(database_url)
-    try:
+    async with db.connection(database_url) as conn:
         tables = await conn.fetch(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = $1 AND table_type = 'BASE TABLE'"
             " ORDER BY table_name", schema)
@@ -79,8 +77,6 @@ async def _snapshot(database_url: str, schema: str) -> dict[str, list[tuple]]:
             rows = await conn.fetch(f'SELECT * FROM "{schema}"."{table["table_name"]}"')
             snapshot[table["table_name"]] = sorted((tuple(map(repr, row.values())) for row in rows))
         return snapshot
-    finally:
-        await conn.close()
 
 
 def snapshot(database_url: str, schema: str) -> dict[str, list[tuple]]:

@@ -28,7 +28,7 @@ import pytest
 
 from contracts import IngestBatch, MessagePayload
 from tests.ingest.conftest import TOKEN, start_server as start_ingest
-from tests.reliability.harness import processes
+from tests.support import processes
 from tests.support import db
 from tests.support.live import Server, start_service
 from ts_common.embedded_pg import free_port

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.reliability.conftest import ALLOWED_ORIGIN, LiveService
-from tests.reliability.harness import processes
+from tests.support import processes
 
 PREFLIGHT = {"Access-Control-Request-Headers": "content-type,if-match"}
 

@@ -1,7 +1,7 @@
 """Running a service the deployed way in tests, and a PostgreSQL of a test's own to stop and start.
 
-`start_service` launches an API's command on a free loopback port and waits for its health
-endpoint; `own_postgres` is a fixture (import it into the test module) for outage tests, so
+`start_service` launches an API's command on a free loopback port (tests/support/processes.py:
+the one launcher and environment scrubber) and waits for its health endpoint; `own_postgres` is a fixture (import it into the test module) for outage tests, so
 stopping the database disturbs no other test; `console_spans` reads the spans a server printed
 with OTEL_TRACES_EXPORTER=console.
 """
@@ -9,7 +9,6 @@ with OTEL_TRACES_EXPORTER=console.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -23,24 +22,32 @@ import httpx
 import pytest
 
 from tests.support import db
+from tests.support.processes import ManagedProcess, service_env
 from ts_common.embedded_pg import EmbeddedPostgres, free_port
+
+
+def answers(url: str) -> bool:
+    """Any HTTP answer at all (a 503 while the database is away still means "started")."""
+    try:
+        httpx.get(url, timeout=2)
+        return True
+    except httpx.TransportError:
+        return False
 
 
 @dataclass
 class Server:
     url: str
     database_url: str
-    process: subprocess.Popen
+    managed: ManagedProcess
     log_path: Path
 
+    @property
+    def process(self) -> subprocess.Popen | None:
+        return self.managed.proc
+
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        self.managed.stop(timeout=10)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -48,32 +55,16 @@ class Server:
 
 def start_service(name: str, command: Sequence[str], health_path: str, database_url: str, log_path: Path,
                   env: dict[str, str], drop_env_prefixes: tuple[str, ...] = (), args: Sequence[str] = ()) -> Server:
-    """`command --host 127.0.0.1 --port <free> *args` with `env` over this process's environment.
-
-    Variables starting with `drop_env_prefixes` are left out (a developer's DATABASE_URL or
-    PROMETHEUS_MULTIPROC_DIR must not leak into the server). Returns once `health_path` answers.
-    """
+    """`command --host 127.0.0.1 --port <free> *args` with `env` over the scrubbed environment
+    (processes.service_env; `drop_env_prefixes` leaves out more). Returns once `health_path` answers."""
     port = free_port()
-    environment = {k: v for k, v in os.environ.items() if not k.startswith(drop_env_prefixes)}
-    environment.update({"DATABASE_URL": database_url, "LOG_LEVEL": "INFO", "OTEL_TRACES_EXPORTER": "none",
-                        "DB_CONNECT_TIMEOUT_SECONDS": "2", **env})
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [*command, "--host", "127.0.0.1", "--port", str(port), *args],
-            env=environment, stdout=log_file, stderr=subprocess.STDOUT,
-        )
-    server = Server(f"http://127.0.0.1:{port}", database_url, process, log_path)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{name} exited with {process.returncode}:\n{server.log()}")
-        try:
-            httpx.get(server.url + health_path, timeout=2)
-            return server
-        except httpx.TransportError:
-            time.sleep(0.1)
-    server.stop()
-    raise RuntimeError(f"{name} did not start:\n{server.log()}")
+    url = f"http://127.0.0.1:{port}"
+    environment = service_env(drop=drop_env_prefixes, tracing=True, DATABASE_URL=database_url,
+                              DB_CONNECT_TIMEOUT_SECONDS="2", **env)
+    managed = ManagedProcess(name, [*command, "--host", "127.0.0.1", "--port", str(port), *args], environment,
+                             log_path, ready=lambda: answers(url + health_path), cwd=Path.cwd())
+    managed.start(timeout=30)  # ProcessError (a RuntimeError) with the log's tail if it exits or hangs
+    return Server(url, database_url, managed, log_path)
 
 
 @pytest.fixture
