@@ -27,10 +27,9 @@ import psutil
 import pytest
 
 from contracts import IngestBatch, MessagePayload
-from tests.ingest.conftest import TOKEN, start_server as start_ingest
-from tests.support import processes
-from tests.support import db
-from tests.support.live import Server, start_service
+from tests.support import db, processes
+from tests.support.live import INGEST_TOKEN as TOKEN, Server, start_service
+from tests.support.live import start_ingest_api as start_ingest
 from ts_common.embedded_pg import free_port
 
 BIN = Path(sys.executable).parent

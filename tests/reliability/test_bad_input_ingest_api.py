@@ -16,7 +16,7 @@ from itertools import count
 import httpx
 import pytest
 
-from tests.reliability.conftest import LiveService, snapshot
+from tests.support.live import LiveService, snapshot
 from tests.support.db import connection
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)

@@ -21,7 +21,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.reliability.conftest import LiveService, snapshot
+from tests.support.live import LiveService, snapshot
 from tests.support.db import connection
 
 UNKNOWN_ID = "3f1c2a9e-6a8b-4c1d-9e7f-0123456789ab"

@@ -16,7 +16,7 @@ import asyncio
 import httpx
 import pytest
 
-from tests.reliability.conftest import LiveService
+from tests.support.live import LiveService
 from tests.support.db import connection
 
 UNKNOWN_ID = "3f1c2a9e-6a8b-4c1d-9e7f-0123456789ab"

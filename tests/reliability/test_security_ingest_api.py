@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 import ingest_api
-from tests.reliability.conftest import ALLOWED_ORIGIN, LiveService
+from tests.support.live import ALLOWED_ORIGIN, LiveService
 from tests.support import processes
 
 SOURCE = Path(ingest_api.__file__).parent

@@ -3,15 +3,19 @@
 `start_service` launches an API's command on a free loopback port (tests/support/processes.py:
 the one launcher and environment scrubber) and waits for its health endpoint; `own_postgres` is a fixture (import it into the test module) for outage tests, so
 stopping the database disturbs no other test; `console_spans` reads the spans a server printed
-with OTEL_TRACES_EXPORTER=console.
+with OTEL_TRACES_EXPORTER=console. `LiveService` and `snapshot` serve the fuzzing, bad-input and
+security tests (tests/reliability/conftest.py starts the services); `start_ingest_api` is the ingest
+API's command as the ingest tests run it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -39,15 +43,22 @@ def answers(url: str) -> bool:
 class Server:
     url: str
     database_url: str
-    managed: ManagedProcess
+    process: subprocess.Popen
     log_path: Path
-
-    @property
-    def process(self) -> subprocess.Popen | None:
-        return self.managed.proc
+    # Set by start_service: stopping then reaches the whole process group (granian's workers).
+    managed: ManagedProcess | None = None
 
     def stop(self) -> None:
-        self.managed.stop(timeout=10)
+        if self.managed is not None:
+            self.managed.stop(timeout=10)
+            return
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -64,7 +75,16 @@ def start_service(name: str, command: Sequence[str], health_path: str, database_
     managed = ManagedProcess(name, [*command, "--host", "127.0.0.1", "--port", str(port), *args], environment,
                              log_path, ready=lambda: answers(url + health_path), cwd=Path.cwd())
     managed.start(timeout=30)  # ProcessError (a RuntimeError) with the log's tail if it exits or hangs
-    return Server(url, database_url, managed, log_path)
+    return Server(url, database_url, managed.proc, log_path, managed)
+
+
+INGEST_TOKEN = "test-gateway-token-0123456789abcdef-XYZ"
+
+
+def start_ingest_api(database_url: str, log_path: Path, **env: str) -> Server:
+    """`python -m ingest_api.cli` (what `uv run ingest-api` runs) on a free loopback port."""
+    return start_service("ingest-api", [sys.executable, "-m", "ingest_api.cli"], "/health", database_url, log_path,
+                         {"GATEWAY_SECRET_TOKEN": INGEST_TOKEN, **env})
 
 
 @pytest.fixture
@@ -101,3 +121,37 @@ def wait_for_request_span(server: Server, trace_id: str, timeout: float = 10) ->
     while time.monotonic() < deadline and not any(
             s["kind"] == "SpanKind.SERVER" for s in console_spans(server.log(), trace_id)):
         time.sleep(0.1)
+
+
+# -- the APIs as granian processes (the fuzzing, bad-input and security tests) ---------------------
+
+ALLOWED_ORIGIN = "https://dashboard.example.test"
+
+
+@dataclass
+class LiveService:
+    url: str
+    database_url: str
+    token: str
+    log_path: Path
+    process: ManagedProcess
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+async def _snapshot(database_url: str, schema: str) -> dict[str, list[tuple]]:
+    async with db.connection(database_url) as conn:
+        tables = await conn.fetch(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = $1 AND table_type = 'BASE TABLE'"
+            " ORDER BY table_name", schema)
+        snapshot = {}
+        for table in tables:
+            rows = await conn.fetch(f'SELECT * FROM "{schema}"."{table["table_name"]}"')
+            snapshot[table["table_name"]] = sorted((tuple(map(repr, row.values())) for row in rows))
+        return snapshot
+
+
+def snapshot(database_url: str, schema: str) -> dict[str, list[tuple]]:
+    """Every row of every table in `schema`: compare two to prove a request changed nothing."""
+    return asyncio.run(_snapshot(database_url, schema))
