@@ -18,11 +18,10 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from tests.support import timescale
-from tests.support.db import fetch
+from tests.support.db import connection, fetch
 from ts_ops.embedded_pg import EmbeddedPostgres
 from ts_ops.migrations import default_migrations_dir, discover
 
@@ -71,11 +70,8 @@ def servers() -> Iterator[dict[str, EmbeddedPostgres]]:
 
 def new_database(server: EmbeddedPostgres) -> str:
     async def create(name: str) -> None:
-        conn = await asyncpg.connect(server.url, timeout=10)
-        try:
+        async with connection(server.url, timeout=10) as conn:
             await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
 
     name = f"migrate_{next(_names)}"
     asyncio.run(create(name))

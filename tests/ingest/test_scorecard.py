@@ -16,7 +16,6 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -438,11 +437,8 @@ def test_each_outcome_is_counted_once_per_signal(server: Server, api_database_ur
 
 
 async def _migrate(url: str, directory: Path) -> None:
-    conn = await asyncpg.connect(url)
-    try:
+    async with db.connection(url) as conn:
         await apply_migrations(conn, directory)
-    finally:
-        await conn.close()
 
 
 def test_outcomes_on_record_before_the_migration_are_not_counted(empty_database_url: str, tmp_path: Path) -> None:

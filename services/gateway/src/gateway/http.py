@@ -25,8 +25,8 @@ from ts_runtime.metrics import render_metrics
 
 from .drainer import publish_queue_gauges
 from .service import Gateway
+from .status import SERVICE, running_status
 
-SERVICE = "telegram-gateway"
 VERSION = "0.1.0"
 GATEWAY_KEY = web.AppKey("gateway", Gateway)
 STARTED_KEY = web.AppKey("started", float)
@@ -34,29 +34,6 @@ STARTED_KEY = web.AppKey("started", float)
 
 def mask_secrets(text: str | None) -> str | None:
     return None if text is None else mask(text)
-
-
-def health_body(gateway: Gateway) -> dict:
-    """The gateway's own fields (also written to gateway-status.json for `gateway status`)."""
-    publisher = gateway.publisher
-    return {
-        "status": "healthy" if gateway.state.ready else "starting",
-        "service": SERVICE,
-        "uptimeSeconds": round(time.time() - gateway.state.started_at, 1),
-        "source": {"kind": gateway.source.kind, "connected": gateway.source.connected},
-        "telegram": {"connected": gateway.source.connected} if gateway.source.kind == "telegram" else None,
-        "queueDepth": gateway.queue.depth,
-        "deadLetters": gateway.queue.dead_letters,
-        # Lines of the quarantine file (this start's and earlier ones), kept until an operator
-        # moves the file away.
-        "quarantinedLines": gateway.queue.quarantined,
-        "lastPublishAt": publisher.last_publish_at,
-        # An error text may quote what the API answered: secrets are cut as in the log lines.
-        "lastError": mask_secrets(publisher.last_error or gateway.state.last_error),
-        "retryBackoffSeconds": gateway.drainer.backoff,
-        "cursors": {str(k): v for k, v in gateway.cursors.cursors.items()},
-        "lastBackfillAt": gateway.state.last_backfill_at,
-    }
 
 
 def _iso(epoch: float | None) -> str | None:
@@ -110,7 +87,8 @@ async def health_endpoint(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY_KEY]
     publish_queue_gauges(gateway.queue)  # the quarantine file may have been moved away since
     results = await health.run_checks(checks(gateway))
-    body = health.health_body(SERVICE, VERSION, request.app[STARTED_KEY], results, began, health_body(gateway))
+    own = running_status(gateway).to_builtins()  # the gateway's own fields, as in gateway-status.json
+    body = health.health_body(SERVICE, VERSION, request.app[STARTED_KEY], results, began, own)
     return web.json_response(body, status=health.http_status(body["status"]))
 
 
