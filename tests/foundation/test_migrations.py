@@ -13,7 +13,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from ts_runtime import timescaledb
+from ts_ops import timescaledb
 from ts_ops.migrations import MigrationError, apply_migrations, default_migrations_dir, discover, migrate_url
 from tests.support.db import connection
 
