@@ -2,7 +2,7 @@
 (run: `uv run python bench/workspace_validation_bench.py [--before main]`).
 
 In one run, side by side: the body → column values step of POST /api/items and PUT
-/api/categories, by this working tree (msgspec Structs, ts_common.api_core.problems) and by the
+/api/categories, by this working tree (msgspec Structs, ts_runtime.api_core.problems) and by the
 hand-written validation.py of an earlier commit (`--before`), on the same bodies: valid ones (the
 common case: msgspec's decoder is the whole cost) and bodies with three bad fields (the walk that
 names each). No server, no database: the step alone, best of `--repeat` rounds (rows interleaved,

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from contracts import IngestBatch, MessagePayload, decode_payload
 from ingest_api.openapi import BATCH_SCHEMA, PAYLOAD_SCHEMA
-from ts_common.api_core.openapi import inline
+from ts_runtime.api_core.openapi import inline
 
 _, CONTRACT = msgspec.json.schema_components([MessagePayload, IngestBatch])
 

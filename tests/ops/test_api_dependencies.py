@@ -1,4 +1,4 @@
-"""ts_common.api_core.dependencies: `db_connection` comes from the app's pool, goes back to it after
+"""ts_runtime.api_core.dependencies: `db_connection` comes from the app's pool, goes back to it after
 the handler (answered or raised), a database out of reach is the core's 503, and a body the core
 refuses never takes a connection. On a real PostgreSQL, in-process over HTTP."""
 
@@ -11,12 +11,12 @@ from litestar import Litestar, Request, get, post
 from litestar.di import Provide
 from litestar.testing import AsyncTestClient
 
-from ts_common.api_core import ApiError, CoreConfig, CorePlugin
-from ts_common.api_core.dependencies import (DB_CONNECTION, REQUEST_INPUT, DbConnection, RequestInput,
+from ts_runtime.api_core import ApiError, CoreConfig, CorePlugin
+from ts_runtime.api_core.dependencies import (DB_CONNECTION, REQUEST_INPUT, DbConnection, RequestInput,
                                              provide_db_connection)
-from ts_common.database import PooledDatabase
-from ts_common.embedded_pg import free_port
-from ts_common.settings import DatabaseSettings
+from ts_ops.embedded_pg import free_port
+from ts_runtime.database import PooledDatabase
+from ts_runtime.settings import DatabaseSettings
 
 
 @get("/pid")

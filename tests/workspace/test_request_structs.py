@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ts_common.api_core import ApiError
+from ts_runtime.api_core import ApiError
 from workspace_api import openapi, schemas
 from workspace_api.validation import (category_from_body, check_slug, item_filter_problems, item_from_body,
                                       validate_category, validate_item)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from contracts import IngestBatch, MessagePayload
-from ts_common.api_core.openapi import JsonSchema, inline, json_schemas
+from ts_runtime.api_core.openapi import JsonSchema, inline, json_schemas
 
 
 def _build() -> tuple[dict[str, Any], dict[str, Any]]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Operation, Schema
 
-from ts_common.api_core.openapi import json_schema, request_body
+from ts_runtime.api_core.openapi import json_schema, request_body
 
 from .errors import ErrorBody
 from .schemas import CategoryCreate, CategoryUpdate, ItemCreate, ItemUpdate

@@ -1,7 +1,7 @@
 """Request and response bodies.
 
 Requests (ItemCreate/ItemUpdate, CategoryCreate/CategoryUpdate): each field's rules are Meta
-constraints, so msgspec checks them, ts_common.api_core.problems names every bad field at once and
+constraints, so msgspec checks them, ts_runtime.api_core.problems names every bad field at once and
 the OpenAPI document shows the same rules (openapi.py generates it from these structs). Unknown
 fields are ignored, as the old API did. An update's fields default to UNSET: only the given ones
 change. The few rules a constraint cannot say (not blank, metadata's contents, two spellings that
@@ -24,7 +24,7 @@ from uuid import UUID
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-from ts_common.api_core.problems import PROBLEM
+from ts_runtime.api_core.problems import PROBLEM
 
 PRIORITIES = ("low", "medium", "high", "critical")
 STATUSES = ("new", "review", "in-progress", "completed", "rejected")
@@ -56,7 +56,7 @@ _NO_NUL = Meta(pattern=r"^[^\x00]*$", extra={PROBLEM: "must not contain NUL char
 
 
 def _says(problem: str) -> Meta:
-    """The sentence for a value of the wrong type (see ts_common.api_core.problems)."""
+    """The sentence for a value of the wrong type (see ts_runtime.api_core.problems)."""
     return Meta(extra={PROBLEM: problem})
 
 

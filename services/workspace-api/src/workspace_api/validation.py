@@ -1,7 +1,7 @@
 """From a request body (or a LowDB entry) to column values, with every bad field named at once.
 
 The field rules are the request structs' Meta constraints (schemas.py), checked by msgspec and
-worded by ts_common.api_core.problems. What a constraint cannot say is here: a title or display
+worded by ts_runtime.api_core.problems. What a constraint cannot say is here: a title or display
 name that is only blank, an item's metadata (an object jsonb can hold, at most
 METADATA_MAX_BYTES), lone surrogates (only a LowDB file, read by Python's json, can carry them),
 and a category field sent under two spellings with different values. What needs the database
@@ -21,7 +21,7 @@ from typing import Any
 import msgspec
 from msgspec import UNSET
 
-from ts_common.api_core.problems import decode_struct, fields_of, problems_in
+from ts_runtime.api_core.problems import decode_struct, fields_of, problems_in
 
 from .errors import ApiError, FieldProblem, validation_failed
 from .schemas import (CATEGORY_NAME_MAX, DEFAULT_COLOR, METADATA_MAX_BYTES, PRIORITIES, SEARCH_MAX, STATUSES,

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
-from ts_common.health import iso_millis
+from ts_runtime.health import iso_millis
 
 from ..errors import ApiError
 

@@ -8,7 +8,7 @@ from litestar import Request, Response, delete, get, patch, post, put
 from litestar.di import Provide
 from litestar.params import PathParameter, QueryParameter
 
-from ts_common.api_core.dependencies import REQUEST_INPUT, DbConnection, RequestInput
+from ts_runtime.api_core.dependencies import REQUEST_INPUT, DbConnection, RequestInput
 
 from .. import openapi
 from ..routing import both
@@ -44,7 +44,7 @@ async def list_categories(
     return CategoryList(success=True, count=len(categories), data=categories)
 
 
-# What each route checks before it takes a connection (ts_common.api_core.dependencies:
+# What each route checks before it takes a connection (ts_runtime.api_core.dependencies:
 # `request_input`): a malformed name or body is a 400 even while the database is down.
 async def _name(name: Name) -> str:
     return service.check_name(name)

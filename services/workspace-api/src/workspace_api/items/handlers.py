@@ -11,7 +11,7 @@ from litestar.datastructures import ResponseHeader
 from litestar.di import Provide
 from litestar.params import HeaderParameter, PathParameter, QueryParameter
 
-from ts_common.api_core.dependencies import REQUEST_INPUT, DbConnection, RequestInput
+from ts_runtime.api_core.dependencies import REQUEST_INPUT, DbConnection, RequestInput
 
 from .. import openapi
 from ..errors import validation_failed
@@ -74,7 +74,7 @@ async def list_items(
                     filters=applied)
 
 
-# What each route checks before it takes a connection (ts_common.api_core.dependencies:
+# What each route checks before it takes a connection (ts_runtime.api_core.dependencies:
 # `request_input`): a malformed id or body is a 400 even while the database is down.
 async def _new_item(request: Request) -> dict[str, Any]:
     return item_from_body(await request.body(), partial=False)

@@ -1,6 +1,6 @@
 """Dependencies the core plugin registers for every handler of an app.
 
-`db_connection`: a connection from the app's pool (`app.state.db`, a ts_common.database
+`db_connection`: a connection from the app's pool (`app.state.db`, a ts_runtime.database
 PooledDatabase put there by the lifespan), released when the handler returns or raises.
 
     @get("/api/items")
