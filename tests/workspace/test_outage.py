@@ -37,6 +37,14 @@ async def test_503_while_down_then_recovers(own_postgres: EmbeddedPostgres) -> N
         down = await client.get(f"/api/items/{item_id}")
         assert down.status_code == 503 and down.json()["error"] == "Database connection failed"
         assert (await client.put(f"/api/items/{item_id}", json={"title": "x"})).status_code == 503
+        # A client's mistake is still its 400: each route checks its input before taking a connection.
+        for refused in (await client.get("/api/items/not-an-id"),
+                        await client.post("/api/items", json={"title": "", "category": "bug"}),
+                        await client.put(f"/api/items/{item_id}", json={"priority": "urgent"}),
+                        await client.put("/api/categories/Bad Name", json={"color": "#3B82F6"}),
+                        await client.post("/api/categories", json={"name": "x", "color": "blue"}),
+                        await client.patch("/api/categories/x%0A/toggle")):
+            assert refused.status_code == 400, refused.text
         assert "workspace_db_connection_status 0.0" in (await client.get("/metrics")).text
 
         port = own_postgres.port

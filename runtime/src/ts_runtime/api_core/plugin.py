@@ -4,7 +4,8 @@
 
 adds the operations routes (routes.py), the error envelope (errors.py), the request checks
 (checks.py: query and body UTF-8, JSON writes, the optional read token) and the middleware
-(middleware.py: body deadline, OPTIONS Allow). Each API passes what differs: its name and version,
+(middleware.py: body deadline, OPTIONS Allow) and the dependencies (dependencies.py: `db_connection`
+from the app's pool). Each API passes what differs: its name and version,
 its checks, the fields its earlier /health answer had, whether its error envelope has `success`,
 which errors mean "database unavailable" and what to count when that happens.
 """
@@ -23,6 +24,7 @@ from litestar.plugins import InitPluginProtocol
 
 from .. import database, health
 from .checks import CoreRequest, PUBLIC, WRITE_METHODS, read_token_guard, refuse_query_not_utf8, require_json_writes
+from .dependencies import core_dependencies
 from .errors import ErrorBody, exception_handlers
 from .middleware import body_deadline, options_allow
 from .routes import system_routes
@@ -89,6 +91,7 @@ class CorePlugin(InitPluginProtocol):
             guards.append(read_token_guard(config.read_tokens))
         app_config.guards = [*guards, *app_config.guards]
         app_config.request_class = CoreRequest
+        app_config.dependencies = {**core_dependencies(), **app_config.dependencies}
         # Outermost first: the deadline covers everything that reads the body.
         app_config.middleware = [body_deadline(config.body_timeout_seconds), options_allow, *app_config.middleware]
         for handler in app_config.route_handlers:
