@@ -351,45 +351,24 @@ GROUP BY channel_id
 # and a tombstone insert racing each other cannot both miss: whichever commits second sees the
 # other here. So a deleted message always ends up marked, in whatever order they arrived, and so
 # do its signal and events. Answers (channel, earliest date of derived rows it deleted) to relink.
+# `apply_tombstones` (db/sql/tp_capital/021) reads the plain tombstones table first: the usual
+# message has none, and then no hypertable is planned or touched; one that has a tombstone is
+# updated by its whole key, the date included (one chunk).
 APPLY_TOMBSTONES = """
-WITH keys AS (
-    SELECT DISTINCT channel_id, message_id
-    FROM unnest($1::bigint[], $2::bigint[]) AS k(channel_id, message_id)
-),
-tombstones AS (
-    SELECT t.channel_id, t.message_id, t.deleted_at
-    FROM tp_capital.message_tombstones t
-    JOIN keys USING (channel_id, message_id)
-),
-messages AS (
-    UPDATE tp_capital.forwarded_messages f
-    SET deleted_at = t.deleted_at, updated_at = now()
-    FROM tombstones t
-    WHERE f.channel_id = t.channel_id AND f.message_id = t.message_id AND f.deleted_at IS NULL
-    RETURNING 1
-),
-signals AS (
-    UPDATE tp_capital.tp_capital_signals s
-    SET deleted_at = t.deleted_at, updated_at = now()
-    FROM tombstones t
-    WHERE s.channel_id = t.channel_id AND s.message_id = t.message_id AND s.deleted_at IS DISTINCT FROM t.deleted_at
-    RETURNING s.channel_id, s.message_date
-),
-events AS (
-    UPDATE tp_capital.signal_events e
-    SET deleted_at = t.deleted_at
-    FROM tombstones t
-    WHERE e.channel_id = t.channel_id AND e.message_id = t.message_id AND e.deleted_at IS DISTINCT FROM t.deleted_at
-    RETURNING e.channel_id, e.message_date
-)
-SELECT channel_id, min(message_date) AS from_date
-FROM (SELECT * FROM signals UNION ALL SELECT * FROM events) changed
-GROUP BY channel_id
+SELECT tombstoned_channel_id AS channel_id, relink_from AS from_date
+FROM tp_capital.apply_tombstones($1::bigint[], $2::bigint[])
 """
 
 # Which signal each follow-up belongs to, and the signals' statuses and current stops, for the
 # channels a write touched from its earliest date on ($3: signals whose own row changed).
 RELINK = "SELECT relinked, refreshed FROM tp_capital.relink_events($1::bigint[], $2::timestamptz[], $3::bigint[])"
+
+# RELINK, then the outcomes the relinked signals reached that were not on record
+# (signals/outcomes.py), in one statement: what a write runs after storing a signal or a
+# follow-up. Answers one row per new outcome (`outcome`), to count.
+RELINK_AND_RECORD = """
+SELECT outcome FROM tp_capital.relink_and_record($1::bigint[], $2::timestamptz[], $3::bigint[]) AS outcome
+"""
 
 # The same message sent again with another date: move what is stored to the new date
 # (db/sql/tp_capital/009). Answers the earliest date it had, or NULL if nothing moved.

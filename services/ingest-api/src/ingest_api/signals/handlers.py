@@ -15,9 +15,11 @@ from litestar.params import PathParameter, QueryParameter
 
 from ..auth import require_token_or_api_key
 from ..errors import ApiError, ErrorBody
-from . import service
+from . import queries
+from .csv_export import signals_csv
+from .paging import Filters, decode_cursor, parse_moment
+from .schemas import DeleteResult, EventPage, MessagePage, OldDeleteResult, SignalDetail, SignalPage
 from .scorecard import route_handlers as scorecard_handlers
-from .service import DeleteResult, Filters, MessagePage, OldDeleteResult, SignalDetail, SignalPage
 
 _ERRORS = {
     400: ResponseSpec(ErrorBody, description="A query value is invalid (the reason is given)", generate_examples=False),
@@ -51,9 +53,9 @@ def _filters(limit: int, channel: str | None, from_: str | None, to: str | None,
         channel=channel or None,
         signal_type=signal_type or None,
         search=search or None,
-        from_ms=service.parse_moment("from", from_),
-        to_ms=service.parse_moment("to", to),
-        cursor=service.decode_cursor(cursor),
+        from_ms=parse_moment("from", from_),
+        to_ms=parse_moment("to", to),
+        cursor=decode_cursor(cursor),
         channel_id=_channel_id(channel_id),
     )
 
@@ -92,12 +94,12 @@ async def list_signals(
 ) -> Response[SignalPage]:
     filters = _filters(limit, channel, from_, to, search, cursor, signal_type)
     async with request.app.state.db.pool.acquire() as conn:
-        page = await service.list_signals(conn, filters)
+        page = await queries.list_signals(conn, filters)
     if format == "csv":
         headers = {"Content-Disposition": 'attachment; filename="tp-capital-signals.csv"'}
         if page.next_cursor:
             headers["X-Next-Cursor"] = page.next_cursor
-        return Response(service.signals_csv(page.data), media_type="text/csv", headers=headers)
+        return Response(signals_csv(page.data), media_type="text/csv", headers=headers)
     return Response(page)
 
 
@@ -105,14 +107,14 @@ async def list_signals(
      responses={**_ERRORS, 404: _AUTH_ERRORS[404]}, tags=["signals"])
 async def get_signal(request: Request, signal_id: Annotated[int, PathParameter(ge=1, le=2**53, description="signal id")]) -> SignalDetail:
     async with request.app.state.db.pool.acquire() as conn:
-        return await service.get_signal(conn, signal_id)
+        return await queries.get_signal(conn, signal_id)
 
 
 @delete("/signals/{signal_id:int}", operation_id="deleteSignal", summary="Mark a signal deleted (token required)",
         guards=[require_token_or_api_key], status_code=200, responses=_AUTH_ERRORS, tags=["signals"])
 async def delete_signal(request: Request, signal_id: Annotated[int, PathParameter(ge=1, le=2**53, description="signal id")]) -> DeleteResult:
     async with request.app.state.db.pool.acquire() as conn:
-        return await service.delete_signal(conn, signal_id)
+        return await queries.delete_signal(conn, signal_id)
 
 
 class DeleteByIngestedAt(msgspec.Struct, rename="camel"):
@@ -171,7 +173,7 @@ class _DeleteBodyOperation(Operation):
 async def delete_signal_by_ingested_at(request: Request) -> OldDeleteResult:
     ingested_at = _decode_delete_body(await request.body())
     async with request.app.state.db.pool.acquire() as conn:
-        return await service.delete_by_ingested_at(conn, ingested_at)
+        return await queries.delete_by_ingested_at(conn, ingested_at)
 
 
 @get("/messages", operation_id="listMessages", summary="Raw messages as received, newest first",
@@ -187,7 +189,7 @@ async def list_messages(
 ) -> MessagePage:
     filters = _filters(limit, channel, from_, to, search, cursor)
     async with request.app.state.db.pool.acquire() as conn:
-        return await service.list_messages(conn, filters)
+        return await queries.list_messages(conn, filters)
 
 
 # The old API served the list at /forwarded-messages (its table's name), filtered by `channelId`;
@@ -208,7 +210,7 @@ async def list_forwarded_messages(
 ) -> MessagePage:
     filters = _filters(limit, channel, from_, to, search, cursor, channel_id=channel_id)
     async with request.app.state.db.pool.acquire() as conn:
-        return await service.list_messages(conn, filters)
+        return await queries.list_messages(conn, filters)
 
 
 @get("/signal-events", operation_id="listSignalEvents", responses=_ERRORS, tags=["signals"],
@@ -219,9 +221,9 @@ async def list_signal_events(
     channel: Annotated[int | None, QueryParameter(ge=-(2**63), le=2**63 - 1, description="channel id")] = None,
     unlinked: Annotated[bool, QueryParameter(description="only events linked to no signal")] = False,
     cursor: Cursor = None,
-) -> service.EventPage:
+) -> EventPage:
     async with request.app.state.db.pool.acquire() as conn:
-        return await service.list_events(conn, channel, unlinked, limit, service.decode_cursor(cursor))
+        return await queries.list_events(conn, channel, unlinked, limit, decode_cursor(cursor))
 
 
 route_handlers = [list_signals, get_signal, delete_signal, delete_signal_by_ingested_at, list_messages,
