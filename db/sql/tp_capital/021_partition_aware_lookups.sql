@@ -60,6 +60,14 @@ DROP INDEX IF EXISTS tp_capital.tp_capital_signals_ingested_at_idx;
 CREATE INDEX tp_capital_signals_date_id_idx ON tp_capital.tp_capital_signals (message_date DESC, id DESC);
 DROP INDEX IF EXISTS tp_capital.tp_capital_signals_ts_idx;
 
+-- The relink's "latest earlier signal of this ticker" (below) orders by (message_date, message_id):
+-- with both in the index, TimescaleDB reads the chunks newest first and stops at the first row
+-- found; with message_date alone a sort had to see one more row, reading every older chunk that
+-- has none. Replaces 008's (channel_id, asset, message_date DESC): as many indexes as before.
+CREATE INDEX tp_capital_signals_channel_asset_date_idx
+    ON tp_capital.tp_capital_signals (channel_id, asset, message_date DESC, message_id DESC);
+DROP INDEX IF EXISTS tp_capital.tp_capital_signals_channel_asset_idx;
+
 -- 3. The tombstone check after every write: most messages were never deleted, so the plain
 -- tombstones table is read first and the hypertables are not touched at all; a message that has a
 -- tombstone is updated by its whole key (the date from message_dates), in its one chunk. The old
@@ -110,30 +118,31 @@ BEGIN
 END
 $$;
 
--- 4. Signal state by id, through signal_keys (the same result as 008's; plpgsql so that its plan
--- is cached per connection, where a SQL function is planned again on every call).
+-- 4. Signal state by id, through signal_keys (the same result as 008's; plpgsql so that its plans
+-- are cached per connection, where a SQL function is planned again on every call).
 CREATE OR REPLACE FUNCTION tp_capital.refresh_signal_state(signal_ids bigint[]) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
-    changed integer;
+    r record;
+    changed integer := 0;
 BEGIN
     IF cardinality(signal_ids) IS NULL OR cardinality(signal_ids) = 0 THEN
         RETURN 0;
     END IF;
-    WITH keys AS (
-        SELECT DISTINCT k.id, k.message_date
-        FROM unnest(signal_ids) AS u(id)
-        JOIN tp_capital.signal_keys k ON k.id = u.id
-    ),
-    state AS (
+    -- One UPDATE per signal whose state changed, by its whole key: an UPDATE joined with the
+    -- computed states would make TimescaleDB probe every chunk for each of them.
+    FOR r IN
         SELECT s.id, s.message_date, COALESCE(last_status.status, 'open') AS status,
                COALESCE(last_stop.price, s.stop) AS current_stop
-        FROM keys k
-        JOIN LATERAL (
-            SELECT s.id, s.message_date, s.stop, s.buy_min, s.buy_max
+        FROM (SELECT DISTINCT k.id, k.message_date
+              FROM unnest(signal_ids) AS u(id)
+              JOIN tp_capital.signal_keys k ON k.id = u.id) k
+        CROSS JOIN LATERAL (
+            SELECT s.id, s.message_date, s.stop, s.buy_min, s.buy_max, s.status, s.current_stop
             FROM tp_capital.tp_capital_signals s
             WHERE s.id = k.id AND s.message_date = k.message_date
-        ) s ON true
+            OFFSET 0  -- a subquery per key (chunk exclusion at run time), never a join over every chunk
+        ) s
         LEFT JOIN LATERAL (
             SELECT CASE e.event_type
                        WHEN 'stop_hit' THEN 'stopped'
@@ -156,16 +165,18 @@ BEGIN
             ORDER BY e.message_date DESC, e.message_id DESC, e.seq DESC
             LIMIT 1
         ) last_stop ON true
-    ),
-    updated AS (
+        WHERE s.status IS DISTINCT FROM COALESCE(last_status.status, 'open')
+           OR s.current_stop IS DISTINCT FROM COALESCE(last_stop.price, s.stop)
+        ORDER BY s.id
+    LOOP
         UPDATE tp_capital.tp_capital_signals s
-        SET status = state.status, current_stop = state.current_stop, updated_at = now()
-        FROM state
-        WHERE s.id = state.id AND s.message_date = state.message_date
-          AND (s.status IS DISTINCT FROM state.status OR s.current_stop IS DISTINCT FROM state.current_stop)
-        RETURNING 1
-    )
-    SELECT count(*)::integer INTO changed FROM updated;
+        SET status = r.status, current_stop = r.current_stop, updated_at = now()
+        WHERE s.id = r.id AND s.message_date = r.message_date
+          AND (s.status IS DISTINCT FROM r.status OR s.current_stop IS DISTINCT FROM r.current_stop);
+        IF FOUND THEN
+            changed := changed + 1;
+        END IF;
+    END LOOP;
     RETURN changed;
 END
 $$;
@@ -292,8 +303,9 @@ BEGIN
         SELECT t.signal_id
         FROM touched t
         JOIN tp_capital.signal_keys k ON k.id = t.signal_id
-        WHERE EXISTS (SELECT 1 FROM tp_capital.tp_capital_signals s
-                      WHERE s.id = k.id AND s.message_date = k.message_date AND s.deleted_at IS NULL)
+        -- A scalar subquery per signal (chunk exclusion at run time); EXISTS would become a join.
+        WHERE COALESCE((SELECT s.deleted_at IS NULL FROM tp_capital.tp_capital_signals s
+                        WHERE s.id = k.id AND s.message_date = k.message_date), false)
     ),
     reached AS (
         SELECT DISTINCT l.signal_id, o.outcome

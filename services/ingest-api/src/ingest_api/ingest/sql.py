@@ -22,6 +22,10 @@ deleted the rows whose revision is no longer current; RELINK attaches events to 
 # (`known` looks each message up by its key, a correlated subquery on purpose: a join lets the
 # planner hash the whole table, a scan of every message on record per batch. The LATERAL lookups
 # below are there for the same reason.)
+# _LOOKUP: each LATERAL lookup of a stored message by its key ends in OFFSET 0, which keeps it a
+# subquery run per input row with the key (date included) as parameters: TimescaleDB then
+# excludes, at run time, every chunk but the one holding that date. Without it the planner pulls
+# the lookup up into a join, and a join probes the index of every chunk for every row.
 _DATES = """
 known AS (
     SELECT i.idx,
@@ -114,6 +118,7 @@ signals_again AS (
     JOIN LATERAL (
         SELECT f.channel_name, f.edit_date, f.deleted_at FROM tp_capital.forwarded_messages f
         WHERE f.channel_id = i.channel_id AND f.message_id = i.message_id AND f.original_timestamp = i.original_timestamp
+        OFFSET 0  -- one chunk per row (_LOOKUP, above)
     ) f ON true
     WHERE i.asset IS NOT NULL AND i.known_date IS NOT NULL
     ORDER BY i.channel_id, i.message_id, i.original_timestamp
@@ -198,6 +203,7 @@ state AS (
         SELECT o.edit_date, o.original_timestamp, o.deleted_at, o.channel_name, o.reply_to_message_id
         FROM tp_capital.forwarded_messages o
         WHERE o.channel_id = k.channel_id AND o.message_id = k.message_id AND o.original_timestamp = k.original_timestamp
+        OFFSET 0  -- one chunk per row (_LOOKUP, above)
     ) o ON true
 ),
 -- The rows of the newest new revision of each message that derives them (older ones than what
@@ -296,6 +302,7 @@ FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::int[], $5::text[]
 JOIN LATERAL (
     SELECT f.edit_date, f.deleted_at, f.reply_to_message_id FROM tp_capital.forwarded_messages f
     WHERE f.channel_id = i.channel_id AND f.message_id = i.message_id AND f.original_timestamp = i.message_date
+    OFFSET 0  -- one chunk per row (_LOOKUP, above)
 ) f ON true
 ORDER BY i.channel_id, i.message_id, i.message_date, i.seq
 ON CONFLICT ON CONSTRAINT signal_events_message_key DO UPDATE
@@ -323,6 +330,7 @@ current AS (
     JOIN LATERAL (
         SELECT * FROM tp_capital.forwarded_messages f
         WHERE f.channel_id = k.channel_id AND f.message_id = k.message_id AND f.original_timestamp = k.original_timestamp
+        OFFSET 0  -- one chunk per row (_LOOKUP, above)
     ) f ON true
 ),
 signals AS (

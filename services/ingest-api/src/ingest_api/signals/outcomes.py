@@ -70,7 +70,7 @@ async def relink_and_count(conn: Any, channel_ids: Sequence[int], from_dates: Se
     the relink runs alone and `count_new_outcomes` says so in the log, as before."""
     try:
         rows = await conn.fetch(sql.RELINK_AND_RECORD, list(channel_ids), list(from_dates), list(refresh_ids))
-    except asyncpg.UndefinedTableError:
+    except (asyncpg.UndefinedTableError, asyncpg.UndefinedFunctionError):
         await conn.execute(sql.RELINK, list(channel_ids), list(from_dates), list(refresh_ids))
         await count_new_outcomes(conn, channel_ids, from_dates)
         return

@@ -52,10 +52,10 @@ ORDER BY e.message_date, e.message_id, e.seq
 LIST_EVENTS = f"""
 SELECT {_EVENT_COLUMNS}, floor(extract(epoch FROM e.message_date) * 1000)::bigint AS ts,
        COALESCE(e.price, CASE WHEN e.breakeven THEN (
-           SELECT tp_capital.entry_price(s.buy_min, s.buy_max)
-           FROM tp_capital.signal_keys k
-           JOIN tp_capital.tp_capital_signals s ON s.id = k.id AND s.message_date = k.message_date
-           WHERE k.id = e.signal_id) END) AS price
+           SELECT tp_capital.entry_price(s.buy_min, s.buy_max) FROM tp_capital.tp_capital_signals s
+           WHERE s.id = e.signal_id
+             AND s.message_date = (SELECT k.message_date FROM tp_capital.signal_keys k WHERE k.id = e.signal_id)
+       ) END) AS price
 FROM tp_capital.signal_events e
 WHERE e.deleted_at IS NULL
   AND ($1::bigint IS NULL OR e.channel_id = $1)
@@ -77,13 +77,18 @@ _RELINK = "SELECT tp_capital.relink_events(ARRAY[$1::bigint], ARRAY[$2::timestam
 # microseconds (what this API serves for older rows) matches exactly; $2 is the end of the range.
 # Since migration 010 no two signals share a millisecond. Found in signal_keys (which holds each
 # signal's ingested_at), read by key; locked, so that the count checked is the count deleted.
+# (A subquery per key, not a join: TimescaleDB excludes chunks at run time only in a subquery
+# that gets the key as a parameter; a join probes every chunk.)
 FIND_BY_INGESTED_AT = """
 SELECT s.id, s.message_date
 FROM tp_capital.signal_keys k
-JOIN tp_capital.tp_capital_signals s ON s.id = k.id AND s.message_date = k.message_date
-WHERE k.ingested_at >= $1::timestamptz AND k.ingested_at < $2::timestamptz AND s.deleted_at IS NULL
+CROSS JOIN LATERAL (
+    SELECT s.id, s.message_date FROM tp_capital.tp_capital_signals s
+    WHERE s.id = k.id AND s.message_date = k.message_date AND s.deleted_at IS NULL
+    FOR UPDATE
+) s
+WHERE k.ingested_at >= $1::timestamptz AND k.ingested_at < $2::timestamptz
 ORDER BY s.id
-FOR UPDATE OF s
 """
 DELETE_ONE = """
 UPDATE tp_capital.tp_capital_signals SET deleted_at = now(), dismissed_at = now(), updated_at = now()
