@@ -14,6 +14,8 @@ from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, Refe
 from litestar.params import PathParameter, QueryParameter
 
 from ..auth import require_token_or_api_key
+from ts_common.api_core.problems import PROBLEM, decode_struct
+
 from ..errors import ApiError, ErrorBody
 from . import queries
 from .csv_export import signals_csv
@@ -117,35 +119,23 @@ async def delete_signal(request: Request, signal_id: Annotated[int, PathParamete
         return await queries.delete_signal(conn, signal_id)
 
 
+_INGESTED_AT_FORMAT = "an ISO 8601 date-time with a time zone, e.g. 2025-10-07T12:00:00.123Z"
+
+
 class DeleteByIngestedAt(msgspec.Struct, rename="camel"):
     # With a time zone: the moment a value without one names depends on the server's zone.
-    ingested_at: Annotated[datetime, msgspec.Meta(tz=True)]
+    ingested_at: Annotated[datetime, msgspec.Meta(tz=True, extra={PROBLEM: f"must be {_INGESTED_AT_FORMAT}"})]
 
 
-_delete_body = msgspec.json.Decoder(DeleteByIngestedAt)
-_INGESTED_AT_FORMAT = "an ISO 8601 date-time with a time zone, e.g. 2025-10-07T12:00:00.123Z"
 # The range a stored ingested_at can have (and the lookup range can end in), in UTC.
 _EARLIEST = datetime(1, 1, 2, tzinfo=timezone.utc)
 _LATEST = datetime(9999, 12, 30, tzinfo=timezone.utc)
 
 
 def _decode_delete_body(body: bytes) -> datetime:
-    """The ingestedAt of an old-form delete; ApiError(400) naming what is wrong."""
-    try:
-        moment = _delete_body.decode(body).ingested_at
-    except RecursionError:
-        raise ApiError(400, "Validation failed", ["body is nested too deeply"]) from None
-    except msgspec.ValidationError as exc:
-        text = str(exc)
-        if "missing required field `ingestedAt`" in text:
-            detail = "ingestedAt is required"
-        elif "$.ingestedAt" in text:
-            detail = f"ingestedAt must be {_INGESTED_AT_FORMAT}"
-        else:
-            detail = f"body must be a JSON object with ingestedAt ({text})"
-        raise ApiError(400, "Validation failed", [detail]) from None
-    except msgspec.DecodeError as exc:
-        raise ApiError(400, "Validation failed", [f"body is not valid JSON: {exc}"]) from None
+    """The ingestedAt of an old-form delete; ApiError(400) naming what is wrong (api_core.problems:
+    "ingestedAt is required", "ingestedAt must be ...", "body must be a JSON object", ...)."""
+    moment = decode_struct(DeleteByIngestedAt, body).ingested_at
     try:
         in_utc = moment.astimezone(timezone.utc)
     except OverflowError:  # 9999-12-31T23:59:59-14:00 is in year 10000 in UTC
