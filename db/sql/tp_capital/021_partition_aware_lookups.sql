@@ -68,6 +68,38 @@ CREATE INDEX tp_capital_signals_channel_asset_date_idx
     ON tp_capital.tp_capital_signals (channel_id, asset, message_date DESC, message_id DESC);
 DROP INDEX IF EXISTS tp_capital.tp_capital_signals_channel_asset_idx;
 
+-- A stored message by its whole key, for the ingest statements' per-row lookups (ingest/sql.py,
+-- _LOOKUP). A function, not a subquery, so that the calling statement's plan names no chunk:
+-- TimescaleDB excludes chunks at run time in a correlated subquery, but every execution still
+-- opens and locks all of them (26 for six years of history), even when no row is looked up. Here
+-- the statement is planned with the key: the one chunk of that date. STABLE: it reads the calling
+-- statement's snapshot, as the subquery did.
+CREATE FUNCTION tp_capital.stored_message(p_channel_id bigint, p_message_id bigint, p_date timestamptz)
+RETURNS SETOF tp_capital.forwarded_messages
+LANGUAGE plpgsql STABLE ROWS 1 AS $$
+BEGIN
+    RETURN QUERY
+    SELECT * FROM tp_capital.forwarded_messages f
+    WHERE f.channel_id = p_channel_id AND f.message_id = p_message_id AND f.original_timestamp = p_date;
+END
+$$;
+
+-- A signal by id, the same way (through signal_keys, then its one chunk), for the lookups by id
+-- inside the functions below.
+CREATE FUNCTION tp_capital.stored_signal(p_id bigint)
+RETURNS SETOF tp_capital.tp_capital_signals
+LANGUAGE plpgsql STABLE ROWS 1 AS $$
+DECLARE
+    p_date timestamptz;
+BEGIN
+    SELECT k.message_date INTO p_date FROM tp_capital.signal_keys k WHERE k.id = p_id;
+    IF p_date IS NOT NULL THEN
+        RETURN QUERY
+        SELECT * FROM tp_capital.tp_capital_signals s WHERE s.id = p_id AND s.message_date = p_date;
+    END IF;
+END
+$$;
+
 -- 3. The tombstone check after every write: most messages were never deleted, so the plain
 -- tombstones table is read first and the hypertables are not touched at all; a message that has a
 -- tombstone is updated by its whole key (the date from message_dates), in its one chunk. The old
@@ -134,15 +166,8 @@ BEGIN
     FOR r IN
         SELECT s.id, s.message_date, COALESCE(last_status.status, 'open') AS status,
                COALESCE(last_stop.price, s.stop) AS current_stop
-        FROM (SELECT DISTINCT k.id, k.message_date
-              FROM unnest(signal_ids) AS u(id)
-              JOIN tp_capital.signal_keys k ON k.id = u.id) k
-        CROSS JOIN LATERAL (
-            SELECT s.id, s.message_date, s.stop, s.buy_min, s.buy_max, s.status, s.current_stop
-            FROM tp_capital.tp_capital_signals s
-            WHERE s.id = k.id AND s.message_date = k.message_date
-            OFFSET 0  -- a subquery per key (chunk exclusion at run time), never a join over every chunk
-        ) s
+        FROM (SELECT DISTINCT u.id FROM unnest(signal_ids) AS u(id) WHERE u.id IS NOT NULL) k
+        CROSS JOIN LATERAL tp_capital.stored_signal(k.id) s  -- by key, in its one chunk
         LEFT JOIN LATERAL (
             SELECT CASE e.event_type
                        WHEN 'stop_hit' THEN 'stopped'
@@ -302,10 +327,8 @@ BEGIN
     live AS (
         SELECT t.signal_id
         FROM touched t
-        JOIN tp_capital.signal_keys k ON k.id = t.signal_id
-        -- A scalar subquery per signal (chunk exclusion at run time); EXISTS would become a join.
-        WHERE COALESCE((SELECT s.deleted_at IS NULL FROM tp_capital.tp_capital_signals s
-                        WHERE s.id = k.id AND s.message_date = k.message_date), false)
+        CROSS JOIN LATERAL tp_capital.stored_signal(t.signal_id) s  -- by key, in its one chunk
+        WHERE s.deleted_at IS NULL
     ),
     reached AS (
         SELECT DISTINCT l.signal_id, o.outcome

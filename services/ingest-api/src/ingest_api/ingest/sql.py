@@ -22,10 +22,12 @@ deleted the rows whose revision is no longer current; RELINK attaches events to 
 # (`known` looks each message up by its key, a correlated subquery on purpose: a join lets the
 # planner hash the whole table, a scan of every message on record per batch. The LATERAL lookups
 # below are there for the same reason.)
-# _LOOKUP: each LATERAL lookup of a stored message by its key ends in OFFSET 0, which keeps it a
-# subquery run per input row with the key (date included) as parameters: TimescaleDB then
-# excludes, at run time, every chunk but the one holding that date. Without it the planner pulls
-# the lookup up into a join, and a join probes the index of every chunk for every row.
+# _LOOKUP: a stored message is looked up by its whole key through `tp_capital.stored_message`
+# (db/sql/tp_capital/021), a plpgsql function run only for the input rows that need it (a
+# redelivery, an edit, a follow-up) with the key as parameters. On TimescaleDB its one statement
+# reads only the chunk of that date, and the calling statement names no chunk at all: a lookup
+# written inline (a join, or a LATERAL subquery) makes every execution of the statement open and
+# lock every chunk of forwarded_messages, even for a new message that looks nothing up.
 _DATES = """
 known AS (
     SELECT i.idx,
@@ -115,11 +117,7 @@ signals_again AS (
            i.stop, i.message_text, i.channel_id, i.message_id, i.original_timestamp, i.original_timestamp,
            COALESCE(f.deleted_at, CASE WHEN f.edit_date > i.original_timestamp THEN f.edit_date END)
     FROM fresh i
-    JOIN LATERAL (
-        SELECT f.channel_name, f.edit_date, f.deleted_at FROM tp_capital.forwarded_messages f
-        WHERE f.channel_id = i.channel_id AND f.message_id = i.message_id AND f.original_timestamp = i.original_timestamp
-        OFFSET 0  -- one chunk per row (_LOOKUP, above)
-    ) f ON true
+    CROSS JOIN LATERAL tp_capital.stored_message(i.channel_id, i.message_id, i.original_timestamp) f  -- _LOOKUP
     WHERE i.asset IS NOT NULL AND i.known_date IS NOT NULL
     ORDER BY i.channel_id, i.message_id, i.original_timestamp
     ON CONFLICT ON CONSTRAINT tp_capital_signals_message_key DO UPDATE
@@ -199,12 +197,7 @@ state AS (
            COALESCE(a.reply_to_message_id, o.reply_to_message_id) AS reply_to_message_id
     FROM (SELECT DISTINCT channel_id, message_id, original_timestamp FROM fresh) k
     LEFT JOIN applied a USING (channel_id, message_id, original_timestamp)
-    LEFT JOIN LATERAL (
-        SELECT o.edit_date, o.original_timestamp, o.deleted_at, o.channel_name, o.reply_to_message_id
-        FROM tp_capital.forwarded_messages o
-        WHERE o.channel_id = k.channel_id AND o.message_id = k.message_id AND o.original_timestamp = k.original_timestamp
-        OFFSET 0  -- one chunk per row (_LOOKUP, above)
-    ) o ON true
+    LEFT JOIN LATERAL tp_capital.stored_message(k.channel_id, k.message_id, k.original_timestamp) o ON true  -- _LOOKUP
 ),
 -- The rows of the newest new revision of each message that derives them (older ones than what
 -- is stored change nothing); deleted when that revision is not the current text.
@@ -299,11 +292,7 @@ FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::int[], $5::text[]
             $8::float8[], $9::float8[], $10::bool[], $11::text[])
      AS i(channel_id, message_id, message_date, seq, asset, event_type, target_number, percentage, price, breakeven,
           message_text)
-JOIN LATERAL (
-    SELECT f.edit_date, f.deleted_at, f.reply_to_message_id FROM tp_capital.forwarded_messages f
-    WHERE f.channel_id = i.channel_id AND f.message_id = i.message_id AND f.original_timestamp = i.message_date
-    OFFSET 0  -- one chunk per row (_LOOKUP, above)
-) f ON true
+CROSS JOIN LATERAL tp_capital.stored_message(i.channel_id, i.message_id, i.message_date) f  -- _LOOKUP
 ORDER BY i.channel_id, i.message_id, i.message_date, i.seq
 ON CONFLICT ON CONSTRAINT signal_events_message_key DO UPDATE
     SET asset = EXCLUDED.asset, event_type = EXCLUDED.event_type, target_number = EXCLUDED.target_number,
@@ -327,11 +316,7 @@ current AS (
     SELECT f.channel_id, f.message_id, f.original_timestamp, f.deleted_at,
            COALESCE(f.edit_date, f.original_timestamp) AS revision_date
     FROM keys k
-    JOIN LATERAL (
-        SELECT * FROM tp_capital.forwarded_messages f
-        WHERE f.channel_id = k.channel_id AND f.message_id = k.message_id AND f.original_timestamp = k.original_timestamp
-        OFFSET 0  -- one chunk per row (_LOOKUP, above)
-    ) f ON true
+    CROSS JOIN LATERAL tp_capital.stored_message(k.channel_id, k.message_id, k.original_timestamp) f  -- _LOOKUP
 ),
 signals AS (
     UPDATE tp_capital.tp_capital_signals s

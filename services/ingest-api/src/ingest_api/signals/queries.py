@@ -32,10 +32,9 @@ _SIGNAL_COLUMNS = """id, ts, channel, signal_type, asset, buy_min, buy_max, targ
 # The message date of signal $1 (the row is then read in its one chunk).
 _SIGNAL_DATE = "(SELECT k.message_date FROM tp_capital.signal_keys k WHERE k.id = $1)"
 
-GET_SIGNAL = f"""
-SELECT {_SIGNAL_COLUMNS} FROM tp_capital.tp_capital_signals
-WHERE id = $1 AND message_date = {_SIGNAL_DATE}
-"""
+# `stored_signal` (021): the date from signal_keys, then the row in its one chunk; this statement
+# itself names no chunk (a subquery here would make each execution open every chunk).
+GET_SIGNAL = f"SELECT {_SIGNAL_COLUMNS} FROM tp_capital.stored_signal($1::bigint)"
 _EVENT_COLUMNS = """e.id, e.event_type, e.target_number, e.percentage, e.raw_message, e.message_id, e.message_date,
        e.created_at, e.breakeven, e.asset, e.reply_to_message_id, e.seq, e.signal_id, e.channel_id"""
 # Live events only (a deleted follow-up, or one edited into something else, is no event).
