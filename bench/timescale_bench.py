@@ -236,13 +236,17 @@ def timescale_script() -> Path:
     raise SystemExit("no TimescaleDB build: set PG_TIMESCALE to ../shared/timescaledb/pg-timescale")
 
 
-def start_timescale(script: Path, data: Path) -> tuple[str, int]:
+async def start_timescale(script: Path, data: Path) -> tuple[str, int]:
     port = free_port()
     url = subprocess.run([str(script), "start", "--port", str(port), "--data", str(data)], check=True,
                          capture_output=True, text=True).stdout.strip().splitlines()[-1]
     # That build ships llvmjit.so without its bitcode files (tests/support/timescale.py).
-    subprocess.run(["psql", url, "-qc", "ALTER SYSTEM SET jit = off", "-c", "SELECT pg_reload_conf()"],
-                   check=True, capture_output=True)
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("ALTER SYSTEM SET jit = off")
+        await conn.execute("SELECT pg_reload_conf()")
+    finally:
+        await conn.close()
     return url, port
 
 
@@ -360,11 +364,12 @@ async def main_async(args: argparse.Namespace) -> None:
     root = Path(tempfile.mkdtemp(prefix="tspg-tsbench-"))
     root.chmod(0o755)
     plain = EmbeddedPostgres(root / "plain").start()
-    ts_url, ts_port = start_timescale(script, root / "timescale")
     apis: list[subprocess.Popen] = []
     start = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=365 * args.years)
     days = 365 * args.years
+    ts_port: int | None = None
     try:
+        ts_url, ts_port = await start_timescale(script, root / "timescale")
         urls = {"plain PG": await create_database(plain.url, "tradingsystem"),
                 "TimescaleDB": await create_database(ts_url, "tradingsystem")}
         for name, url in urls.items():
@@ -404,7 +409,8 @@ async def main_async(args: argparse.Namespace) -> None:
             api.terminate()
             api.wait(10)
         plain.destroy()
-        subprocess.run([str(script), "stop", "--port", str(ts_port)], capture_output=True)
+        if ts_port is not None:
+            subprocess.run([str(script), "stop", "--port", str(ts_port)], capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
 
     plain_t, ts_t = (next(t for t in targets if t.name == n) for n in ("plain PG", "TimescaleDB"))
