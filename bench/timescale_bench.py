@@ -11,11 +11,13 @@ history each, side by side in one run. Prints figures, asserts nothing.
    follow-up of a recent signal ("PETR4 ALVO 1 ATINGIDO ✅ +8,5%", "... stop"), the rest chatter
    shaped like the channels' (text of the lengths in shared/reference/tp-capital-messages.jsonl).
    Both databases load at once (one client each), with progress lines.
-3. Latency, one request at a time on a keep-alive connection, alternating the two APIs in rounds
+3. Latency, one request at a time on a keep-alive connection, alternating the APIs in rounds
    so that the machine's drift weighs on both alike: `GET /signals` (default page),
    `GET /signals?from=&to=` (a random week of the history), `GET /signals/{id}` (a random
    signal), `POST /ingest` (a new live message: a signal, a follow-up or chatter). Median and
-   p95 of each, and TimescaleDB's median over plain PostgreSQL's (the target: at most 1.2).
+   p95 of each, and TimescaleDB's median over plain PostgreSQL's (the target: at most 1.2). Twice:
+   with the APIs as configured by default, and with two more APIs (same databases) whose
+   DATABASE_URL adds `?plan_cache_mode=force_generic_plan`.
 4. The tombstone check after each write (issue 14): the statement before migration 021 (three
    UPDATEs joined with the tombstones on (channel, message) only) and the one since
    (`tp_capital.apply_tombstones`), for one new message: planning + execution from EXPLAIN
@@ -333,16 +335,18 @@ async def tombstone_check(url: str, tries: int = 200) -> dict[str, tuple[float, 
                                          "WHERE channel_id = $1", channel)
         out: dict[str, tuple[float, float, float]] = {}
         for name, statement in (("before 021", TOMBSTONES_BEFORE), ("since 021", TOMBSTONES_AFTER)):
-            async with conn.transaction():
-                await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
-                plan = await conn.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}", [channel], [message_id])
-                plan = _decoder.decode(plan) if isinstance(plan, (str, bytes)) else plan
             prepared = await conn.prepare(statement)
             times = []
             for _ in range(tries):
                 started = time.perf_counter()
                 await prepared.fetch([channel], [message_id])
                 times.append((time.perf_counter() - started) * 1000)
+            # After the runs above: a function's first call in a session (compiling it, planning
+            # its statements) would count as its execution.
+            async with conn.transaction():
+                await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+                plan = await conn.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}", [channel], [message_id])
+                plan = _decoder.decode(plan) if isinstance(plan, (str, bytes)) else plan
             out[name] = (plan[0]["Planning Time"], plan[0]["Execution Time"], statistics.median(times))
         return out
     finally:
@@ -401,9 +405,20 @@ async def main_async(args: argparse.Namespace) -> None:
             print(f"  {t.name:>11}: {counts['messages']:,} messages, {counts['signals']:,} signals, "
                   f"{counts['events']:,} events")
         print(f"  TimescaleDB chunks: {await chunk_counts(urls['TimescaleDB'])}")
-        print(f"measuring ({args.requests} requests of each kind per server, alternating in rounds) ...", flush=True)
-        await measure(targets, start, days, signal_ids, args.requests)
         tombstones = {t.name: await tombstone_check(t.url) for t in targets}
+        # The same two databases behind two more APIs whose connections use generic plans
+        # (`plan_cache_mode=force_generic_plan`, passed in DATABASE_URL: asyncpg sends unknown URL
+        # parameters as server settings). PostgreSQL keeps re-planning a statement whose generic
+        # plan looks costlier than its custom ones, and on a hypertable a generic plan holds every
+        # chunk (excluded at executor start), so TimescaleDB keeps paying its planning per request.
+        for name, url in urls.items():
+            api, port = ingest_bench.start_api(url + "?plan_cache_mode=force_generic_plan", 1)
+            apis.append(api)
+            generic = Target(f"{name}, generic plans", url, port)
+            generic.live_id = 20_000_000
+            targets.append(generic)
+        print(f"measuring ({args.requests} requests of each kind per API, alternating in rounds) ...", flush=True)
+        await measure(targets, start, days, signal_ids, args.requests)
     finally:
         for api in apis:
             api.terminate()
@@ -413,17 +428,20 @@ async def main_async(args: argparse.Namespace) -> None:
             subprocess.run([str(script), "stop", "--port", str(ts_port)], capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
 
-    plain_t, ts_t = (next(t for t in targets if t.name == n) for n in ("plain PG", "TimescaleDB"))
     print()
-    print(f"machine: {os.cpu_count()} cores, shared by both servers, both APIs and this client; "
+    print(f"machine: {os.cpu_count()} cores, shared by both servers, the APIs and this client; "
           f"history: {args.years} years, {args.per_day} messages/day")
     print(f"history load (POST /ingest/batch): plain PG {loads[0]:.0f} s, TimescaleDB {loads[1]:.0f} s")
-    print(f"{'latency, ms':<30} {'plain PG p50':>12} {'p95':>8} {'Timescale p50':>14} {'p95':>8} {'ratio p50':>10}")
-    for metric in plain_t.samples:
-        p, t = plain_t.samples[metric], ts_t.samples[metric]
-        ratio = statistics.median(t) / statistics.median(p)
-        print(f"{metric:<30} {statistics.median(p):12.2f} {percentile(p, 0.95):8.2f} "
-              f"{statistics.median(t):14.2f} {percentile(t, 0.95):8.2f} {ratio:9.2f}x")
+    for suffix, label in (("", "asyncpg's default plan caching"), (", generic plans", "plan_cache_mode=force_generic_plan")):
+        plain_t, ts_t = (next(t for t in targets if t.name == n + suffix) for n in ("plain PG", "TimescaleDB"))
+        print()
+        print(f"{label}:")
+        print(f"{'latency, ms':<30} {'plain PG p50':>12} {'p95':>8} {'Timescale p50':>14} {'p95':>8} {'ratio p50':>10}")
+        for metric in plain_t.samples:
+            p, t = plain_t.samples[metric], ts_t.samples[metric]
+            ratio = statistics.median(t) / statistics.median(p)
+            print(f"{metric:<30} {statistics.median(p):12.2f} {percentile(p, 0.95):8.2f} "
+                  f"{statistics.median(t):14.2f} {percentile(t, 0.95):8.2f} {ratio:9.2f}x")
     print()
     print("tombstone check for one new message (planning + execution from EXPLAIN ANALYZE; "
           "median of the prepared statement)")
