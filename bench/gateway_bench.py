@@ -24,7 +24,7 @@ import asyncpg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.reliability.harness
 from contracts import NewMessage, encode_payload, idempotency_key
 from gateway.queue import DurableQueue
-from tests.reliability.harness import processes
+from tests.support import processes
 
 TOKEN = "bench-token-0123456789abcdefghijklmnopqrstuvwxyz"
 BASE = datetime(2025, 1, 1, tzinfo=timezone.utc)

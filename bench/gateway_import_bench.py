@@ -29,7 +29,7 @@ from pathlib import Path
 import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.reliability.harness
-from tests.reliability.harness import processes
+from tests.support import processes
 
 TOKEN = "bench-token-0123456789abcdefghijklmnopqrstuvwxyz"
 EXPORT_ID = 1999999999  # → channel -1001999999999

@@ -34,8 +34,8 @@ import asyncpg
 import msgspec
 import psutil
 
-from ts_common.embedded_pg import EmbeddedPostgres, free_port
-from ts_common.migrations import migrate_url
+from ts_ops.embedded_pg import EmbeddedPostgres, free_port
+from ts_ops.migrations import migrate_url
 
 TOKEN = "bench-gateway-token-0123456789abcdef-0123"
 T0 = datetime(2025, 10, 7, 12, 0, tzinfo=timezone.utc)

@@ -36,8 +36,8 @@ import asyncpg
 sys.path.insert(0, str(Path(__file__).parent))
 import ingest_bench  # noqa: E402 - the load generator and API launcher of the main benchmark
 
-from ts_common.embedded_pg import EmbeddedPostgres  # noqa: E402
-from ts_common.migrations import migrate_url  # noqa: E402
+from ts_ops.embedded_pg import EmbeddedPostgres  # noqa: E402
+from ts_ops.migrations import migrate_url  # noqa: E402
 
 DEFAULTS = {
     "before": "clock_timestamp()",

@@ -50,8 +50,8 @@ import msgspec
 sys.path.insert(0, str(Path(__file__).parent))
 import ingest_bench  # noqa: E402 - the API launcher and its token
 
-from ts_common.embedded_pg import EmbeddedPostgres, free_port  # noqa: E402
-from ts_common.migrations import migrate_url  # noqa: E402
+from ts_ops.embedded_pg import EmbeddedPostgres, free_port  # noqa: E402
+from ts_ops.migrations import migrate_url  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CHANNELS = (-1001649127710, -1001744113331, -1001987654321)

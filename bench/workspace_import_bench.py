@@ -26,8 +26,8 @@ from pathlib import Path
 
 import asyncpg
 
-from ts_common.embedded_pg import EmbeddedPostgres
-from ts_common.migrations import migrate_url
+from ts_ops.embedded_pg import EmbeddedPostgres
+from ts_ops.migrations import migrate_url
 
 ROOT = Path(__file__).resolve().parents[1]
 CATEGORIES = ("feature", "bug", "improvement", "documentation", "research", "other")

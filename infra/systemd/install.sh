@@ -4,7 +4,8 @@
 #   sudo PREFIX=/opt/tradingsystem infra/systemd/install.sh
 #
 # - creates the system user `tradingsystem`;
-# - installs the gateway into $PREFIX/.venv (uv sync --frozen --no-dev --package gateway);
+# - installs the gateway into $PREFIX/.venv (uv sync --frozen --no-dev --package gateway), with the ops
+#   app beside it for validate-env (--package ops, without the embedded PostgreSQL);
 # - writes /etc/tradingsystem/gateway.env from services/gateway/.env.example when absent;
 # - installs the gateway unit and the daily session-backup timer, with $PREFIX substituted;
 # - enables the backup timer; the gateway itself is enabled only once a session exists.
@@ -29,7 +30,7 @@ fi
 id -u tradingsystem >/dev/null 2>&1 ||
     useradd --system --home-dir /var/lib/tradingsystem --shell /usr/sbin/nologin tradingsystem
 
-(cd "$PREFIX" && uv sync --frozen --no-dev --package gateway)
+(cd "$PREFIX" && uv sync --frozen --no-dev --package gateway --package ops)
 test -x "$PREFIX/.venv/bin/gateway"
 
 install -d -m 0750 -o root -g tradingsystem "$ENV_DIR"

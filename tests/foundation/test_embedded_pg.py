@@ -7,17 +7,14 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import asyncpg
 
-from ts_common.embedded_pg import EmbeddedPostgres
+from ts_ops.embedded_pg import EmbeddedPostgres
+from tests.support.db import connection
 
 
 async def _query(url: str, sql: str):
-    conn = await asyncpg.connect(url, timeout=10)
-    try:
+    async with connection(url, timeout=10) as conn:
         return await conn.fetchval(sql)
-    finally:
-        await conn.close()
 
 
 def test_restart_keeps_the_port_and_the_data_after_client_connections() -> None:

@@ -18,13 +18,12 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from tests.support import timescale
-from tests.support.db import fetch
-from ts_common.embedded_pg import EmbeddedPostgres
-from ts_common.migrations import default_migrations_dir, discover
+from tests.support.db import connection, fetch
+from ts_ops.embedded_pg import EmbeddedPostgres
+from ts_ops.migrations import default_migrations_dir, discover
 
 MIGRATE = Path(sys.executable).parent / "migrate"
 BEFORE_AMENDMENT = Path(__file__).parent / "before_amendments" / "tp_capital_001_messages_and_signals.sql"
@@ -71,11 +70,8 @@ def servers() -> Iterator[dict[str, EmbeddedPostgres]]:
 
 def new_database(server: EmbeddedPostgres) -> str:
     async def create(name: str) -> None:
-        conn = await asyncpg.connect(server.url, timeout=10)
-        try:
+        async with connection(server.url, timeout=10) as conn:
             await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
 
     name = f"migrate_{next(_names)}"
     asyncio.run(create(name))

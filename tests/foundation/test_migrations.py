@@ -13,20 +13,18 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from ts_common import timescaledb
-from ts_common.migrations import MigrationError, apply_migrations, default_migrations_dir, discover, migrate_url
+from ts_ops import timescaledb
+from ts_ops.migrations import MigrationError, apply_migrations, default_migrations_dir, discover, migrate_url
+from tests.support.db import connection
 
 
 async def _tables(url: str) -> set[str]:
-    conn = await asyncpg.connect(url)
-    try:
+    async with connection(url) as conn:
         rows = await conn.fetch(
             "SELECT table_schema || '.' || table_name AS name FROM information_schema.tables "
             "WHERE table_schema IN ('tp_capital', 'workspace')"
         )
         return {row["name"] for row in rows}
-    finally:
-        await conn.close()
 
 
 async def test_applies_every_file_on_an_empty_database(empty_database_url: str) -> None:
@@ -43,13 +41,10 @@ async def test_applies_every_file_on_an_empty_database(empty_database_url: str) 
 
 async def test_second_run_is_a_no_op(empty_database_url: str) -> None:
     await migrate_url(empty_database_url)
-    conn = await asyncpg.connect(empty_database_url)
-    try:
+    async with connection(empty_database_url) as conn:
         before = await conn.fetch("SELECT version, applied_at FROM public.schema_migrations ORDER BY version")
         assert await apply_migrations(conn) == []
         after = await conn.fetch("SELECT version, applied_at FROM public.schema_migrations ORDER BY version")
-    finally:
-        await conn.close()
     assert before == after
 
 
@@ -81,13 +76,10 @@ async def test_an_amendment_is_accepted_only_for_the_checksum_it_names(empty_dat
     assert [line for line in lines if line.startswith("accepted")] == [
         f"accepted the amended workspace/001_items_and_categories.sql (applied as sha256 {applied_as[:12]}…, "
         f"now {hashlib.sha256(edited.read_bytes()).hexdigest()[:12]}…; not run again)"]
-    conn = await asyncpg.connect(empty_database_url)
-    try:
+    async with connection(empty_database_url) as conn:
         row = await conn.fetchrow("SELECT checksum, amended_from FROM public.schema_migrations"
                                   " WHERE version = 'workspace/001_items_and_categories.sql'")
         categories = await conn.fetchval("SELECT count(*) FROM workspace.workspace_categories")
-    finally:
-        await conn.close()
     assert row["checksum"] == hashlib.sha256(edited.read_bytes()).hexdigest()
     assert row["amended_from"] == [applied_as]
     assert categories == 12  # not run a second time
@@ -118,12 +110,9 @@ async def test_failing_file_is_rolled_back_and_not_recorded(empty_database_url: 
     (folder / "demo" / "002_broken.sql").write_text("CREATE TABLE public.demo_half (id int); SELECT no_such_function();")
     with pytest.raises(MigrationError, match="demo/002_broken.sql failed and was rolled back"):
         await migrate_url(empty_database_url, folder)
-    conn = await asyncpg.connect(empty_database_url)
-    try:
+    async with connection(empty_database_url) as conn:
         versions = [r["version"] for r in await conn.fetch("SELECT version FROM public.schema_migrations")]
         half = await conn.fetchval("SELECT to_regclass('public.demo_half')")
-    finally:
-        await conn.close()
     assert versions == ["demo/001_ok.sql"]
     assert half is None
 
@@ -132,12 +121,9 @@ async def test_concurrent_runners_apply_each_file_once(empty_database_url: str) 
     results = await asyncio.gather(*(migrate_url(empty_database_url) for _ in range(4)))
     applied = [version for result in results for version in result]
     assert sorted(applied) == sorted(m.version for m in discover())
-    conn = await asyncpg.connect(empty_database_url)
-    try:
+    async with connection(empty_database_url) as conn:
         rows = await conn.fetchval("SELECT count(*) FROM public.schema_migrations")
         categories = await conn.fetchval("SELECT count(*) FROM workspace.workspace_categories")
-    finally:
-        await conn.close()
     assert rows == len(discover())
     assert categories == 12  # seeded once, not once per runner
 
@@ -148,8 +134,7 @@ async def test_message_key_rejects_a_second_copy_of_a_telegram_message(database_
         "INSERT INTO tp_capital.forwarded_messages (channel_id, message_id, original_timestamp, message_text) "
         "VALUES ($1, $2, $3, $4) ON CONFLICT ON CONSTRAINT forwarded_messages_message_key DO NOTHING RETURNING id"
     )
-    conn = await asyncpg.connect(database_url)
-    try:
+    async with connection(database_url) as conn:
         first = await conn.fetchval(insert, -1001649127710, 42, moment, "ATIVO: PETR4")
         second = await conn.fetchval(insert, -1001649127710, 42, moment, "ATIVO: PETR4 (retry)")
         with pytest.raises(asyncpg.UniqueViolationError):
@@ -160,14 +145,12 @@ async def test_message_key_rejects_a_second_copy_of_a_telegram_message(database_
                 moment,
             )
         count = await conn.fetchval("SELECT count(*) FROM tp_capital.forwarded_messages")
-    finally:
-        await conn.close()
     assert first is not None and second is None and count == 1
 
 
 def _run_migrate(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "ts_common.migrations", *args], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "ts_ops.migrations", *args], capture_output=True, text=True, timeout=60
     )
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ts_common.serve import run_api
-from ts_common.settings import ConfigError
+from ts_runtime.serve import run_api
+from ts_runtime.settings import ConfigError
 
 
 def test_env_file_fills_gaps_and_the_environment_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -18,11 +18,11 @@ import pytest
 from contracts import decode_payload, encode_payload
 from gateway.cursors import CursorStore
 from gateway.queue import DurableQueue, record_crc
-from gateway.statusfile import status_path, write_status
-from ts_common.embedded_pg import free_port
+from gateway.status import GatewayStatus, status_path, write_status
+from ts_ops.embedded_pg import free_port
 
-from .conftest import GATEWAY, UNAVAILABLE, edited, gateway_env, new
-from .test_queue import POISON, record_line
+from tests.support.gateway import GATEWAY, POISON, UNAVAILABLE, edited, new, record_line
+from tests.support.processes import gateway_env
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "samples/tp-capital-export/result.json"
@@ -86,8 +86,8 @@ def test_status_shows_queue_dead_letters_cursors_and_last_error(tmp_path: Path) 
     with open(tmp_path / "failure-queue.jsonl", "ab") as fh:
         fh.write(b"garbage line\n")
     CursorStore(tmp_path / "cursors.json").advance(-1001649127710, 5810)
-    write_status(status_path(tmp_path), {"lastError": "2026-01-01T00:00:00Z timeout: no answer", "lastPublishAt": 1.0e9,
-                                         "pid": 1, "command": "run"})
+    write_status(status_path(tmp_path), GatewayStatus(last_error="2026-01-01T00:00:00Z timeout: no answer",
+                                                      last_publish_at=1.0e9, pid=1, command="run"))
     result = run_cli(tmp_path, "status")
     assert result.returncode == 0, result.stderr
     text = result.stdout

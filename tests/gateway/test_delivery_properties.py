@@ -28,8 +28,8 @@ from gateway.drainer import Drainer
 from gateway.publisher import Outcome, Publisher, PublishResult, create_session
 from gateway.queue import DurableQueue, QueueRecord
 
-from .conftest import BAD_REQUEST, OK, REJECT, TIMEOUT, TOO_MANY, UNAUTHORIZED, UNAVAILABLE, ScriptedAPI, new, publish_settings, start_api
-from .test_queue import crash
+from tests.support.gateway import (BAD_REQUEST, OK, REJECT, TIMEOUT, TOO_MANY, UNAUTHORIZED, UNAVAILABLE, ScriptedAPI,
+                                   crash, new, publish_settings, start_api)
 
 ANSWERS = st.lists(st.sampled_from([OK, OK, UNAVAILABLE, TOO_MANY, TIMEOUT, BAD_REQUEST, UNAUTHORIZED, REJECT]),
                    max_size=5)

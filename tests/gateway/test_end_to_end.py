@@ -16,10 +16,11 @@ import httpx
 import pytest
 
 from contracts import encode_payload
-from tests.reliability.harness import processes
+from tests.support import processes
 from tests.support.db import fetch
 
-from .conftest import GATEWAY, deleted, edited, gateway_env, new
+from tests.support.gateway import GATEWAY, deleted, edited, new
+from tests.support.processes import gateway_env
 
 pytestmark = pytest.mark.slow
 

@@ -25,10 +25,9 @@ from gateway.publisher import Publisher
 from gateway.queue import DurableQueue
 from gateway.service import Gateway
 from gateway.source.file_source import FileSource
-from ts_common.embedded_pg import free_port
+from ts_ops.embedded_pg import free_port
 
-from .conftest import UNAUTHORIZED, UNAVAILABLE, new
-from .test_queue import POISON, record_line
+from tests.support.gateway import POISON, UNAUTHORIZED, UNAVAILABLE, new, record_line
 
 ISO_MS = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"
 OLD_FORMAT = {"status", "service", "version", "timestamp", "uptime", "checks", "responseTime"}
@@ -111,6 +110,29 @@ async def test_health_while_the_source_is_not_connected_is_503(gateway_http) -> 
     assert (await running.get("/ready"))[0] == 503
 
 
+async def test_health_and_the_status_file_show_the_same_gateway_status(gateway_http, tmp_path: Path) -> None:
+    """One GatewayStatus: /health's own fields are what `run` writes to gateway-status.json, and
+    `gateway status` reads that file back (keys written by another version are ignored)."""
+    import msgspec
+
+    from gateway.status import GatewayStatus, read_status, running_status, status_path, write_status
+
+    running = await gateway_http()
+    await wait_for(lambda: running.gateway.queue.depth == 0 and running.gateway.publisher.last_publish_at)
+    _, body = await running.get("/health")
+    fields = {field.encode_name for field in msgspec.structs.fields(GatewayStatus)}
+    assert fields <= set(body) and OWN_FIELDS <= fields
+    assert body["command"] == "run" and body["running"] is True and body["queueDepth"] == 0
+    assert body["source"] == {"kind": "file", "connected": True} and body["telegram"] is None
+    path = status_path(tmp_path)
+    write_status(path, running_status(running.gateway))
+    written = read_status(path)
+    assert written is not None and written.last_publish_at == body["lastPublishAt"]
+    assert written.queue_path == body["queuePath"] and written.cursor_file == body["cursorFile"]
+    path.write_bytes(msgspec.json.encode({"command": "replay", "setAside": 2, "futureField": [1]}))
+    assert read_status(path) == GatewayStatus(command="replay")
+
+
 # (what the scripted API answers, the check that changes, its status, a phrase of its message, /health status)
 STATES = [
     ("ok", "api", "healthy", "last delivery", 200),
@@ -185,11 +207,11 @@ async def test_quarantined_lines_make_the_queue_check_degraded_until_the_file_is
 
 
 async def test_gateway_logs(gateway_http) -> None:
-    from ts_common.logs import history
+    from ts_runtime.logs import history
 
     running = await gateway_http(run=False)
     root = logging.getLogger()
-    # `gateway run` attaches the history to the root logger (ts_common.logs.setup_logging); pytest
+    # `gateway run` attaches the history to the root logger (ts_runtime.logs.setup_logging); pytest
     # owns the root logger here, so the test attaches it for its own duration.
     attached, level = history not in root.handlers, root.level
     if attached:

@@ -19,10 +19,10 @@ from contracts import encode_payload
 from gateway.drainer import Drainer, settle
 from gateway.publisher import Outcome
 from gateway.queue import DurableQueue
-from ts_common.embedded_pg import free_port
+from ts_ops.embedded_pg import free_port
 
-from .conftest import (BAD_REQUEST, OK, REJECT, TIMEOUT, TOO_MANY, UNAUTHORIZED, UNAVAILABLE, ScriptedAPI,
-                       new, publish_settings, start_api)
+from tests.support.gateway import (BAD_REQUEST, OK, REJECT, TIMEOUT, TOO_MANY, UNAUTHORIZED, UNAVAILABLE, ScriptedAPI,
+                                   new, publish_settings, start_api)
 
 SCHEDULE = [0.01, 0.02, 0.04]  # retry_delay_ms=10, 3 retries: 10 ms × 2^n
 
@@ -186,6 +186,37 @@ async def test_drainer_delivers_new_records_at_once_and_backs_off_while_down(api
 
 
 # -- properties --------------------------------------------------------------------------------
+
+async def test_stamina_counts_and_logs_each_retry_once(api, make_publisher, queue, caplog) -> None:
+    from stamina.instrumentation import get_on_retry_hooks, set_on_retry_hooks
+
+    from gateway.publisher import instrument_retries, on_retry
+
+    def retries(number: int) -> float:
+        return REGISTRY.get_sample_value("telegram_retry_attempts_total", {"attempt_number": str(number)}) or 0.0
+
+    def stamina_retries() -> float:
+        return sum(sample.value for family in REGISTRY.collect() if family.name == "stamina_retries"
+                   for sample in family.samples if sample.name == "stamina_retries_total")
+
+    previous = get_on_retry_hooks()
+    instrument_retries()
+    try:
+        assert get_on_retry_hooks() == (on_retry,)  # stamina's own counter and logger are off
+        before, before_stamina = [retries(1), retries(2), retries(3)], stamina_retries()
+        api.then(UNAVAILABLE, UNAVAILABLE, OK)
+        publisher = await make_publisher(api.url)
+        with caplog.at_level("WARNING", logger="gateway.publisher"):
+            result = await publisher.publish(record_of(queue, new(1)))
+    finally:
+        set_on_retry_hooks(previous)
+    assert result.outcome is Outcome.ACKED
+    assert [retries(1), retries(2), retries(3)] == [before[0] + 1, before[1] + 1, before[2]]
+    assert stamina_retries() == before_stamina  # not counted a second time under stamina's own name
+    lines = [r.getMessage() for r in caplog.records if r.name == "gateway.publisher"]
+    assert len(lines) == 2 and all("503" in line for line in lines), lines
+    assert lines[0].startswith("publish attempt 1 failed") and "retry 1 in" in lines[0]
+
 
 ANSWERS = st.sampled_from([OK, UNAVAILABLE, TOO_MANY, TIMEOUT, BAD_REQUEST, UNAUTHORIZED, REJECT])
 

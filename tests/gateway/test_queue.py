@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import zlib
 from pathlib import Path
 
 import msgspec
@@ -20,17 +19,8 @@ from contracts import decode_payload, encode_payload, idempotency_key
 from gateway.queue import DurableQueue, QueueLocked, QueueRecord, inspect_queue, record_crc
 from gateway.source.file_source import FileSource
 
-from .conftest import OK, UNAVAILABLE, Received, deleted, edited, new
-from .test_service import build, wait_for
-
-
-def crash(queue: DurableQueue) -> None:
-    """What a SIGKILL leaves: the files as written so far, no compaction, the lock released."""
-    for fh in (queue._queue_fh, queue._ack_fh, queue._lock_fh):
-        if fh is not None:
-            fh.close()
-    queue._queue_fh = queue._ack_fh = queue._lock_fh = None
-    queue._close_reader()
+from tests.support.gateway import (DEEP, OK, POISON, UNAVAILABLE, Received, build, crash, deleted, edited, new,
+                                   record_line, wait_for)
 
 
 def reopen(path: Path) -> DurableQueue:
@@ -341,31 +331,6 @@ test_queue_interleavings = QueueMachine.TestCase
 
 
 # -- poison lines and shared seqs (issue 16, items 3 and 4) ----------------------------------------
-
-DEEP = 5_000  # far past msgspec's nesting limit (~1,000): decoding it raises RecursionError
-
-
-def record_line(seq: int, key: str, payload: bytes, *, crc: int | None = None) -> bytes:
-    """A queue line exactly as the writer lays it out, with a correct checksum unless told otherwise."""
-    line = msgspec.json.encode(QueueRecord(seq=seq, key=key, payload=msgspec.Raw(payload), queued_at=1.0,
-                                           crc=record_crc(seq, key, payload) if crc is None else crc))
-    return line + b"\n"
-
-
-# Lines no decoder can read, each with a checksum that matches (the worst case: only decoding can
-# tell) or does not (the raw-bytes check must catch it before any parser recurses).
-POISON = {
-    "nested payload, checksum right": record_line(90, "k90", b"[" * DEEP + b"]" * DEEP),
-    "nested payload, checksum wrong": record_line(91, "k91", b"[" * DEEP + b"]" * DEEP, crc=1),
-    "nested line": b"[" * DEEP + b"]" * DEEP + b"\n",
-    "nested object in the payload": record_line(92, "k92", b'{"a":' * DEEP + b"1" + b"}" * DEEP),
-    "invalid UTF-8 in the key, checksum right":
-        b'{"seq":93,"key":"k\xff","payload":{},"queuedAt":1.0,"crc":%d}\n' % zlib.crc32(b"{}", zlib.crc32(b"93|k\xff|")),
-    "invalid UTF-8 in the payload, checksum right": record_line(94, "k94", b'{"text":"\xc3\x28"}'),
-    "binary garbage": b"\x00\xff\xfe{\"seq\":\n",
-    "seq beyond 64 bits": record_line(95, "k95", b"{}").replace(b'"seq":95', b'"seq":99999999999999999999'),
-}
-
 
 @pytest.mark.parametrize("kind", sorted(POISON))
 def test_a_poison_line_is_quarantined_and_everything_else_delivered(tmp_path: Path, kind: str) -> None:

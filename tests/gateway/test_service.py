@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -12,30 +11,13 @@ import pytest
 from contracts import MessagePayload, encode_payload, idempotency_key
 from gateway import metrics as gauges
 from gateway.cursors import CursorStore
-from gateway.drainer import Drainer
 from gateway.http import start_server
-from gateway.publisher import Publisher
 from gateway.queue import DurableQueue
-from gateway.service import Gateway
 from gateway.source import HistoryPage, SourceBatch
 from gateway.source.file_source import FileSource
-from ts_common.embedded_pg import free_port
+from ts_ops.embedded_pg import free_port
 
-from .conftest import TIMEOUT, UNAVAILABLE, deleted, edited, new
-
-
-async def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
-
-
-def build(tmp_path: Path, source, publisher: Publisher) -> Gateway:
-    queue = DurableQueue(tmp_path / "queue.jsonl")
-    queue.open()
-    drainer = Drainer(queue, publisher, batch_size=50, backoff_initial=0.05, backoff_max=0.1)
-    return Gateway(source, queue, publisher, drainer, CursorStore(tmp_path / "cursors.json"), backfill_interval=3600)
+from tests.support.gateway import TIMEOUT, UNAVAILABLE, build, deleted, edited, new, wait_for
 
 
 async def test_file_source_events_reach_the_api_and_the_offset_follows(tmp_path, api, make_publisher) -> None:

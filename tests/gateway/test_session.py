@@ -18,7 +18,7 @@ from telethon.sessions import SQLiteSession, StringSession
 
 from gateway import session as session_mod
 from gateway.session import (SessionError, backup_session, backup_session_command, check_session,
-                             login_command, prune_backups, session_file)
+                             login_command, prune_backups)
 from gateway.settings import GatewaySettings, QueueSettings, TelegramSettings
 
 AUTH_KEY = bytes(range(256))
@@ -57,7 +57,7 @@ def test_valid_telethon_session_passes(tmp_path: Path) -> None:
 def test_session_path_without_extension_means_the_file_telethon_opens(tmp_path: Path) -> None:
     make_session(tmp_path / "gateway")  # Telethon itself writes gateway.session
     settings = TelegramSettings(session_path=tmp_path / "gateway")
-    assert session_file(settings) == tmp_path / "gateway.session"
+    assert settings.session_file == tmp_path / "gateway.session"
     assert settings.has_session  # the preflight of `gateway run` looks at the same file
     check_session(settings)
 

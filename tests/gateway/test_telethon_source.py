@@ -23,7 +23,7 @@ from gateway.source import SourceBatch
 from gateway.source.telethon_source import (ChannelNotFound, TelethonSource, _GatewayClient, deleted_payloads,
                                             message_to_payload)
 
-from .telethon_fakes import (CHANNEL_ID, MARKED_ID, OTHER_ID, OTHER_MARKED, T0, FakeTelegramClient, SleepRecorder,
+from tests.support.telethon_fakes import (CHANNEL_ID, MARKED_ID, OTHER_ID, OTHER_MARKED, T0, FakeTelegramClient, SleepRecorder,
                              channel, message, photo, service, user)
 
 
@@ -552,13 +552,13 @@ DAMAGED_CURSORS = {
 
 def _recovering_gateway(tmp_path: Path, fake: FakeTelegramClient, *, initial: int = 5,
                         recovery: int = 30) -> Gateway:
-    from gateway.statusfile import read_status, status_path
+    from gateway.status import last_known_cursors
 
     settings = TelegramSettings(api_id=1, api_hash="x", channels=(str(MARKED_ID), str(OTHER_MARKED)),
                                 backfill_initial_limit=initial)
     source = TelethonSource(settings, client_factory=lambda s: fake, sleep=SleepRecorder())
     cursors = CursorStore(tmp_path / "cursors.json", recovery_limit=recovery,
-                          last_known=lambda: read_status(status_path(tmp_path)))
+                          last_known=lambda: last_known_cursors(tmp_path))
     queue = DurableQueue(tmp_path / "failure-queue.jsonl")
     queue.open()
     return Gateway(source, queue, publisher=None, drainer=_Wakeable(), cursors=cursors)  # type: ignore[arg-type]
@@ -585,9 +585,9 @@ async def test_a_damaged_cursor_file_backfills_from_the_last_known_positions(tmp
     """Channel A's last known position is in gateway-status.json (cursor 40, written by the last run);
     channel B has none: it is backfilled 30 messages deep (the recovery limit), not 5 (the first-start
     limit), and nothing is taken from "now"."""
-    from gateway.statusfile import status_path, write_status
+    from gateway.status import GatewayStatus, status_path, write_status
 
-    write_status(status_path(tmp_path), {"command": "run", "cursors": {str(MARKED_ID): 40}})
+    write_status(status_path(tmp_path), GatewayStatus(command="run", cursors={str(MARKED_ID): 40}))
     (tmp_path / "cursors.json").write_bytes(DAMAGED_CURSORS[damage])
     fake = _two_channels()
     gateway = _recovering_gateway(tmp_path, fake)

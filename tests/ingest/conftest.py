@@ -4,25 +4,18 @@ from __future__ import annotations
 
 import itertools
 import os
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.support import db
-from tests.support.live import Server, start_service
+from tests.support.live import INGEST_TOKEN as TOKEN
+from tests.support.live import Server
+from tests.support.live import start_ingest_api as start_server
 
 __all__ = ["TOKEN", "Server", "auth", "start_server"]
 
-TOKEN = "test-gateway-token-0123456789abcdef-XYZ"
 _channels = itertools.count(1)
-
-
-def start_server(database_url: str, log_path: Path, **env: str) -> Server:
-    """`python -m ingest_api.cli` (what `uv run ingest-api` runs) on a free loopback port."""
-    return start_service("ingest-api", [sys.executable, "-m", "ingest_api.cli"], "/health", database_url, log_path,
-                         {"GATEWAY_SECRET_TOKEN": TOKEN, **env}, drop_env_prefixes=("PROMETHEUS_MULTIPROC_DIR",))
 
 
 @pytest.fixture(scope="session")

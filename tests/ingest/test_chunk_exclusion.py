@@ -33,7 +33,7 @@ from ingest_api.settings import WriterSettings
 from ingest_api.signals import queries
 from ingest_api.signals.paging import Cursor, Filters, micros
 from tests.support import db, timescale
-from ts_common.migrations import apply_migrations
+from ts_ops.migrations import apply_migrations
 
 CHANNEL = -1001649127710
 START = datetime(2020, 1, 1, tzinfo=timezone.utc)

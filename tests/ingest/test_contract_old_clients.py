@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 
 from tests.ingest.conftest import TOKEN, Server, auth, start_server
-from ts_common.embedded_pg import free_port
+from tests.support.db import connection
+from ts_ops.embedded_pg import free_port
 
 T0 = datetime(2025, 10, 7, 12, 0, tzinfo=timezone.utc)
 SWING = "🟢Swing Trade\nAtivo: {asset}\nCompra: 1,04 a 1,06\nAlvo 1: 1,15\nAlvo final: 3,50\nStop: 0,70"
@@ -301,13 +301,10 @@ async def test_concurrent_batches_never_share_a_millisecond(server: Server, chan
             assert response.status_code == 200 and response.json()["stored"] == 100
 
         await asyncio.gather(*(batch(1000 * n) for n in range(1, 5)))
-    conn = await asyncpg.connect(server.database_url)
-    try:
+    async with connection(server.database_url) as conn:
         values = [r["v"] for r in await conn.fetch(
             "SELECT date_trunc('milliseconds', ingested_at) AS v FROM tp_capital.tp_capital_signals WHERE channel_id = $1",
             channel_id)]
-    finally:
-        await conn.close()
     assert len(values) == 400 and len(set(values)) == 400
 
 

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tests.ingest.conftest import TOKEN, Server, auth
+from tests.support.db import connection
 
 SIGNAL_TEXT = "🟢Swing Trade\nAtivo: BOVAW32\nCompra: 1,04 a 1,06\nAlvo 1: 1,15\nAlvo 2: 2,15\nAlvo final: 3,50\nStop: 0,70"
 T0 = "2025-10-07T17:25:59+00:00"
@@ -20,11 +21,8 @@ def message(channel_id: int, message_id: int, text: str = "hello", **extra: obje
 
 
 async def fetch(database_url: str, query: str, *args: object) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(database_url)
-    try:
+    async with connection(database_url) as conn:
         return await conn.fetch(query, *args)
-    finally:
-        await conn.close()
 
 
 def post(server: Server, body: object, headers: dict[str, str] | None = None, path: str = "/ingest") -> httpx.Response:

@@ -21,15 +21,15 @@ import itertools
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import asyncpg
 import httpx
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
 from tests.ingest.conftest import Server, auth, start_server
+from tests.support.db import connection
 from tests.support.live import own_postgres  # noqa: F401 (fixture)
-from ts_common.embedded_pg import EmbeddedPostgres
-from ts_common.migrations import migrate_url
+from ts_ops.embedded_pg import EmbeddedPostgres
+from ts_ops.migrations import migrate_url
 
 T0 = datetime(2025, 10, 7, 17, 25, 59, tzinfo=timezone.utc)
 _channels = itertools.count(1)
@@ -125,8 +125,7 @@ def test_any_delivery_schedule_converges(server: Server, scenario) -> None:
         # Each distinct event is "stored" exactly once, every other delivery is a duplicate.
         assert sum(r["status"] == "stored" for r in results) <= len(events)
         assert all(r["status"] in ("stored", "duplicate") for r in results)
-        conn = await asyncpg.connect(server.database_url)
-        try:
+        async with connection(server.database_url) as conn:
             rows = await conn.fetch(
                 "SELECT message_id, message_text, deleted_at IS NOT NULL AS deleted "
                 "FROM tp_capital.forwarded_messages WHERE channel_id = $1 ORDER BY message_id", channel_id)
@@ -136,8 +135,6 @@ def test_any_delivery_schedule_converges(server: Server, scenario) -> None:
             signals = await conn.fetch(
                 "SELECT message_id, buy_min, deleted_at IS NOT NULL AS deleted FROM tp_capital.tp_capital_signals "
                 "WHERE channel_id = $1 ORDER BY message_id", channel_id)
-        finally:
-            await conn.close()
         expected_rows = [
             (mid, f"ATIVO: PETR4 COMPRA: {mid},{edits:02d} v{edits}" if edits else f"ATIVO: PETR4 COMPRA: {mid},00 v0", deleted)
             for mid, (edits, deleted) in enumerate(messages, start=1)

@@ -17,7 +17,7 @@ import asyncpg
 import pytest
 
 from tests.support import db, timescale
-from ts_common.migrations import apply_migrations, default_migrations_dir
+from ts_ops.migrations import apply_migrations, default_migrations_dir
 
 LOCK_KEY = 4005015  # the allocator's advisory lock (010)
 T0 = datetime(2025, 10, 7, 12, 0, tzinfo=timezone.utc)
@@ -91,8 +91,7 @@ async def test_an_open_transaction_holds_the_clock_back_but_never_repeats(databa
     await insert(conn, -5, 1, 1)
     await conn.execute("SELECT setval('tp_capital.signal_ingested_at_ms', $1)",
                        int((datetime.now(timezone.utc) - timedelta(hours=1)).timestamp() * 1000))
-    other = await asyncpg.connect(database_url)
-    try:
+    async with db.connection(database_url) as other:
         async with other.transaction():
             await insert(other, -3, 1, 1)  # the first value moves the sequence to the clock...
             await other.execute("SELECT setval('tp_capital.signal_ingested_at_ms', $1)",  # ...put it back behind
@@ -106,8 +105,6 @@ async def test_an_open_transaction_holds_the_clock_back_but_never_repeats(databa
         latest = await conn.fetchval("SELECT max(ingested_at) FROM tp_capital.tp_capital_signals WHERE channel_id = -4")
         assert abs(latest - datetime.now(timezone.utc)) < timedelta(seconds=1)
         assert await conn.fetchval(SHARED_MILLISECONDS) == 0
-    finally:
-        await other.close()
 
 
 async def test_a_burst_runs_ahead_one_millisecond_per_signal_then_rejoins_the_clock(conn: asyncpg.Connection) -> None:
@@ -133,8 +130,7 @@ async def test_a_cancelled_statement_does_not_keep_the_allocator_lock(database_u
     # leave the advisory lock held by its connection: the sequence could never be moved to the
     # clock again. (A first version that took a session lock per value left it held after about
     # one cancel in ten here.)
-    other = await asyncpg.connect(database_url)
-    try:
+    async with db.connection(database_url) as other:
         for _ in range(30):
             with pytest.raises(asyncpg.QueryCanceledError):
                 async with conn.transaction():
@@ -144,8 +140,6 @@ async def test_a_cancelled_statement_does_not_keep_the_allocator_lock(database_u
             assert await other.fetchval("SELECT pg_advisory_unlock($1)", LOCK_KEY) is True
         # The cancelled connection itself goes on inserting.
         await asyncio.wait_for(insert(conn, -2, 1, 10), 5)
-    finally:
-        await other.close()
 
 
 async def test_signals_stored_before_010_move_to_free_milliseconds(empty_database_url: str, tmp_path: Path) -> None:
@@ -159,8 +153,7 @@ async def test_signals_stored_before_010_move_to_free_milliseconds(empty_databas
         for path in schema_dir.glob("*.sql"):
             if schema_dir.name != "tp_capital" or int(path.name[:3]) < 10:
                 shutil.copy(path, target / path.name)
-    conn = await asyncpg.connect(empty_database_url)
-    try:
+    async with db.connection(empty_database_url) as conn:
         await apply_migrations(conn, before_010)
         shared, neighbour, alone = (T0 + timedelta(microseconds=123_456), T0 + timedelta(milliseconds=124),
                                     T0 + timedelta(seconds=5, microseconds=7))
@@ -177,8 +170,6 @@ async def test_signals_stored_before_010_move_to_free_milliseconds(empty_databas
 
         now = {r["message_id"]: r["ingested_at"] for r in await conn.fetch(
             "SELECT message_id, ingested_at FROM tp_capital.tp_capital_signals")}
-    finally:
-        await conn.close()
     assert now[5] == neighbour and now[6] == alone  # unshared values are kept exactly
     moved = [now[i] for i in (1, 2, 3, 4)]
     millis = lambda moment: moment.replace(microsecond=moment.microsecond // 1000 * 1000)  # noqa: E731
@@ -200,14 +191,10 @@ def timescale_url() -> Iterator[str]:
 
 
 async def test_on_a_timescaledb_hypertable(timescale_url: str) -> None:
-    admin = await asyncpg.connect(timescale_url)
-    try:
+    async with db.connection(timescale_url) as admin:
         await admin.execute("CREATE DATABASE tradingsystem")
-    finally:
-        await admin.close()
     url = db.with_database(timescale_url, "tradingsystem")
-    conn = await asyncpg.connect(url)
-    try:
+    async with db.connection(url) as conn:
         await apply_migrations(conn)
         hypertables = {r["hypertable_name"] for r in await conn.fetch(
             "SELECT hypertable_name FROM timescaledb_information.hypertables WHERE hypertable_schema = 'tp_capital'")}
@@ -223,5 +210,3 @@ async def test_on_a_timescaledb_hypertable(timescale_url: str) -> None:
         assert chunks >= 2
         assert await conn.fetchval("SELECT count(*) FROM tp_capital.tp_capital_signals") == stored + 4
         assert await conn.fetchval(SHARED_MILLISECONDS) == 0
-    finally:
-        await conn.close()

@@ -14,8 +14,8 @@ import httpx
 
 from tests.ingest.conftest import Server, auth, start_server
 from tests.support.live import own_postgres  # noqa: F401 (fixture)
-from ts_common.embedded_pg import EmbeddedPostgres
-from ts_common.migrations import migrate_url
+from ts_ops.embedded_pg import EmbeddedPostgres
+from ts_ops.migrations import migrate_url
 
 
 def _message(message_id: int) -> dict:

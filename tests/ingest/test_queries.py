@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-import asyncpg
 import httpx
 import pytest
 
 from tests.ingest.conftest import TOKEN, Server, auth
+from tests.support.db import connection
 
 T0 = datetime(2025, 10, 7, 12, 0, tzinfo=timezone.utc)
 SWING = "🟢Swing Trade\nAtivo: {asset}\nCompra: 1,04 a 1,06\nAlvo 1: 1,15\nAlvo 2: 2,15\nAlvo final: 3,50\nStop: 0,70"
@@ -210,12 +210,9 @@ def test_old_delete_removes_one_signal_of_a_batch(server: Server, channel_id: in
 async def test_old_delete_matching_several_signals_deletes_none(server: Server, channel_id: int) -> None:
     ingest_batch(server, channel_id, ["PETR4", "VALE3"])
     # Signals given one ingested_at by hand (migration 010 spreads those it finds; new ones never share).
-    conn = await asyncpg.connect(server.database_url)
-    try:
+    async with connection(server.database_url) as conn:
         await conn.execute("UPDATE tp_capital.tp_capital_signals SET ingested_at = '2025-10-07T12:00:00.123456Z' "
                            "WHERE channel_id = $1", channel_id)
-    finally:
-        await conn.close()
     for sent in ("2025-10-07T12:00:00.123456Z", "2025-10-07T12:00:00.123Z"):
         response = delete_by_ingested_at(server, sent)
         assert response.status_code == 409, response.text

@@ -17,7 +17,6 @@ import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
 
-import asyncpg
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -25,7 +24,7 @@ from hypothesis import strategies as st
 
 from ingest_api.ingest.reparse import reparse as run_reparse
 from tests.ingest.conftest import TOKEN, Server, auth
-from tests.support.db import fetch
+from tests.support.db import connection, fetch
 
 T0 = datetime(2025, 11, 20, 13, 0, tzinfo=timezone.utc)
 _property_channels = itertools.count(1)
@@ -312,10 +311,7 @@ def test_any_delivery_schedule_derives_what_reparse_derives(server: Server, mess
             assert response.status_code == 200, response.text
 
     async def dry_run() -> int:
-        conn = await asyncpg.connect(server.database_url)
-        try:
+        async with connection(server.database_url) as conn:
             return (await run_reparse(conn, channel_id=channel_id, dry_run=True)).total_changes
-        finally:
-            await conn.close()
 
     assert asyncio.run(dry_run()) == 0

@@ -16,14 +16,13 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.ingest.conftest import Server, auth, start_server
 from tests.support import db
-from ts_common.migrations import apply_migrations, default_migrations_dir
+from ts_ops.migrations import apply_migrations, default_migrations_dir
 
 UTC = timezone.utc
 SIGNAL = "🟢Swing Trade\nAtivo: {asset}\nCompra: 30,00 a 31,00\nAlvo 1: 33,00\nAlvo final: 36,00\nStop: 28,00"
@@ -438,11 +437,8 @@ def test_each_outcome_is_counted_once_per_signal(server: Server, api_database_ur
 
 
 async def _migrate(url: str, directory: Path) -> None:
-    conn = await asyncpg.connect(url)
-    try:
+    async with db.connection(url) as conn:
         await apply_migrations(conn, directory)
-    finally:
-        await conn.close()
 
 
 def test_outcomes_on_record_before_the_migration_are_not_counted(empty_database_url: str, tmp_path: Path) -> None:

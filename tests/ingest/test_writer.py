@@ -12,7 +12,8 @@ from prometheus_client import REGISTRY
 from ingest_api.db import Database
 from ingest_api.ingest.service import IngestWriter, validate
 from ingest_api.settings import WriterSettings
-from ts_common.settings import DatabaseSettings
+from ts_runtime.settings import DatabaseSettings
+from tests.support.db import connection
 
 _encoder = msgspec.json.Encoder()
 
@@ -39,18 +40,14 @@ async def test_concurrent_submissions_are_coalesced(writer: IngestWriter, databa
     assert [r.status for r in results] == ["stored"] * 200
     # 200 concurrent submissions went out in a handful of statements, not 200.
     assert (REGISTRY.get_sample_value("api_ingest_coalesced_batch_size_count") or 0) - statements_before <= 3
-    conn = await asyncpg.connect(database_url)
-    try:
+    async with connection(database_url) as conn:
         assert await conn.fetchval("SELECT count(*) FROM tp_capital.forwarded_messages") == 200
-    finally:
-        await conn.close()
 
 
 async def test_a_failing_message_does_not_fail_the_others_it_was_coalesced_with(
         writer: IngestWriter, database_url: str) -> None:
     # A message the database refuses for a reason validation cannot see (here a trigger).
-    conn = await asyncpg.connect(database_url)
-    try:
+    async with connection(database_url) as conn:
         await conn.execute("""
             CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN
@@ -67,5 +64,3 @@ async def test_a_failing_message_does_not_fail_the_others_it_was_coalesced_with(
         assert isinstance(outcomes[4], asyncpg.RaiseError)
         assert [o.status for i, o in enumerate(outcomes) if i != 4] == ["stored"] * 9
         assert await conn.fetchval("SELECT count(*) FROM tp_capital.forwarded_messages") == 9
-    finally:
-        await conn.close()

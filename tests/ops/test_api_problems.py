@@ -1,4 +1,4 @@
-"""ts_common.api_core.problems: a body is either exactly what msgspec decodes, or a 400 naming every
+"""ts_runtime.api_core.problems: a body is either exactly what msgspec decodes, or a 400 naming every
 bad field by its wire path, and nothing else ever comes out (no 500 for a client's mistake)."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ts_common.api_core import ApiError
-from ts_common.api_core.problems import convert_struct, decode_struct, problems_in
+from ts_runtime.api_core import ApiError
+from ts_runtime.api_core.problems import convert_struct, decode_struct, problems_in
 
 Short = Annotated[str, msgspec.Meta(min_length=1, max_length=8)]
 Slug = Annotated[str, msgspec.Meta(pattern="^[a-z0-9-]+(?!\n)$",

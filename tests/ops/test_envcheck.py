@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ts_common.ops import envcheck
-from ts_common.ops.tokens import MIN_TOKEN_LENGTH, new_token
+from ts_ops import envcheck
+from ts_ops.tokens import new_token
+from ts_runtime.settings import MIN_TOKEN_LENGTH
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "a" * 8 + "b" * 56
@@ -51,7 +52,7 @@ def good_workspace() -> dict[str, str]:
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "ts_common.ops.envcheck", *args], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "ts_ops.envcheck", *args], capture_output=True, text=True, timeout=60
     )
 
 
@@ -169,7 +170,7 @@ def test_examples_name_only_known_variables_and_hold_no_secret() -> None:
 
 
 def test_gen_token_prints_256_bit_hex() -> None:
-    result = subprocess.run([sys.executable, "-m", "ts_common.ops.tokens"], capture_output=True, text=True, timeout=30)
+    result = subprocess.run([sys.executable, "-m", "ts_ops.tokens"], capture_output=True, text=True, timeout=30)
     token = result.stdout.strip()
     assert result.returncode == 0
     assert re.fullmatch(r"[0-9a-f]{64}", token)
@@ -178,7 +179,7 @@ def test_gen_token_prints_256_bit_hex() -> None:
 
 @given(st.text(min_size=0, max_size=80).filter(lambda s: s.strip() == s and "\n" not in s))
 def test_token_length_rule_property(token: str) -> None:
-    problems = envcheck.check_service(envcheck.INGEST_API, {"GATEWAY_SECRET_TOKEN": token, "DATABASE_URL": "postgresql://h/d"})
+    problems = envcheck.check_service(envcheck.SERVICES["ingest-api"], {"GATEWAY_SECRET_TOKEN": token, "DATABASE_URL": "postgresql://h/d"})
     if token == "":
         assert problems == ["ingest-api: GATEWAY_SECRET_TOKEN is missing"]
     elif len(token) < MIN_TOKEN_LENGTH:
@@ -219,3 +220,29 @@ def test_read_token_host_and_plumbing_settings(service: str, values: dict[str, s
     else:
         assert len(problems) == 1 and problems[0].startswith(f"{service}: ") and problem in problems[0], problems
         assert "r" * 9 not in problems[0] and TOKEN[:9] not in problems[0]  # never more than 8 characters
+
+
+def test_the_specs_are_the_services_own() -> None:
+    """validate-env restates no service's settings: it applies the spec each settings module exports."""
+    from gateway import settings as gateway_settings
+    from ingest_api import settings as ingest_settings
+    from workspace_api import settings as workspace_settings
+
+    assert envcheck.SERVICES == {"gateway": gateway_settings.ENV_SPEC, "ingest-api": ingest_settings.ENV_SPEC,
+                                 "workspace-api": workspace_settings.ENV_SPEC}
+
+
+def test_what_the_service_itself_refuses_is_reported(tmp_path: Path) -> None:
+    """A value only the service's loader knows to refuse (the API's batch limit, a recovery limit of 0)
+    is reported, so a drift between the checks and the settings cannot pass silently."""
+    good = {"API_SECRET_TOKEN": TOKEN, "TELEGRAM_API_ID": "1", "TELEGRAM_API_HASH": "f" * 32,
+            "TELEGRAM_CHANNELS": "-1001649127710"}
+    spec = envcheck.SERVICES["gateway"]
+    assert envcheck.check_service(spec, good) == []
+    assert envcheck.check_service(spec, good | {"PUBLISH_BATCH_SIZE": "5000"}) == [
+        "gateway: PUBLISH_BATCH_SIZE must be between 1 and 1000 (the API's batch limit)"]
+    assert envcheck.check_service(spec, good | {"BACKFILL_RECOVERY_LIMIT": "0"}) == [
+        "gateway: BACKFILL_RECOVERY_LIMIT must be at least 1, got 0"]
+    ingest = {"GATEWAY_SECRET_TOKEN": TOKEN, "DATABASE_URL": "postgresql://h/d"}
+    assert envcheck.check_service(envcheck.SERVICES["ingest-api"], ingest | {"OTEL_TRACE_SQL": "maybe"}) == [
+        "ingest-api: OTEL_TRACE_SQL must be true or false, got 'maybe'"]

@@ -1,4 +1,4 @@
-"""The operations plumbing shared by the three services (ts_common.health, ts_common.logs and the
+"""The operations plumbing shared by the three services (ts_runtime.health, ts_runtime.logs and the
 APIs' core plugin), checked on the workspace API through real HTTP (granian on loopback), and the
 builders themselves. The ingest API's side is in tests/ingest/test_contract_old_clients.py, the
 gateway's in tests/gateway/test_http_contract.py.
@@ -22,8 +22,8 @@ import pytest
 
 from tests.support import db
 from tests.support.live import Server, start_service
-from ts_common import health, logs
-from ts_common.embedded_pg import free_port
+from ts_runtime import health, logs
+from ts_ops.embedded_pg import free_port
 
 BIN = Path(sys.executable).parent
 ISO_MS = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"

@@ -13,10 +13,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from ts_common.embedded_pg import free_port
-from ts_common.ops import stack
-from ts_common.ops.ports import find_port_holder, port_is_free
-from ts_common.ops.supervise import Supervisor
+from ts_ops.embedded_pg import free_port
+from ts_ops import stack
+from ts_ops.ports import find_port_holder, port_is_free
+from ts_ops.supervise import Supervisor
 
 LISTENER = textwrap.dedent(
     """
@@ -41,7 +41,7 @@ def listener():
 
 def run_stack(*args: str, stdin: str = "", env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "ts_common.ops.stack", *args],
+        [sys.executable, "-m", "ts_ops.stack", *args],
         input=stdin,
         capture_output=True,
         text=True,
@@ -126,7 +126,7 @@ def test_child_is_told_to_stop_when_the_supervisor_dies(tmp_path: Path) -> None:
         f"""
         import os, sys, time
         from pathlib import Path
-        from ts_common.ops.supervise import Supervisor
+        from ts_ops.supervise import Supervisor
         child = Supervisor(Path({str(tmp_path)!r})).start("sleeper", [sys.executable, "-c", "import time; time.sleep(120)"], dict(os.environ))
         print(child.pid, flush=True)
         time.sleep(120)
@@ -173,6 +173,12 @@ def test_telegram_setup_needs_credentials_and_a_session(tmp_path: Path, monkeypa
     session.write_bytes(b"")
     setup = stack.telegram_setup(root, tmp_path)
     assert setup.live and setup.env["TELEGRAM_SESSION_PATH"] == str(session)
+    # The gateway's own rule decides which file is the session: Telethon appends .session.
+    monkeypatch.setenv("TELEGRAM_SESSION_PATH", str(tmp_path / "gateway" / "gateway"))
+    assert stack.telegram_setup(root, tmp_path).live
+    monkeypatch.setenv("TELEGRAM_API_ID", "not-a-number")
+    setup = stack.telegram_setup(root, tmp_path)
+    assert not setup.live and "TELEGRAM_API_ID must be a number" in setup.reason
 
 
 def _pgid(pid: int) -> int | None:
@@ -192,7 +198,7 @@ def _alive(pid: int) -> bool:
 def test_stack_status_prints_one_line_per_component_and_fails_when_down(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     result = subprocess.run(
-        [sys.executable, "-m", "ts_common.ops.stack", "status", "--data-dir", str(tmp_path),
+        [sys.executable, "-m", "ts_ops.stack", "status", "--data-dir", str(tmp_path),
          "--ingest-port", str(free_port()), "--workspace-port", str(free_port()), "--gateway-port", str(free_port())],
         capture_output=True, text=True, timeout=60, env=env,
     )

@@ -20,8 +20,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from ts_common.embedded_pg import free_port
-from ts_common.ops.ports import port_is_free
+from ts_ops.embedded_pg import free_port
+from ts_ops.ports import port_is_free
 
 pytestmark = pytest.mark.slow
 HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -34,7 +34,7 @@ class RunningStack:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith("TELEGRAM_") and k not in {"DATABASE_URL", "API_SECRET_TOKEN", "GATEWAY_SECRET_TOKEN"}}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "ts_common.ops.stack", "--sample", "--data-dir", str(data_dir),
+            [sys.executable, "-m", "ts_ops.stack", "--sample", "--data-dir", str(data_dir),
              "--ingest-port", str(ports["ingest"]), "--workspace-port", str(ports["workspace"]),
              "--gateway-port", str(ports["gateway"]), "--stop-timeout", "5"],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
@@ -113,7 +113,7 @@ def run_once(data_dir: Path, ports: dict[str, int],
         elapsed = time.monotonic() - up_at
         assert stack.get("workspace", "/api/items")[0] == 200
         status = subprocess.run(
-            [sys.executable, "-m", "ts_common.ops.stack", "status", "--data-dir", str(data_dir)],
+            [sys.executable, "-m", "ts_ops.stack", "status", "--data-dir", str(data_dir)],
             capture_output=True, text=True, timeout=60,
         )
         assert status.returncode == 0, status.stdout + status.stderr

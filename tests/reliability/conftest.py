@@ -6,31 +6,14 @@ migrated database on the session's PostgreSQL, shared by the tests of one module
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
 import pytest
 
-from tests.reliability.harness import processes
-from tests.support import db
-
-ALLOWED_ORIGIN = "https://dashboard.example.test"
-
-
-@dataclass
-class LiveService:
-    url: str
-    database_url: str
-    token: str
-    log_path: Path
-    process: processes.ManagedProcess
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace")
+from tests.support import db, processes
+from tests.support.live import ALLOWED_ORIGIN, LiveService
 
 
 def _start(kind: str, pg_server_url: str, template: str, tmp: Path) -> tuple[LiveService, str]:
@@ -66,23 +49,3 @@ def workspace_api(pg_server_url: str, migrated_template: str, tmp_path_factory) 
     finally:
         service.process.stop()
         db.drop_database(pg_server_url, name)
-
-
-async def _snapshot(database_url: str, schema: str) -> dict[str, list[tuple]]:
-    conn = await asyncpg.connect(database_url)
-    try:
-        tables = await conn.fetch(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = $1 AND table_type = 'BASE TABLE'"
-            " ORDER BY table_name", schema)
-        snapshot = {}
-        for table in tables:
-            rows = await conn.fetch(f'SELECT * FROM "{schema}"."{table["table_name"]}"')
-            snapshot[table["table_name"]] = sorted((tuple(map(repr, row.values())) for row in rows))
-        return snapshot
-    finally:
-        await conn.close()
-
-
-def snapshot(database_url: str, schema: str) -> dict[str, list[tuple]]:
-    """Every row of every table in `schema`: compare two to prove a request changed nothing."""
-    return asyncio.run(_snapshot(database_url, schema))

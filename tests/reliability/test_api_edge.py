@@ -14,7 +14,6 @@ services under granian (and the gateway's `run`) on loopback ports.
 
 from __future__ import annotations
 
-import os
 import socket
 import sys
 import time
@@ -27,11 +26,10 @@ import psutil
 import pytest
 
 from contracts import IngestBatch, MessagePayload
-from tests.ingest.conftest import TOKEN, start_server as start_ingest
-from tests.reliability.harness import processes
-from tests.support import db
-from tests.support.live import Server, start_service
-from ts_common.embedded_pg import free_port
+from tests.support import db, processes
+from tests.support.live import INGEST_TOKEN as TOKEN, Server, start_service
+from tests.support.live import start_ingest_api as start_ingest
+from ts_ops.embedded_pg import free_port
 
 BIN = Path(sys.executable).parent
 READ_TOKEN = "read-token-" + "r" * 40
@@ -100,9 +98,8 @@ def wait_listening(port: int, process: "psutil.Popen | None" = None, timeout: fl
 def test_apis_bind_loopback_unless_host_is_set(database_urls: dict[str, str], tmp_path: Path, service: str,
                                                host: str | None, expected: set[str]) -> None:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in {"HOST", "PORT", "DATABASE_URL"}}
-    env.update(DATABASE_URL=database_urls["ingest"], GATEWAY_SECRET_TOKEN=TOKEN, OTEL_SDK_DISABLED="true",
-               PORT=str(port), **({"HOST": host} if host else {}))
+    env = processes.service_env(drop=("HOST", "PORT"), DATABASE_URL=database_urls["ingest"],
+                                GATEWAY_SECRET_TOKEN=TOKEN, PORT=str(port), **({"HOST": host} if host else {}))
     with (tmp_path / "server.log").open("wb") as log:
         process = psutil.Popen([str(BIN / service)], env=env, stdout=log, stderr=log)  # no --host: the default
     try:

@@ -16,7 +16,8 @@ from itertools import count
 import httpx
 import pytest
 
-from tests.reliability.conftest import LiveService, snapshot
+from tests.support.live import LiveService, snapshot
+from tests.support.db import connection
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 _ids = count(1)
@@ -235,15 +236,11 @@ def test_timestamp_with_an_offset_is_stored_as_the_same_instant(ingest_api: Live
 def _rows(api: LiveService, message_id: int, channel_id: int = -1001649127710) -> list:
     import asyncio
 
-    import asyncpg
 
     async def fetch() -> list:
-        conn = await asyncpg.connect(api.database_url)
-        try:
+        async with connection(api.database_url) as conn:
             return await conn.fetch(
                 "SELECT message_text, original_timestamp FROM tp_capital.forwarded_messages"
                 " WHERE channel_id = $1 AND message_id = $2", channel_id, message_id)
-        finally:
-            await conn.close()
 
     return asyncio.run(fetch())

@@ -21,7 +21,8 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.reliability.conftest import LiveService, snapshot
+from tests.support.live import LiveService, snapshot
+from tests.support.db import connection
 
 UNKNOWN_ID = "3f1c2a9e-6a8b-4c1d-9e7f-0123456789ab"
 
@@ -277,10 +278,7 @@ def test_unusual_category_display_name_is_stored_exactly(workspace_api: LiveServ
 
 def _row(api: LiveService, query: str, *args: object) -> asyncpg.Record:
     async def fetch() -> asyncpg.Record:
-        conn = await asyncpg.connect(api.database_url)
-        try:
+        async with connection(api.database_url) as conn:
             return await conn.fetchrow(query, *args)
-        finally:
-            await conn.close()
 
     return asyncio.run(fetch())

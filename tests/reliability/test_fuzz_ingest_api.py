@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 
-from tests.reliability.conftest import LiveService
-from tests.reliability.fuzz import fuzz_api
+from tests.support.live import LiveService
+from tests.support.fuzz import fuzz_api
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "30"))
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 
-from tests.reliability.conftest import LiveService
-from tests.reliability.fuzz import fuzz_api
+from tests.support.live import LiveService
+from tests.support.fuzz import fuzz_api
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "20"))
 LEGACY = ("GET /items", "POST /items", "GET /items/{item_id}", "PUT /items/{item_id}", "DELETE /items/{item_id}",

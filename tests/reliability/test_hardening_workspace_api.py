@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import asyncio
 
-import asyncpg
 import httpx
 import pytest
 
-from tests.reliability.conftest import LiveService
+from tests.support.live import LiveService
+from tests.support.db import connection
 
 UNKNOWN_ID = "3f1c2a9e-6a8b-4c1d-9e7f-0123456789ab"
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -25,8 +25,7 @@ METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 async def _wait_until_blocked(database_url: str, statement: str, timeout: float = 10.0) -> None:
     """Until a backend of this database waits on a lock while running `statement…`."""
-    conn = await asyncpg.connect(database_url)
-    try:
+    async with connection(database_url) as conn:
         deadline = asyncio.get_running_loop().time() + timeout
         while asyncio.get_running_loop().time() < deadline:
             waiting = await conn.fetchval(
@@ -36,8 +35,6 @@ async def _wait_until_blocked(database_url: str, statement: str, timeout: float 
                 return
             await asyncio.sleep(0.02)
         raise AssertionError(f"no request blocked on {statement!r} within {timeout} s")
-    finally:
-        await conn.close()
 
 
 CONCURRENT_CHANGES = {
@@ -60,8 +57,7 @@ async def test_item_write_racing_a_category_change_is_a_400(workspace_api: LiveS
     async with httpx.AsyncClient(base_url=workspace_api.url, timeout=30) as client:
         assert (await client.post("/api/categories", json={"name": name})).status_code == 201
         existing = (await client.post("/api/items", json={"title": "antes", "category": "bug"})).json()["data"]
-        conn = await asyncpg.connect(workspace_api.database_url)
-        try:
+        async with connection(workspace_api.database_url) as conn:
             transaction = conn.transaction()
             await transaction.start()
             await conn.execute(CONCURRENT_CHANGES[change], name)
@@ -75,8 +71,6 @@ async def test_item_write_racing_a_category_change_is_a_400(workspace_api: LiveS
             await _wait_until_blocked(workspace_api.database_url, statement)
             await transaction.commit()
             response = await pending
-        finally:
-            await conn.close()
         assert response.status_code == 400, response.text
         body = response.json()
         assert body["error"] == "Validation failed"

@@ -9,14 +9,12 @@ from __future__ import annotations
 import os
 import random
 import socket
-import subprocess
 import sys
 import textwrap
 import threading
 import time
 from datetime import datetime, timedelta, timezone
 
-import asyncpg
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -33,7 +31,8 @@ from tests.reliability.harness import (
     plan_faults,
     replay_final_state,
 )
-from tests.reliability.harness.processes import free_ports, http_ok
+from tests.support.db import connection
+from tests.support.processes import free_ports, http_ok
 from tests.reliability.harness.run import all_faults, auto_stream_seconds
 
 BASE = datetime(2026, 11, 26, tzinfo=timezone.utc)
@@ -146,23 +145,17 @@ def test_kills_in_the_outage_fall_inside_it_and_are_seeded() -> None:
 # -- the checker ---------------------------------------------------------------------------------
 
 async def _insert(url: str, rows: list[tuple]) -> None:
-    conn = await asyncpg.connect(url)
-    try:
+    async with connection(url) as conn:
         await conn.executemany(
             "INSERT INTO tp_capital.forwarded_messages (channel_id, message_id, original_timestamp, message_text,"
             " edit_date, deleted_at) VALUES ($1, $2, $3, $4, $5, $6)",
             rows,
         )
-    finally:
-        await conn.close()
 
 
 async def _execute(url: str, sql: str, *args: object) -> None:
-    conn = await asyncpg.connect(url)
-    try:
+    async with connection(url) as conn:
         await conn.execute(sql, *args)
-    finally:
-        await conn.close()
 
 
 async def test_checker_finds_every_kind_of_difference(database_url: str) -> None:
@@ -174,8 +167,7 @@ async def test_checker_finds_every_kind_of_difference(database_url: str) -> None
     await _insert(database_url, rows)
     revisions = [(m.channel_id, m.message_id, m.timestamp, date, text)
                  for m in script.expected.values() for date, text in m.revisions.items()]
-    conn = await asyncpg.connect(database_url)
-    try:
+    async with connection(database_url) as conn:
         await conn.executemany(
             "INSERT INTO tp_capital.message_revisions (channel_id, message_id, original_timestamp, revision_date,"
             " message_text) VALUES ($1, $2, $3, $4, $5)", revisions)
@@ -195,8 +187,6 @@ async def test_checker_finds_every_kind_of_difference(database_url: str) -> None
                         " message_date, seq, revision_date, deleted_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $6, $8)",
                         parsed.asset, event.event_type, m.text, m.channel_id, m.message_id, m.timestamp, seq,
                         m.timestamp if m.deleted else None)
-    finally:
-        await conn.close()
     assert (await check_database(database_url, script.expected)).ok
 
     keys = sorted(script.expected)
@@ -352,11 +342,8 @@ def test_database_survives_a_crash_restart_on_the_same_port(tmp_path) -> None:
 
 
 async def _count(url: str) -> int:
-    conn = await asyncpg.connect(url)
-    try:
+    async with connection(url) as conn:
         return await conn.fetchval("SELECT count(*) FROM tp_capital.forwarded_messages")
-    finally:
-        await conn.close()
 
 
 def test_backlog_is_measured_until_the_queue_is_back_to_live_levels() -> None:

@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 import ingest_api
-from tests.reliability.conftest import ALLOWED_ORIGIN, LiveService
-from tests.reliability.harness import processes
+from tests.support.live import ALLOWED_ORIGIN, LiveService
+from tests.support import processes
 
 SOURCE = Path(ingest_api.__file__).parent
 SECRET_NAME = re.compile(r"token|secret|api_?key|password", re.IGNORECASE)

@@ -15,8 +15,8 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import pytest
 
-from tests.reliability.conftest import ALLOWED_ORIGIN, LiveService
-from tests.reliability.harness import processes
+from tests.support.live import ALLOWED_ORIGIN, LiveService
+from tests.support import processes
 
 PREFLIGHT = {"Access-Control-Request-Headers": "content-type,if-match"}
 

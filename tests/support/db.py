@@ -15,14 +15,16 @@ import asyncio
 import itertools
 import os
 import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
 from tests.support import timescale
-from ts_common.embedded_pg import EmbeddedPostgres
-from ts_common.migrations import apply_migrations
+from ts_ops.embedded_pg import EmbeddedPostgres
+from ts_ops.migrations import apply_migrations
 
 SERVER_KINDS = ("embedded", "timescaledb")
 
@@ -33,6 +35,16 @@ def with_database(url: str, database: str) -> str:
     """The same server URL pointing at another database."""
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path="/" + database))
+
+
+@asynccontextmanager
+async def connection(url: str, *, timeout: float = 60) -> AsyncIterator[asyncpg.Connection]:
+    """One asyncpg connection for the block, closed however it ends (asyncpg's default timeout)."""
+    conn = await asyncpg.connect(url, timeout=timeout)
+    try:
+        yield conn
+    finally:
+        await conn.close()
 
 
 def external_server_url() -> str | None:
@@ -65,14 +77,11 @@ def start_throwaway_server() -> EmbeddedPostgres:
 def describe_server(url: str) -> str:
     """"PostgreSQL 15.20, TimescaleDB 2.28.3 preloaded" and the like, for the pytest header."""
     async def run() -> str:
-        conn = await asyncpg.connect(url, timeout=10)
-        try:
+        async with connection(url, timeout=10) as conn:
             row = await conn.fetchrow(
                 "SELECT current_setting('server_version') AS version,"
                 " (SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb') AS timescaledb,"
                 " EXISTS (SELECT 1 FROM pg_settings WHERE name = 'timescaledb.max_background_workers') AS preloaded")
-        finally:
-            await conn.close()
         text = f"PostgreSQL {row['version'].split()[0]}"
         if row["timescaledb"]:
             text += f", TimescaleDB {row['timescaledb']} {'preloaded' if row['preloaded'] else 'NOT preloaded'}"
@@ -84,21 +93,15 @@ def describe_server(url: str) -> str:
 def fetch(database_url: str, query: str, *args: object) -> list[asyncpg.Record]:
     """Run one query on its own connection, from synchronous test code."""
     async def run() -> list[asyncpg.Record]:
-        conn = await asyncpg.connect(database_url)
-        try:
+        async with connection(database_url) as conn:
             return await conn.fetch(query, *args)
-        finally:
-            await conn.close()
 
     return asyncio.run(run())
 
 
 async def _admin(url: str, statement: str) -> None:
-    conn = await asyncpg.connect(url, timeout=10)
-    try:
+    async with connection(url, timeout=10) as conn:
         await conn.execute(statement)
-    finally:
-        await conn.close()
 
 
 def create_template(server_url: str) -> str:
@@ -108,11 +111,8 @@ def create_template(server_url: str) -> str:
     async def build() -> None:
         await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await _admin(server_url, f'CREATE DATABASE "{name}"')
-        conn = await asyncpg.connect(with_database(server_url, name))
-        try:
+        async with connection(with_database(server_url, name)) as conn:
             await apply_migrations(conn)
-        finally:
-            await conn.close()
         await _close_to_connections(server_url, name)
 
     asyncio.run(build())
@@ -126,19 +126,13 @@ async def _close_to_connections(server_url: str, name: str) -> None:
     template included ("source database is being accessed by other users"): stop the template's
     workers, then refuse connections to it, which also keeps the launcher from starting new ones.
     """
-    conn = await asyncpg.connect(with_database(server_url, name), timeout=10)
-    try:
+    async with connection(with_database(server_url, name), timeout=10) as conn:
         if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')"):
             await conn.execute("SELECT _timescaledb_functions.stop_background_workers()")
-    finally:
-        await conn.close()
-    admin = await asyncpg.connect(server_url, timeout=10)
-    try:
+    async with connection(server_url, timeout=10) as admin:
         await admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
         # A worker that connected between the two steps; the timeout waits until it is gone.
         await admin.execute("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = $1", name)
-    finally:
-        await admin.close()
 
 
 def create_test_database(server_url: str, template: str) -> str:

@@ -1,18 +1,21 @@
 """Running a service the deployed way in tests, and a PostgreSQL of a test's own to stop and start.
 
-`start_service` launches an API's command on a free loopback port and waits for its health
-endpoint; `own_postgres` is a fixture (import it into the test module) for outage tests, so
+`start_service` launches an API's command on a free loopback port (tests/support/processes.py:
+the one launcher and environment scrubber) and waits for its health endpoint; `own_postgres` is a fixture (import it into the test module) for outage tests, so
 stopping the database disturbs no other test; `console_spans` reads the spans a server printed
-with OTEL_TRACES_EXPORTER=console.
+with OTEL_TRACES_EXPORTER=console. `LiveService` and `snapshot` serve the fuzzing, bad-input and
+security tests (tests/reliability/conftest.py starts the services); `start_ingest_api` is the ingest
+API's command as the ingest tests run it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -23,7 +26,17 @@ import httpx
 import pytest
 
 from tests.support import db
-from ts_common.embedded_pg import EmbeddedPostgres, free_port
+from tests.support.processes import ManagedProcess, service_env
+from ts_ops.embedded_pg import EmbeddedPostgres, free_port
+
+
+def answers(url: str) -> bool:
+    """Any HTTP answer at all (a 503 while the database is away still means "started")."""
+    try:
+        httpx.get(url, timeout=2)
+        return True
+    except httpx.TransportError:
+        return False
 
 
 @dataclass
@@ -32,8 +45,13 @@ class Server:
     database_url: str
     process: subprocess.Popen
     log_path: Path
+    # Set by start_service: stopping then reaches the whole process group (granian's workers).
+    managed: ManagedProcess | None = None
 
     def stop(self) -> None:
+        if self.managed is not None:
+            self.managed.stop(timeout=10)
+            return
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -48,32 +66,25 @@ class Server:
 
 def start_service(name: str, command: Sequence[str], health_path: str, database_url: str, log_path: Path,
                   env: dict[str, str], drop_env_prefixes: tuple[str, ...] = (), args: Sequence[str] = ()) -> Server:
-    """`command --host 127.0.0.1 --port <free> *args` with `env` over this process's environment.
-
-    Variables starting with `drop_env_prefixes` are left out (a developer's DATABASE_URL or
-    PROMETHEUS_MULTIPROC_DIR must not leak into the server). Returns once `health_path` answers.
-    """
+    """`command --host 127.0.0.1 --port <free> *args` with `env` over the scrubbed environment
+    (processes.service_env; `drop_env_prefixes` leaves out more). Returns once `health_path` answers."""
     port = free_port()
-    environment = {k: v for k, v in os.environ.items() if not k.startswith(drop_env_prefixes)}
-    environment.update({"DATABASE_URL": database_url, "LOG_LEVEL": "INFO", "OTEL_TRACES_EXPORTER": "none",
-                        "DB_CONNECT_TIMEOUT_SECONDS": "2", **env})
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [*command, "--host", "127.0.0.1", "--port", str(port), *args],
-            env=environment, stdout=log_file, stderr=subprocess.STDOUT,
-        )
-    server = Server(f"http://127.0.0.1:{port}", database_url, process, log_path)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{name} exited with {process.returncode}:\n{server.log()}")
-        try:
-            httpx.get(server.url + health_path, timeout=2)
-            return server
-        except httpx.TransportError:
-            time.sleep(0.1)
-    server.stop()
-    raise RuntimeError(f"{name} did not start:\n{server.log()}")
+    url = f"http://127.0.0.1:{port}"
+    environment = service_env(drop=drop_env_prefixes, tracing=True, DATABASE_URL=database_url,
+                              DB_CONNECT_TIMEOUT_SECONDS="2", **env)
+    managed = ManagedProcess(name, [*command, "--host", "127.0.0.1", "--port", str(port), *args], environment,
+                             log_path, ready=lambda: answers(url + health_path), cwd=Path.cwd())
+    managed.start(timeout=30)  # ProcessError (a RuntimeError) with the log's tail if it exits or hangs
+    return Server(url, database_url, managed.proc, log_path, managed)
+
+
+INGEST_TOKEN = "test-gateway-token-0123456789abcdef-XYZ"
+
+
+def start_ingest_api(database_url: str, log_path: Path, **env: str) -> Server:
+    """`python -m ingest_api.cli` (what `uv run ingest-api` runs) on a free loopback port."""
+    return start_service("ingest-api", [sys.executable, "-m", "ingest_api.cli"], "/health", database_url, log_path,
+                         {"GATEWAY_SECRET_TOKEN": INGEST_TOKEN, **env})
 
 
 @pytest.fixture
@@ -110,3 +121,37 @@ def wait_for_request_span(server: Server, trace_id: str, timeout: float = 10) ->
     while time.monotonic() < deadline and not any(
             s["kind"] == "SpanKind.SERVER" for s in console_spans(server.log(), trace_id)):
         time.sleep(0.1)
+
+
+# -- the APIs as granian processes (the fuzzing, bad-input and security tests) ---------------------
+
+ALLOWED_ORIGIN = "https://dashboard.example.test"
+
+
+@dataclass
+class LiveService:
+    url: str
+    database_url: str
+    token: str
+    log_path: Path
+    process: ManagedProcess
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+async def _snapshot(database_url: str, schema: str) -> dict[str, list[tuple]]:
+    async with db.connection(database_url) as conn:
+        tables = await conn.fetch(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = $1 AND table_type = 'BASE TABLE'"
+            " ORDER BY table_name", schema)
+        snapshot = {}
+        for table in tables:
+            rows = await conn.fetch(f'SELECT * FROM "{schema}"."{table["table_name"]}"')
+            snapshot[table["table_name"]] = sorted((tuple(map(repr, row.values())) for row in rows))
+        return snapshot
+
+
+def snapshot(database_url: str, schema: str) -> dict[str, list[tuple]]:
+    """Every row of every table in `schema`: compare two to prove a request changed nothing."""
+    return asyncio.run(_snapshot(database_url, schema))

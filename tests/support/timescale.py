@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ts_common.embedded_pg import EmbeddedPostgres
+from ts_ops.embedded_pg import EmbeddedPostgres
 
 REPO = Path(__file__).resolve().parents[2]
 # What pg-timescale writes into postgresql.conf (its README): the extension preloaded, no

@@ -16,7 +16,7 @@ from litestar.testing import AsyncTestClient
 
 from tests.support import db, timescale
 from tests.support.live import Server, start_service
-from ts_common.settings import DatabaseSettings
+from ts_runtime.settings import DatabaseSettings
 from workspace_api.app import create_app
 from workspace_api.settings import HttpSettings, LogSettings, Settings
 

@@ -1,7 +1,7 @@
 """A body that is not UTF-8: the core plugin's 400, on every workspace route that reads a body.
 
 validation.decode_object no longer checks UTF-8 itself: every body reaches it through the core
-plugin's request (ts_common.api_core.CoreRequest), which refuses the first bad byte before any
+plugin's request (ts_runtime.api_core.CoreRequest), which refuses the first bad byte before any
 handler reads it. Through granian, as deployed.
 """
 

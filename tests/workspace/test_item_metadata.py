@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import uuid
 
-import asyncpg
 import pytest
 from litestar.testing import AsyncTestClient
+
+from tests.support.db import connection
 
 from .test_items import problems
 
@@ -21,12 +22,9 @@ NESTED = {"fonte": "dashboard", "links": ["https://example.com/a"], "ordem": {"c
 async def stored_metadata(database_url: str, item_id: str) -> object:
     import json
 
-    conn = await asyncpg.connect(database_url)
-    try:
+    async with connection(database_url) as conn:
         return json.loads(await conn.fetchval("SELECT metadata FROM workspace.workspace_items WHERE id = $1",
                                               uuid.UUID(item_id)))
-    finally:
-        await conn.close()
 
 
 async def test_post_stores_metadata_and_answers_it(client: AsyncTestClient, database_url: str) -> None:

@@ -6,9 +6,10 @@ import asyncio
 import uuid
 from datetime import datetime
 
-import asyncpg
 import pytest
 from litestar.testing import AsyncTestClient
+
+from tests.support.db import connection
 
 ITEM = {"title": "Exportar sinais em CSV", "description": "Cabeçalho DATA;ATIVO", "category": "feature",
         "priority": "high", "status": "review", "tags": ["csv", "dashboard"]}
@@ -326,9 +327,6 @@ async def test_concurrent_conditional_writes_one_wins(client: AsyncTestClient) -
 
 async def test_rows_in_the_database_match(client: AsyncTestClient, database_url: str) -> None:
     item = await create(client)
-    conn = await asyncpg.connect(database_url)
-    try:
+    async with connection(database_url) as conn:
         row = await conn.fetchrow("SELECT * FROM workspace.workspace_items WHERE id = $1", uuid.UUID(item["id"]))
-    finally:
-        await conn.close()
     assert (row["title"], row["category"], row["tags"]) == (ITEM["title"], ITEM["category"], ITEM["tags"])

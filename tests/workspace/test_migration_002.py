@@ -10,7 +10,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from ts_common.migrations import default_migrations_dir, migrate_url
+from ts_ops.migrations import default_migrations_dir, migrate_url
+from tests.support.db import connection
 
 SECOND = "workspace/002_categories_old_contract.sql"
 
@@ -28,8 +29,7 @@ def before_002(tmp_path: Path) -> Path:
 
 async def test_002_keeps_the_data_and_repairs_colours(server_database_url: str, before_002: Path) -> None:
     await migrate_url(server_database_url, before_002, report=lambda _: None)
-    conn = await asyncpg.connect(server_database_url)
-    try:
+    async with connection(server_database_url) as conn:
         # What 001 and the old API's `$` allowed: colours with a final newline, or worse.
         await conn.execute("""
             INSERT INTO workspace.workspace_categories (name, display_name, color, display_order) VALUES
@@ -67,5 +67,3 @@ async def test_002_keeps_the_data_and_repairs_colours(server_database_url: str, 
             await conn.execute("UPDATE workspace.workspace_categories SET color = E'#3B82F6\\n' WHERE name = 'bug'")
         with pytest.raises(asyncpg.CheckViolationError):
             await conn.execute("UPDATE workspace.workspace_categories SET icon = '' WHERE name = 'bug'")
-    finally:
-        await conn.close()

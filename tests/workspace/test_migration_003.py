@@ -11,7 +11,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from ts_common.migrations import default_migrations_dir, migrate_url
+from ts_ops.migrations import default_migrations_dir, migrate_url
+from tests.support.db import connection
 
 THIRD = "workspace/003_items_legacy_id_and_metadata.sql"
 
@@ -29,8 +30,7 @@ def before_003(tmp_path: Path) -> Path:
 
 async def test_003_keeps_the_items_and_adds_legacy_id_and_metadata(server_database_url: str, before_003: Path) -> None:
     await migrate_url(server_database_url, before_003, report=lambda _: None)
-    conn = await asyncpg.connect(server_database_url)
-    try:
+    async with connection(server_database_url) as conn:
         existing = uuid.uuid4()
         await conn.execute("INSERT INTO workspace.workspace_items (id, title, category) VALUES ($1, 'antes', 'bug')",
                            existing)
@@ -56,5 +56,3 @@ async def test_003_keeps_the_items_and_adds_legacy_id_and_metadata(server_databa
         plan = "\n".join(r[0] for r in await conn.fetch(
             "EXPLAIN SELECT id FROM workspace.workspace_items WHERE legacy_id = 'item-1-a'"))
         assert "workspace_items_legacy_id_key" in plan
-    finally:
-        await conn.close()

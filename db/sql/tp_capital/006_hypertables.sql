@@ -1,6 +1,6 @@
 -- Which tables are TimescaleDB hypertables, on which column, in chunks of what size.
 --
--- The runner (ts_common/timescaledb.py) reads public.schema_hypertables after the migrations: on
+-- The runner (ts_runtime/timescaledb.py) reads public.schema_hypertables after the migrations: on
 -- a server that preloads TimescaleDB it turns these tables into hypertables (at once while they
 -- are empty; with `migrate --hypertables` once they hold rows); on a server with the package but
 -- without the preload they stay plain tables and migrate prints one warning; on plain PostgreSQL

@@ -5,7 +5,7 @@ Used by the CI-sized run (tests/reliability/test_fault_run.py) and the long run
 """
 
 from .checker import CheckResult, check_database, compare
-from .processes import Database, ManagedProcess
+from tests.support.processes import Database, ManagedProcess
 from .proxy import StallableProxy
 from .run import Fault, FaultRun, Report, RunConfig, plan_faults
 from .script import ExpectedMessage, Script, build_script, replay_final_state

@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-import asyncpg
 
 from ingest_api.parser import FollowUp, Signal, parse
+from tests.support.db import connection
 
 from .script import ExpectedMessage
 
@@ -95,14 +95,11 @@ class StoredLifecycle:
 
 
 async def fetch_stored(database_url: str, timeout: float = 10.0) -> tuple[list[StoredMessage], StoredLifecycle]:
-    conn = await asyncpg.connect(database_url, timeout=timeout)
-    try:
+    async with connection(database_url, timeout=timeout) as conn:
         rows = await conn.fetch(_ROWS, timeout=timeout)
         revisions = await conn.fetch(_REVISIONS, timeout=timeout)
         signals = await conn.fetch(_SIGNALS, timeout=timeout)
         events = await conn.fetch(_EVENTS, timeout=timeout)
-    finally:
-        await conn.close()
     lifecycle = StoredLifecycle()
     for r in events:
         lifecycle.events.setdefault((r["channel_id"], r["message_id"]), {})[r["seq"]] = r["deleted"]

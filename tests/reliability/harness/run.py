@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-import asyncpg
+from tests.support import processes
+from tests.support.db import connection
 
-from . import processes
 from .checker import CheckResult, check_database
 from .proxy import StallableProxy
 from .script import Script, build_script, default_base_time
@@ -502,13 +502,10 @@ class FaultRun:
         self._sleep_until(end)
 
     async def _hold_table_lock(self, seconds: float) -> None:
-        conn = await asyncpg.connect(self.db.url, timeout=10)
-        try:
+        async with connection(self.db.url, timeout=10) as conn:
             async with conn.transaction():
                 await conn.execute("LOCK TABLE tp_capital.forwarded_messages IN EXCLUSIVE MODE")
                 await asyncio.sleep(seconds)
-        finally:
-            await conn.close()
 
     # -- the run -------------------------------------------------------------------------------
 

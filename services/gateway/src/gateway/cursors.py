@@ -151,9 +151,8 @@ class CursorStore:
             previous = {}
         status: dict[int, int] = {}
         if self._last_known is not None:
-            snapshot = self._last_known() or {}
             try:
-                status = decode_cursors(snapshot.get("cursors") or {})
+                status = decode_cursors(self._last_known() or {})
             except ValueError:
                 status = {}
         for name, found in ((self.previous_path.name, previous), ("gateway-status.json", status)):

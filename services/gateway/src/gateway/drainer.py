@@ -93,8 +93,8 @@ class Drainer:
             if self._stopping:
                 break
             self.backoff = min(self.backoff_max, self.backoff * 2 if self.backoff else self.backoff_initial)
-            log.warning("API unavailable; %d record(s) stay queued, next try in %.1fs (or on the next message)",
-                        self.queue.depth, self.backoff)
+            log.warning("API unavailable (%s); %d record(s) stay queued, next try in %.1fs (or on the next message)",
+                        self.publisher.last_error or "no answer", self.queue.depth, self.backoff)
             try:
                 await asyncio.wait_for(self._wake.wait(), self.backoff)
             except asyncio.TimeoutError:

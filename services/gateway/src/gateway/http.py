@@ -1,5 +1,5 @@
 """The gateway's own HTTP server (aiohttp) on GATEWAY_PORT (4006): /healthz, /health, /ready, /logs,
-/metrics, with the same bodies as the APIs (ts_common.health, ts_common.logs).
+/metrics, with the same bodies as the APIs (ts_runtime.health, ts_runtime.logs).
 
 /health has the old shared format with three checks, beside the gateway's own fields:
 - `telegram`: the source is connected (unhealthy while it is not: nothing new is captured);
@@ -19,14 +19,14 @@ from datetime import datetime, timezone
 from aiohttp import web
 from prometheus_client import REGISTRY
 
-from ts_common import health
-from ts_common.logs import LogQueryError, logs_body, mask, parse_logs_query
-from ts_common.metrics import render_metrics
+from ts_runtime import health
+from ts_runtime.logs import LogQueryError, logs_body, mask, parse_logs_query
+from ts_runtime.metrics import render_metrics
 
 from .drainer import publish_queue_gauges
 from .service import Gateway
+from .status import SERVICE, running_status
 
-SERVICE = "telegram-gateway"
 VERSION = "0.1.0"
 GATEWAY_KEY = web.AppKey("gateway", Gateway)
 STARTED_KEY = web.AppKey("started", float)
@@ -36,35 +36,12 @@ def mask_secrets(text: str | None) -> str | None:
     return None if text is None else mask(text)
 
 
-def health_body(gateway: Gateway) -> dict:
-    """The gateway's own fields (also written to gateway-status.json for `gateway status`)."""
-    publisher = gateway.publisher
-    return {
-        "status": "healthy" if gateway.state.ready else "starting",
-        "service": SERVICE,
-        "uptimeSeconds": round(time.time() - gateway.state.started_at, 1),
-        "source": {"kind": gateway.source.kind, "connected": gateway.source.connected},
-        "telegram": {"connected": gateway.source.connected} if gateway.source.kind == "telegram" else None,
-        "queueDepth": gateway.queue.depth,
-        "deadLetters": gateway.queue.dead_letters,
-        # Lines of the quarantine file (this start's and earlier ones), kept until an operator
-        # moves the file away.
-        "quarantinedLines": gateway.queue.quarantined,
-        "lastPublishAt": publisher.last_publish_at,
-        # An error text may quote what the API answered: secrets are cut as in the log lines.
-        "lastError": mask_secrets(publisher.last_error or gateway.state.last_error),
-        "retryBackoffSeconds": gateway.drainer.backoff,
-        "cursors": {str(k): v for k, v in gateway.cursors.cursors.items()},
-        "lastBackfillAt": gateway.state.last_backfill_at,
-    }
-
-
 def _iso(epoch: float | None) -> str | None:
     return None if epoch is None else health.iso_millis(datetime.fromtimestamp(epoch, timezone.utc))
 
 
 def checks(gateway: Gateway) -> dict[str, health.Probe]:
-    """The three checks of /health, as probes of ts_common.health."""
+    """The three checks of /health, as probes of ts_runtime.health."""
 
     async def telegram() -> health.ProbeResult:
         source = gateway.source
@@ -110,7 +87,8 @@ async def health_endpoint(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY_KEY]
     publish_queue_gauges(gateway.queue)  # the quarantine file may have been moved away since
     results = await health.run_checks(checks(gateway))
-    body = health.health_body(SERVICE, VERSION, request.app[STARTED_KEY], results, began, health_body(gateway))
+    own = running_status(gateway).to_builtins()  # the gateway's own fields, as in gateway-status.json
+    body = health.health_body(SERVICE, VERSION, request.app[STARTED_KEY], results, began, own)
     return web.json_response(body, status=health.http_status(body["status"]))
 
 

@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 
 from contracts import encode_payload, idempotency_key
 
-from .drainer import Drainer, stop_when_idle
+from . import compose
+from .delivery import publish_counts
+from .drainer import stop_when_idle
 from .export import ExportError, ExportReader
-from .publisher import Publisher, create_session
 from .queue import DurableQueue
 from .settings import GatewaySettings
 
@@ -72,13 +73,11 @@ async def import_export(settings: GatewaySettings, queue: DurableQueue, reader: 
     waiting = queue.pending_keys()
     chunks = _chunks(reader, waiting, outcome)
     loop = asyncio.get_running_loop()
-    async with create_session(publish) as session:
-        publisher = Publisher(publish, session)
+    async with compose.delivery(settings, queue, one_shot=True) as drainer:
+        publisher = drainer.publisher
         # disable=None: no bar when stderr is not a terminal (logs of `uv run stack`, tests).
         with tqdm(total=reader.size, desc="import", unit="B", unit_scale=True, file=sys.stderr,
                   disable=None if progress is None else not progress) as bar:
-            drainer = Drainer(queue, publisher, batch_size=publish.batch_size, backoff_initial=0.05,
-                              backoff_max=0.05)
 
             def show() -> None:
                 bar.update(reader.bytes_read - bar.n)
@@ -127,7 +126,5 @@ async def import_export(settings: GatewaySettings, queue: DurableQueue, reader: 
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)
                 await asyncio.gather(*stopping, return_exceptions=True)
-    outcome.counts = dict(publisher.counts)
-    outcome.counts["lastError"] = publisher.last_error
-    outcome.counts["lastPublishAt"] = publisher.last_publish_at
+    outcome.counts = publish_counts(publisher)
     return outcome

@@ -16,7 +16,8 @@ PUBLISH_FAILURES = Counter(
     "(timeout, connection, http_429, http_5xx, unauthorized, rejected, unexpected_answer)",
     ["reason"])
 RETRY_ATTEMPTS = Counter(
-    "telegram_retry_attempts_total", "Retries of a publish, by retry number (1 = first retry)", ["attempt_number"])
+    "telegram_retry_attempts_total", "Retries of a publish, by retry number (1 = first retry); counted by "
+    "stamina's retry hook (gateway.publisher.on_retry)", ["attempt_number"])
 QUEUE_SIZE = Gauge(
     "telegram_failure_queue_size", "Payloads in the durable queue not yet acknowledged by the API")
 DEAD_LETTERS = Gauge(

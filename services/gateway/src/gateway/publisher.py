@@ -23,9 +23,10 @@ import aiohttp
 import msgspec
 import stamina
 from opentelemetry import trace
+from stamina.instrumentation import RetryDetails, set_on_retry_hooks
 
 from contracts import BatchResult, IngestResult
-from ts_common.settings import redact
+from ts_runtime.settings import redact
 
 from . import metrics
 from .queue import QueueRecord
@@ -81,6 +82,20 @@ def _error_reason(body: bytes, default: str) -> tuple[str, list[str]]:
     except (msgspec.DecodeError, msgspec.ValidationError):
         return default, []
     return error.error or error.message or default, list(error.details or [])
+
+
+def on_retry(details: RetryDetails) -> None:
+    """stamina's one retry hook (`instrument_retries`): the retry counter and one log line per
+    scheduled retry. The log formatter cuts secrets an error text may quote (ts_runtime.logs)."""
+    metrics.RETRY_ATTEMPTS.labels(attempt_number=str(details.retry_num)).inc()
+    log.warning("publish attempt %d failed: %s; retry %d in %.1fs", details.retry_num, details.caused_by,
+                details.retry_num, details.wait_for)
+
+
+def instrument_retries() -> None:
+    """Make `on_retry` stamina's only hook. Its defaults would count every retry a second time
+    (`stamina_retries_total`) and log it again; the publisher is the only code stamina retries."""
+    set_on_retry_hooks([on_retry])
 
 
 def create_session(settings: PublishSettings) -> aiohttp.ClientSession:
@@ -147,14 +162,12 @@ class Publisher:
             wait_max=float("inf"),
         ):
             with attempt:
-                if attempt.num > 1:
-                    metrics.RETRY_ATTEMPTS.labels(attempt_number=str(attempt.num - 1)).inc()
                 try:
                     return await post(arg)
                 except TransientError as exc:
+                    # Counted and logged per retry by `on_retry`; the drainer logs the last failure.
                     metrics.PUBLISH_FAILURES.labels(reason=exc.reason).inc()
                     self.last_error = f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {exc}"
-                    log.warning("publish attempt %d failed: %s", attempt.num, exc)
                     raise
 
     async def _request(self, url: str, body: bytes) -> tuple[int, bytes]:

@@ -533,9 +533,6 @@ class DurableQueue:
     def pending_keys(self) -> set[str]:
         return {record.key for record in self.pending()}
 
-    def __len__(self) -> int:
-        return len(self._pending)
-
     @property
     def depth(self) -> int:
         return len(self._pending)

@@ -34,6 +34,8 @@ class GatewayState:
     last_backfill_at: float | None = None
     last_error: str | None = None
     ready: bool = False
+    # Damaged queue lines this start set aside (quarantined): `run` exits 3 when it stops.
+    set_aside: int = 0
 
 
 class Gateway:

@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ts_common.settings import env_str
+from ts_runtime.settings import env_str
 
 from .settings import SESSION_EXTENSION, GatewaySettings, TelegramSettings
 
@@ -41,11 +41,6 @@ _LOCK_TIMEOUT = 5.0
 
 class SessionError(Exception):
     """The session cannot be used; the message says what to do (usually `gateway login`)."""
-
-
-def session_file(settings: TelegramSettings) -> Path:
-    """The file Telethon will actually open for `settings.session_path`."""
-    return settings.session_file
 
 
 def _timestamp(now: datetime | None = None) -> str:
@@ -110,7 +105,7 @@ def check_session(settings: TelegramSettings) -> None:
     if settings.string_session:
         check_string_session(settings.string_session)
         return
-    path = session_file(settings)
+    path = settings.session_file
     if not path.exists():
         raise SessionError(f"no Telegram session at {path}: {_login_hint()} to create it "
                            "(or set TELEGRAM_SESSION to a string session)")
@@ -185,7 +180,7 @@ def login_command(settings: GatewaySettings, *, client_factory: ClientFactory | 
         print(f"gateway login: {' and '.join(missing)} missing (create them at https://my.telegram.org, then set "
               "them in the environment or services/gateway/.env)", file=sys.stderr)
         return 2
-    path = session_file(tg)
+    path = tg.session_file
     if path.exists() and path.stat().st_size > 0:
         try:
             check_session(TelegramSettings(session_path=path))
@@ -289,7 +284,7 @@ def backup_session_command(settings: GatewaySettings, keep: int | None = None) -
     if keep < 1:
         print(f"gateway backup-session: keep must be at least 1, got {keep}", file=sys.stderr)
         return 2
-    source = session_file(settings.telegram)
+    source = settings.telegram.session_file
     if not source.is_file():
         hint = (" (TELEGRAM_SESSION is a string session: keep a copy of the env file instead)"
                 if settings.telegram.string_session else f"; {_login_hint()} first")

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from ts_common.settings import ConfigError, env_int, env_list, env_str, apply_env_file
+from ts_runtime.envspec import HTTP_SCHEMES, EnvSpec
+from ts_runtime.settings import ConfigError, env_int, env_list, env_str, apply_env_file
 
 DEFAULT_ENDPOINT = "http://localhost:4005/ingest"
 # Telethon appends this to a session name that lacks it (telethon/sessions/sqlite.py).
@@ -207,3 +208,17 @@ class GatewaySettings:
             host=env_str("GATEWAY_HOST") or env_str("HOST") or "127.0.0.1",
             log_level=env_str("LOG_LEVEL", "INFO") or "INFO",
         )
+
+
+# What `uv run validate-env` checks in the gateway's environment (its loader above runs last).
+ENV_SPEC = EnvSpec(
+    name="gateway",
+    load=GatewaySettings.from_env,
+    required=("API_SECRET_TOKEN", "TELEGRAM_API_ID", "TELEGRAM_API_HASH", "TELEGRAM_CHANNELS"),
+    tokens=("API_SECRET_TOKEN",),
+    urls={"API_ENDPOINT": HTTP_SCHEMES, "OTEL_EXPORTER_OTLP_ENDPOINT": HTTP_SCHEMES},
+    ports=("GATEWAY_PORT",),
+    hosts=("GATEWAY_HOST", "HOST"),
+    non_negative=("TELEGRAM_API_ID", "MAX_RETRY_ATTEMPTS", "RETRY_DELAY_MS"),
+    channel_lists=("TELEGRAM_CHANNELS",),
+)

@@ -1,7 +1,7 @@
 """The Litestar app factory: `create_app()` wires settings, database, writer, telemetry and routes.
 
 The operations routes (/health, /healthz, /ready, /logs, /metrics), the error envelope and the
-request checks come from the core plugin shared with the workspace API (ts_common.api_core).
+request checks come from the core plugin shared with the workspace API (ts_runtime.api_core).
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
 from litestar.plugins.prometheus import PrometheusConfig
 
-from ts_common.api_core import CoreConfig, CorePlugin, database_check
-from ts_common.health import HEALTHY, CheckResult, uptime_seconds
-from ts_common.logs import register_secret, setup_logging
-from ts_common.settings import describe_url, redact
-from ts_common.telemetry import instrument_asyncpg, setup_tracing
+from ts_runtime.api_core import CoreConfig, CorePlugin, database_check
+from ts_runtime.health import HEALTHY, CheckResult, uptime_seconds
+from ts_runtime.logs import register_secret, setup_logging
+from ts_runtime.settings import describe_url, redact
+from ts_runtime.telemetry import instrument_asyncpg, setup_tracing
 
 from . import metrics
 from .db import Database, unavailable_kind
@@ -121,7 +121,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             render_plugins=[JsonRenderPlugin()],
         ),
         request_max_body_size=MAX_BODY_BYTES,
-        # Logging is ts_common's JSON lines (set up above); Litestar must not replace it.
+        # Logging is ts_runtime's JSON lines (set up above); Litestar must not replace it.
         logging_config=None,
     )
 

@@ -12,8 +12,8 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ts_common.serve import run_api
-from ts_common.settings import ConfigError, DatabaseSettings, apply_env_file, describe_url
+from ts_runtime.serve import run_api
+from ts_runtime.settings import ConfigError, DatabaseSettings, apply_env_file, describe_url
 
 from .settings import Settings
 

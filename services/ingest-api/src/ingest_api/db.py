@@ -1,4 +1,4 @@
-"""The ingest API's pool: the shared `PooledDatabase` (ts_common.database), plus which errors it retries.
+"""The ingest API's pool: the shared `PooledDatabase` (ts_runtime.database), plus which errors it retries.
 
 Unlike the workspace API, a deadlock or serialization failure also counts as "unavailable, retry
 later" (503) here: every ingest write is idempotent, so the client can safely send it again.
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncpg
 
-from ts_common.database import UNAVAILABLE_ERRORS, DatabaseUnavailable, PooledDatabase
-from ts_common.database import unavailable_kind as _unavailable_kind
+from ts_runtime.database import UNAVAILABLE_ERRORS, DatabaseUnavailable, PooledDatabase
+from ts_runtime.database import unavailable_kind as _unavailable_kind
 
 __all__ = ["Database", "DatabaseUnavailable", "RETRYABLE_ERRORS", "unavailable_kind"]
 

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ts_common.settings import ConfigError, DatabaseSettings, HttpSettings, LogSettings, env_bool, env_int, env_str
-
-MIN_TOKEN_LENGTH = 32
+from ts_runtime.envspec import DATABASE_SCHEMES, HTTP_SCHEMES, EnvSpec
+from ts_runtime.settings import (
+    MIN_TOKEN_LENGTH,
+    ConfigError,
+    DatabaseSettings,
+    HttpSettings,
+    LogSettings,
+    env_bool,
+    env_int,
+    env_str,
+)
 
 
 @dataclass(frozen=True)
@@ -62,3 +70,17 @@ class Settings:
             writer=WriterSettings.from_env(),
             trace_sql=env_bool("OTEL_TRACE_SQL", True),
         )
+
+
+# What `uv run validate-env` checks in the ingest API's environment (its loader above runs last).
+ENV_SPEC = EnvSpec(
+    name="ingest-api",
+    load=Settings.from_env,
+    required=("GATEWAY_SECRET_TOKEN",),
+    tokens=("GATEWAY_SECRET_TOKEN", "API_READ_TOKEN"),
+    urls={"DATABASE_URL": DATABASE_SCHEMES, "OTEL_EXPORTER_OTLP_ENDPOINT": HTTP_SCHEMES},
+    ports=("PORT",),
+    hosts=("HOST",),
+    positive_numbers=("BODY_TIMEOUT_SECONDS",),
+    needs_database=True,
+)

@@ -2,7 +2,7 @@
 
 The operations routes (/health and /api/health, /healthz, /ready, /logs, /metrics), the error
 envelope and the request checks come from the core plugin shared with the ingest API
-(ts_common.api_core).
+(ts_runtime.api_core).
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
 from litestar.plugins.prometheus import PrometheusConfig
 
-from ts_common.api_core import CoreConfig, CorePlugin, database_check
-from ts_common.health import HEALTHY, CheckResult, uptime_seconds
-from ts_common.logs import register_secret, setup_logging
-from ts_common.settings import describe_url, redact
-from ts_common.telemetry import instrument_asyncpg, setup_tracing
+from ts_runtime.api_core import CoreConfig, CorePlugin, database_check
+from ts_runtime.health import HEALTHY, CheckResult, uptime_seconds
+from ts_runtime.logs import register_secret, setup_logging
+from ts_runtime.settings import describe_url, redact
+from ts_runtime.telemetry import instrument_asyncpg, setup_tracing
 
 from . import metrics
 from .categories.handlers import route_handlers as category_handlers
@@ -129,7 +129,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             path="/schema",
             render_plugins=[JsonRenderPlugin()],
         ),
-        # Logging is ts_common's JSON lines (set up above); Litestar must not replace it.
+        # Logging is ts_runtime's JSON lines (set up above); Litestar must not replace it.
         logging_config=None,
     )
 

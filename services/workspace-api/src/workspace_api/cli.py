@@ -6,8 +6,8 @@ import logging
 import sys
 from pathlib import Path
 
-from ts_common.logs import setup_logging
-from ts_common.serve import run_api
+from ts_runtime.logs import setup_logging
+from ts_runtime.serve import run_api
 
 from .settings import Settings
 

@@ -1,4 +1,4 @@
-"""The workspace API's pool: the shared `PooledDatabase` (ts_common.database), plus search collation.
+"""The workspace API's pool: the shared `PooledDatabase` (ts_runtime.database), plus search collation.
 
 The app starts while the database is down; `/ready` and `/api/health` answer 503, and every
 request that needs the database answers 503 until it is back.
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncpg
 
-from ts_common.database import DatabaseUnavailable, PooledDatabase, unavailable_kind
-from ts_common.settings import DatabaseSettings
+from ts_runtime.database import DatabaseUnavailable, PooledDatabase, unavailable_kind
+from ts_runtime.settings import DatabaseSettings
 
 from . import metrics
 

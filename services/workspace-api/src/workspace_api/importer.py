@@ -28,7 +28,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from ts_common.settings import ConfigError, database_url_from_env, describe_url
+from ts_runtime.settings import ConfigError, database_url_from_env, describe_url
 
 from .library import CheckedLibrary, LibraryError, check_library, read_library
 

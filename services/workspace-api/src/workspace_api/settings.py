@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ts_common.settings import DatabaseSettings, HttpSettings, LogSettings, env_bool, env_str
+from ts_runtime.envspec import DATABASE_SCHEMES, HTTP_SCHEMES, EnvSpec
+from ts_runtime.settings import DatabaseSettings, HttpSettings, LogSettings, env_bool, env_str
 
 # What the old service's DB_STRATEGY could say that still means "PostgreSQL".
 POSTGRES_STRATEGIES = {"postgres", "postgresql", "timescaledb"}
@@ -38,3 +39,16 @@ class Settings:
             legacy_db_strategy=env_str("DB_STRATEGY"),
             trace_sql=env_bool("OTEL_TRACE_SQL", True),
         )
+
+
+# What `uv run validate-env` checks in the workspace API's environment (its loader above runs last).
+ENV_SPEC = EnvSpec(
+    name="workspace-api",
+    load=Settings.from_env,
+    tokens=("API_READ_TOKEN",),
+    urls={"DATABASE_URL": DATABASE_SCHEMES, "OTEL_EXPORTER_OTLP_ENDPOINT": HTTP_SCHEMES},
+    ports=("PORT",),
+    hosts=("HOST",),
+    positive_numbers=("BODY_TIMEOUT_SECONDS",),
+    needs_database=True,
+)

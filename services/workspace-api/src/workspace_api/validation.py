@@ -62,7 +62,7 @@ class BodyError(Exception):
 def decode_object(body: bytes) -> dict[str, Any]:
     """A request body as a JSON object, or BodyError.
 
-    The body is UTF-8 here: the core plugin's request (ts_common.api_core.CoreRequest.body) checked
+    The body is UTF-8 here: the core plugin's request (ts_runtime.api_core.CoreRequest.body) checked
     every byte of it before any handler could read it, and answered 400 naming the first bad one."""
     try:
         value = msgspec.json.decode(body)

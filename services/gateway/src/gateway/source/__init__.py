@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from contracts import MessagePayload
@@ -21,7 +21,6 @@ class SourceBatch:
     are in the durable queue: the source may only move its own position after that (outbox rule)."""
 
     items: list[tuple[str, bytes]]  # (idempotency key, encoded payload)
-    payloads: list[MessagePayload | None] = field(default_factory=list)
     checkpoint: Any = None
 
 

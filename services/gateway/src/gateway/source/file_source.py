@@ -137,11 +137,9 @@ class FileSource:
                     # valid, readable JSON around it.
                     line = msgspec.json.encode(line.decode("utf-8", "backslashreplace"))
                 batch.items.append((f"file:{self.path.name}:{start}", line))
-                batch.payloads.append(None)
                 continue
             metrics.MESSAGES_RECEIVED.labels(channel_id=str(payload.channel_id)).inc()
             batch.items.append((str(idempotency_key(payload)), line))
-            batch.payloads.append(payload)
         self.offset = position
         batch.checkpoint = position
         return batch

@@ -83,12 +83,12 @@ def default_client_factory(settings: TelegramSettings) -> TelegramClient:
     """The real client: TELEGRAM_SESSION (string) when set, else the session file."""
     from telethon.sessions import StringSession
 
-    from ..session import check_session, session_file
+    from ..session import check_session
 
     # Before Telethon opens the file: it would create an empty (unauthorized) session otherwise,
     # and a corrupt one is moved aside with a clear message.
     check_session(settings)
-    session: Any = StringSession(settings.string_session) if settings.string_session else str(session_file(settings))
+    session: Any = StringSession(settings.string_session) if settings.string_session else str(settings.session_file)
     return _GatewayClient(
         session, settings.api_id, settings.api_hash,
         device_model="tradingsystem-gateway",
@@ -431,8 +431,7 @@ class TelethonSource:
                     payloads.append(item)
             if payloads:
                 # No checkpoint: live events do not move cursors (backfill does).
-                yield SourceBatch(items=[(str(idempotency_key(p)), encode_payload(p)) for p in payloads],
-                                  payloads=list(payloads))
+                yield SourceBatch(items=[(str(idempotency_key(p)), encode_payload(p)) for p in payloads])
             if self._closed.is_set() and self._inbox.empty():
                 return
 

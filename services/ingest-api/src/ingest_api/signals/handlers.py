@@ -14,7 +14,7 @@ from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, Refe
 from litestar.params import PathParameter, QueryParameter
 
 from ..auth import require_token_or_api_key
-from ts_common.api_core.problems import PROBLEM, decode_struct
+from ts_runtime.api_core.problems import PROBLEM, decode_struct
 
 from ..errors import ApiError, ErrorBody
 from . import queries

@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-from ts_common.health import iso_millis
+from ts_runtime.health import iso_millis
 
 from ..errors import ApiError
 from .paging import Cursor, Filters, encode_cursor, encode_date_cursor, from_ms, through_ms

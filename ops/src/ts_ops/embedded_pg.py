@@ -40,7 +40,7 @@ def find_bin_dir() -> Path:
 
         if (POSTGRES_BIN_PATH / "pg_ctl").exists():
             return Path(POSTGRES_BIN_PATH)
-    except ImportError:  # pragma: no cover - the wheel is a declared dependency
+    except ImportError:  # the wheel is the ops app's optional `embedded` extra
         pass
     pg_ctl = shutil.which("pg_ctl")
     if pg_ctl:

@@ -20,15 +20,17 @@ import hmac
 import os
 import re
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
-from ..settings import redact
-from .tokens import MIN_TOKEN_LENGTH
+from gateway import settings as gateway_settings
+from ingest_api import settings as ingest_settings
+from ts_runtime.envspec import HTTP_SCHEMES, EnvSpec
+from ts_runtime.settings import MIN_TOKEN_LENGTH, redact
+from workspace_api import settings as workspace_settings
 
 Env = Mapping[str, str | None]
 
@@ -37,64 +39,15 @@ CHANNEL = re.compile(r"-?\d+|@?[A-Za-z][A-Za-z0-9_]{3,31}")
 LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
 # An address to listen on: IPv4, IPv6 or a host name.
 HOST = re.compile(r"[0-9]{1,3}(\.[0-9]{1,3}){3}|\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\]?|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
-DATABASE_SCHEMES = ("postgresql", "postgres")
-HTTP_SCHEMES = ("http", "https")
+# Each service states its own environment beside the code that reads it (ENV_SPEC in its settings
+# module); this command only applies the checks.
+SERVICES: dict[str, EnvSpec] = {spec.name: spec for spec in (gateway_settings.ENV_SPEC, ingest_settings.ENV_SPEC,
+                                                             workspace_settings.ENV_SPEC)}
 
 
-@dataclass(frozen=True)
-class ServiceSpec:
-    """What one service's environment must contain."""
-
-    name: str
-    folder: str  # under services/
-    required: tuple[str, ...] = ()
-    tokens: tuple[str, ...] = ()
-    urls: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    ports: tuple[str, ...] = ()
-    hosts: tuple[str, ...] = ()
-    non_negative: tuple[str, ...] = ()
-    positive: tuple[str, ...] = ("LOG_HISTORY_SIZE",)
-    positive_numbers: tuple[str, ...] = ()
-    channel_lists: tuple[str, ...] = ()
-    needs_database: bool = False
-
-    def default_file(self, root: Path) -> Path:
-        return root / "services" / self.folder / ".env"
-
-
-GATEWAY = ServiceSpec(
-    name="gateway",
-    folder="gateway",
-    required=("API_SECRET_TOKEN", "TELEGRAM_API_ID", "TELEGRAM_API_HASH", "TELEGRAM_CHANNELS"),
-    tokens=("API_SECRET_TOKEN",),
-    urls={"API_ENDPOINT": HTTP_SCHEMES, "OTEL_EXPORTER_OTLP_ENDPOINT": HTTP_SCHEMES},
-    ports=("GATEWAY_PORT",),
-    hosts=("GATEWAY_HOST", "HOST"),
-    non_negative=("TELEGRAM_API_ID", "MAX_RETRY_ATTEMPTS", "RETRY_DELAY_MS"),
-    channel_lists=("TELEGRAM_CHANNELS",),
-)
-INGEST_API = ServiceSpec(
-    name="ingest-api",
-    folder="ingest-api",
-    required=("GATEWAY_SECRET_TOKEN",),
-    tokens=("GATEWAY_SECRET_TOKEN", "API_READ_TOKEN"),
-    urls={"DATABASE_URL": DATABASE_SCHEMES, "OTEL_EXPORTER_OTLP_ENDPOINT": HTTP_SCHEMES},
-    ports=("PORT",),
-    hosts=("HOST",),
-    positive_numbers=("BODY_TIMEOUT_SECONDS",),
-    needs_database=True,
-)
-WORKSPACE_API = ServiceSpec(
-    name="workspace-api",
-    folder="workspace-api",
-    tokens=("API_READ_TOKEN",),
-    urls={"DATABASE_URL": DATABASE_SCHEMES, "OTEL_EXPORTER_OTLP_ENDPOINT": HTTP_SCHEMES},
-    ports=("PORT",),
-    hosts=("HOST",),
-    positive_numbers=("BODY_TIMEOUT_SECONDS",),
-    needs_database=True,
-)
-SERVICES = {spec.name: spec for spec in (GATEWAY, INGEST_API, WORKSPACE_API)}
+def default_file(spec: EnvSpec, root: Path) -> Path:
+    """services/<name>/.env, the file each service reads by default."""
+    return root / "services" / spec.name / ".env"
 
 
 def _value(env: Env, name: str) -> str | None:
@@ -124,8 +77,9 @@ def _positive_number(raw: str) -> bool:
         return False
 
 
-def check_service(spec: ServiceSpec, env: Env) -> list[str]:
-    """Problems in one service's environment, each prefixed with the service name."""
+def check_service(spec: EnvSpec, env: Env) -> list[str]:
+    """Problems in one service's environment, each prefixed with the service name; when the checks
+    find none, whatever the service's own settings loader refuses."""
     problems: list[str] = []
     for name in spec.required:
         if _value(env, name) is None:
@@ -176,6 +130,8 @@ def check_service(spec: ServiceSpec, env: Env) -> list[str]:
     level = _value(env, "LOG_LEVEL")
     if level is not None and level.upper() not in LOG_LEVELS:
         problems.append(f"LOG_LEVEL must be one of {', '.join(sorted(LOG_LEVELS))}, got {level!r}")
+    if not problems and (refused := spec.load_problem(env)):
+        problems.append(refused)
     return [f"{spec.name}: {problem}" for problem in problems]
 
 
@@ -220,7 +176,7 @@ def load_env_file(path: Path) -> dict[str, str | None]:
 
 def repo_root() -> Path:
     """The checkout this package runs from (editable install), else the current folder."""
-    candidate = Path(__file__).resolve().parents[4]
+    candidate = Path(__file__).resolve().parents[3]
     return candidate if (candidate / "services").is_dir() else Path.cwd()
 
 
@@ -246,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen = {name: path for name, path in explicit.items() if path is not None}
     if not chosen and not args.from_environment:
         root = args.root or repo_root()
-        chosen = {name: spec.default_file(root) for name, spec in SERVICES.items()}
+        chosen = {name: default_file(spec, root) for name, spec in SERVICES.items()}
 
     envs: dict[str, Env] = {}
     problems: list[str] = []

@@ -11,7 +11,7 @@ older text accepts the new one without running it again; the ledger then holds t
 and keeps the old one in `amended_from`. Only for changes that leave a database migrated by the
 old text in a state the new text and the later migrations expect.
 
-After the files, `ts_common.timescaledb.reconcile` makes the tables planned as hypertables into
+After the files, `ts_ops.timescaledb.reconcile` makes the tables planned as hypertables into
 hypertables where the server allows it (`--hypertables` also converts tables holding rows).
 """
 
@@ -31,7 +31,7 @@ from typing import Callable
 import asyncpg
 
 from . import timescaledb
-from .settings import database_url_from_env, describe_url
+from ts_runtime.settings import database_url_from_env, describe_url
 
 # Any constant works; it only has to be the same for every runner of this project.
 ADVISORY_LOCK_ID = 7_340_405_001

@@ -1,6 +1,6 @@
 """The operations routes every API serves: /healthz, /health, /ready, /logs, /metrics.
 
-Bodies come from ts_common.health (the old shared format) and ts_common.logs (the record
+Bodies come from ts_runtime.health (the old shared format) and ts_runtime.logs (the record
 history); the same builders serve the gateway's aiohttp endpoints.
 """
 
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 TAGS = ["system"]
 
 
-# -- documentation types (the answers are built as dicts by ts_common.health) ----------------
+# -- documentation types (the answers are built as dicts by ts_runtime.health) ----------------
 
 class CheckDoc(msgspec.Struct, rename="camel"):
     status: Literal["healthy", "degraded", "unhealthy"]

@@ -12,7 +12,7 @@ The old system's shared format, which its ops scripts and dashboard read:
 Each service names its checks (`timescaledb` for the APIs; `telegram`, `queue`, `api` for the
 gateway) as probes: an async callable returning a message (healthy), or `(status, message)`; a
 probe that raises is unhealthy with the exception's text, one that takes longer than the timeout
-is unhealthy too. The Litestar core plugin (ts_common.api_core) and the gateway's aiohttp server
+is unhealthy too. The Litestar core plugin (ts_runtime.api_core) and the gateway's aiohttp server
 both serve what `health_body` and `healthz_body` build.
 """
 

@@ -1,9 +1,13 @@
-"""The services as real OS processes the harness can start, SIGKILL and restart.
+"""The services as real OS processes in tests: one launcher, one environment scrubber.
 
-Each service runs from the virtualenv's console script (not `uv run`, which would add a parent
-process between us and the one we want to kill) in its own session, so `kill()` sends SIGKILL
-to the whole process group: granian's worker processes die with their parent instead of
-lingering on the port. Output goes to one log file per service, appended across restarts.
+`service_env` is the parent environment without anything that could point a service elsewhere (a
+developer's DATABASE_URL, Telegram credentials, tokens, OTel and systemd variables), plus what the
+test sets. `ManagedProcess` runs a console script from the virtualenv (not `uv run`, which would
+add a parent process between us and the one we want to kill) in its own session, waits until it
+is ready, and can SIGKILL the whole process group (granian's workers die with their parent instead
+of lingering on the port), stop it gracefully or start it again. Output goes to one log file per
+service, appended across restarts. tests/support/live.py (`start_service`), the fault-injection
+harness (tests/reliability/harness) and the gateway's CLI tests all start processes through it.
 """
 
 from __future__ import annotations
@@ -21,8 +25,8 @@ from pathlib import Path
 import httpx
 
 from tests.support import db as test_db
-from ts_common.embedded_pg import free_port
-from ts_common.migrations import migrate_url
+from ts_ops.embedded_pg import free_port
+from ts_ops.migrations import migrate_url
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -118,13 +122,34 @@ class ManagedProcess:
             return "<no log>"
 
 
-def service_env(**extra: str) -> dict[str, str]:
-    """The parent environment without anything that could point a service elsewhere, plus `extra`."""
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("DATABASE_", "TIMESCALEDB_", "TELEGRAM_", "API_", "GATEWAY_", "OTEL_"))}
-    env.update(OTEL_SDK_DISABLED="true", OTEL_TRACES_EXPORTER="none", PYTHONUNBUFFERED="1", LOG_LEVEL="INFO")
+# Variables a service reads that must come from the test, never from the shell running pytest.
+SERVICE_PREFIXES = ("DATABASE_", "TIMESCALEDB_", "TELEGRAM_", "API_", "GATEWAY_", "OTEL_", "NOTIFY_", "WATCHDOG_",
+                    "FAILURE_", "LOG_", "PROMETHEUS_MULTIPROC", "DB_STRATEGY")
+
+
+def service_env(*, drop: tuple[str, ...] = (), tracing: bool = False, **extra: str) -> dict[str, str]:
+    """The parent environment without SERVICE_PREFIXES (and `drop`), plus `extra`.
+
+    Traces are exported nowhere (OTEL_TRACES_EXPORTER=none); `tracing=False` also switches the
+    SDK off, for tests that read no spans."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(SERVICE_PREFIXES + drop)}
+    env.update(OTEL_TRACES_EXPORTER="none", PYTHONUNBUFFERED="1", LOG_LEVEL="INFO")
+    if not tracing:
+        env["OTEL_SDK_DISABLED"] = "true"
     env.update(extra)
     return env
+
+
+def gateway_env(workdir: Path, **extra: str) -> dict[str, str]:
+    """`service_env` for the `gateway` command, pointed at `workdir` only: its queue and data
+    there, no .env file (a path that does not exist means "none")."""
+    return service_env(**{
+        "GATEWAY_ENV_FILE": str(workdir / "no-such.env"),
+        "FAILURE_QUEUE_PATH": str(workdir / "failure-queue.jsonl"),
+        "GATEWAY_DATA_DIR": str(workdir),
+        "GATEWAY_HOST": "127.0.0.1",
+        **extra,
+    })
 
 
 def ingest_api(port: int, database_url: str, token: str, log_path: Path, **extra: str) -> ManagedProcess:
@@ -151,16 +176,13 @@ def workspace_api(port: int, database_url: str, log_path: Path, **extra: str) ->
 
 def gateway(port: int, source: Path, api_url: str, token: str, workdir: Path, log_path: Path,
             **extra: str) -> ManagedProcess:
-    env = service_env(
+    env = gateway_env(
+        workdir,
         GATEWAY_SOURCE=f"file:{source}",
         API_ENDPOINT=api_url,
         API_SECRET_TOKEN=token,
         FAILURE_QUEUE_PATH=str(workdir / "queue.jsonl"),
         GATEWAY_PORT=str(port),
-        GATEWAY_DATA_DIR=str(workdir),
-        GATEWAY_HOST="127.0.0.1",
-        # No .env file may point the run elsewhere (a path that does not exist means "none").
-        GATEWAY_ENV_FILE=str(workdir / "no-such.env"),
         **extra,
     )
     return ManagedProcess(
@@ -206,14 +228,9 @@ class Database:
         return self
 
     async def _create(self) -> None:
-        import asyncpg
-
-        conn = await asyncpg.connect(self.server.url, timeout=10)
-        try:
+        async with test_db.connection(self.server.url, timeout=10) as conn:
             await conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
             await conn.execute(f'CREATE DATABASE "{self.name}"')
-        finally:
-            await conn.close()
         await migrate_url(self.url, report=lambda line: None)
 
     def describe(self) -> str:

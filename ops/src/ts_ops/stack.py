@@ -39,10 +39,12 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
-from ..settings import describe_url
+from gateway.settings import TelegramSettings
+from ts_runtime.envspec import environment
+from ts_runtime.settings import MIN_TOKEN_LENGTH, ConfigError, describe_url
 from .ports import PortHolder, find_port_holder, stop_process
 from .supervise import Child, Supervisor
-from .tokens import MIN_TOKEN_LENGTH, new_token
+from .tokens import new_token
 
 DATABASE_NAME = "tradingsystem"
 SAMPLE_EXPORT = Path("samples/tp-capital-export/result.json")
@@ -79,7 +81,7 @@ class Component:
 
 
 def repo_root() -> Path:
-    candidate = Path(__file__).resolve().parents[4]
+    candidate = Path(__file__).resolve().parents[3]
     return candidate if (candidate / SAMPLE_EXPORT).exists() else Path.cwd()
 
 
@@ -124,16 +126,21 @@ class TelegramSetup:
 
 def telegram_setup(root: Path, data_dir: Path) -> TelegramSetup:
     """Live mode needs TELEGRAM_API_ID/HASH and a session (string or file), from the environment
-    or services/gateway/.env (the environment wins)."""
+    or services/gateway/.env (the environment wins), as the gateway's own settings read them."""
     values = {k: v for k, v in dotenv_values(root / "services/gateway/.env").items() if v}
     values.update({k: v for k, v in os.environ.items() if k.startswith("TELEGRAM_") and v})
-    session_path = Path(values.get("TELEGRAM_SESSION_PATH") or data_dir / "gateway" / "gateway.session")
     env = {k: v for k, v in values.items() if k.startswith("TELEGRAM_")}
-    env["TELEGRAM_SESSION_PATH"] = str(session_path)
-    if not (values.get("TELEGRAM_API_ID") and values.get("TELEGRAM_API_HASH")):
+    env.setdefault("TELEGRAM_SESSION_PATH", str(data_dir / "gateway" / "gateway.session"))
+    try:
+        with environment(env):
+            telegram = TelegramSettings.from_env()
+    except ConfigError as exc:
+        return TelegramSetup(False, env, f"the gateway's Telegram settings are invalid: {exc}")
+    if telegram.api_id is None or not telegram.api_hash:
         return TelegramSetup(False, env, "no Telegram credentials (TELEGRAM_API_ID/TELEGRAM_API_HASH)")
-    if not values.get("TELEGRAM_SESSION") and not session_path.exists():
-        return TelegramSetup(False, env, f"Telegram credentials but no session: run `uv run gateway login` (session file {session_path})")
+    if not telegram.has_session:
+        return TelegramSetup(False, env, f"Telegram credentials but no session: run `uv run gateway login` "
+                                         f"(session file {telegram.session_file})")
     return TelegramSetup(True, env)
 
 
@@ -248,14 +255,14 @@ class Stack:
             self.database_url = configured
             print(f"database     {describe_url(configured)} (DATABASE_URL)", flush=True)
         else:
-            from ..embedded_pg import EmbeddedPostgres
+            from .embedded_pg import EmbeddedPostgres
 
             print("database     starting embedded PostgreSQL…", flush=True)
             self.embedded = EmbeddedPostgres(self.data_dir / "postgres").start()
             asyncio.run(_ensure_database(self.embedded.url, DATABASE_NAME))
             self.database_url = self.embedded.url_for(DATABASE_NAME)
             print(f"database     embedded PostgreSQL on 127.0.0.1:{self.embedded.port}, data in {self.data_dir / 'postgres'}", flush=True)
-        from ..migrations import MigrationError, migrate_url
+        from .migrations import MigrationError, migrate_url
 
         try:
             applied = asyncio.run(migrate_url(self.database_url, report=lambda line: print(f"migrations   {line}", flush=True)))

@@ -9,9 +9,6 @@ from __future__ import annotations
 import argparse
 import secrets
 
-# Re-exported: what the services and validate-env accept (defined once, in ts_common.settings).
-from ..settings import MIN_TOKEN_LENGTH  # noqa: F401
-
 TOKEN_BYTES = 32  # 256 bits -> 64 hex characters
 
 

@@ -28,7 +28,7 @@ from .middleware import body_deadline, options_allow
 from .routes import system_routes
 
 # A check gets the app's state (where the lifespan put the database) and answers like a
-# ts_common.health probe: a message, or (status, message); raising means unhealthy.
+# ts_runtime.health probe: a message, or (status, message); raising means unhealthy.
 Check = Callable[[State], Awaitable[health.ProbeResult]]
 HealthFields = Callable[[Mapping[str, health.CheckResult], float], Mapping[str, Any]]
 
