@@ -37,7 +37,7 @@ from .. import metrics
 from ..db import Database, DatabaseUnavailable, unavailable_kind
 from ..parser import FollowUp, Signal, parse
 from ..settings import WriterSettings
-from ..signals.outcomes import count_new_outcomes
+from ..signals.outcomes import relink_and_count
 from . import sql
 from .derive import Changes, rederive_keys
 
@@ -521,8 +521,7 @@ class IngestWriter:
                     batch.relink(channel_id, moment)
             if batch.relink_from or batch.refresh:
                 channels = sorted(batch.relink_from)
-                await conn.execute(sql.RELINK, channels, [batch.relink_from[c] for c in channels], sorted(batch.refresh))
-                await count_new_outcomes(conn, channels, [batch.relink_from[c] for c in channels])
+                await relink_and_count(conn, channels, [batch.relink_from[c] for c in channels], sorted(batch.refresh))
 
         for index, item in work:
             if index in batch.reasons:

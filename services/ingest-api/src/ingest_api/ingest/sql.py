@@ -22,6 +22,12 @@ deleted the rows whose revision is no longer current; RELINK attaches events to 
 # (`known` looks each message up by its key, a correlated subquery on purpose: a join lets the
 # planner hash the whole table, a scan of every message on record per batch. The LATERAL lookups
 # below are there for the same reason.)
+# _LOOKUP: a stored message is looked up by its whole key through `tp_capital.stored_message`
+# (db/sql/tp_capital/021), a plpgsql function run only for the input rows that need it (a
+# redelivery, an edit, a follow-up) with the key as parameters. On TimescaleDB its one statement
+# reads only the chunk of that date, and the calling statement names no chunk at all: a lookup
+# written inline (a join, or a LATERAL subquery) makes every execution of the statement open and
+# lock every chunk of forwarded_messages, even for a new message that looks nothing up.
 _DATES = """
 known AS (
     SELECT i.idx,
@@ -111,10 +117,7 @@ signals_again AS (
            i.stop, i.message_text, i.channel_id, i.message_id, i.original_timestamp, i.original_timestamp,
            COALESCE(f.deleted_at, CASE WHEN f.edit_date > i.original_timestamp THEN f.edit_date END)
     FROM fresh i
-    JOIN LATERAL (
-        SELECT f.channel_name, f.edit_date, f.deleted_at FROM tp_capital.forwarded_messages f
-        WHERE f.channel_id = i.channel_id AND f.message_id = i.message_id AND f.original_timestamp = i.original_timestamp
-    ) f ON true
+    CROSS JOIN LATERAL tp_capital.stored_message(i.channel_id, i.message_id, i.original_timestamp) f  -- _LOOKUP
     WHERE i.asset IS NOT NULL AND i.known_date IS NOT NULL
     ORDER BY i.channel_id, i.message_id, i.original_timestamp
     ON CONFLICT ON CONSTRAINT tp_capital_signals_message_key DO UPDATE
@@ -194,11 +197,7 @@ state AS (
            COALESCE(a.reply_to_message_id, o.reply_to_message_id) AS reply_to_message_id
     FROM (SELECT DISTINCT channel_id, message_id, original_timestamp FROM fresh) k
     LEFT JOIN applied a USING (channel_id, message_id, original_timestamp)
-    LEFT JOIN LATERAL (
-        SELECT o.edit_date, o.original_timestamp, o.deleted_at, o.channel_name, o.reply_to_message_id
-        FROM tp_capital.forwarded_messages o
-        WHERE o.channel_id = k.channel_id AND o.message_id = k.message_id AND o.original_timestamp = k.original_timestamp
-    ) o ON true
+    LEFT JOIN LATERAL tp_capital.stored_message(k.channel_id, k.message_id, k.original_timestamp) o ON true  -- _LOOKUP
 ),
 -- The rows of the newest new revision of each message that derives them (older ones than what
 -- is stored change nothing); deleted when that revision is not the current text.
@@ -293,10 +292,7 @@ FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::int[], $5::text[]
             $8::float8[], $9::float8[], $10::bool[], $11::text[])
      AS i(channel_id, message_id, message_date, seq, asset, event_type, target_number, percentage, price, breakeven,
           message_text)
-JOIN LATERAL (
-    SELECT f.edit_date, f.deleted_at, f.reply_to_message_id FROM tp_capital.forwarded_messages f
-    WHERE f.channel_id = i.channel_id AND f.message_id = i.message_id AND f.original_timestamp = i.message_date
-) f ON true
+CROSS JOIN LATERAL tp_capital.stored_message(i.channel_id, i.message_id, i.message_date) f  -- _LOOKUP
 ORDER BY i.channel_id, i.message_id, i.message_date, i.seq
 ON CONFLICT ON CONSTRAINT signal_events_message_key DO UPDATE
     SET asset = EXCLUDED.asset, event_type = EXCLUDED.event_type, target_number = EXCLUDED.target_number,
@@ -320,10 +316,7 @@ current AS (
     SELECT f.channel_id, f.message_id, f.original_timestamp, f.deleted_at,
            COALESCE(f.edit_date, f.original_timestamp) AS revision_date
     FROM keys k
-    JOIN LATERAL (
-        SELECT * FROM tp_capital.forwarded_messages f
-        WHERE f.channel_id = k.channel_id AND f.message_id = k.message_id AND f.original_timestamp = k.original_timestamp
-    ) f ON true
+    CROSS JOIN LATERAL tp_capital.stored_message(k.channel_id, k.message_id, k.original_timestamp) f  -- _LOOKUP
 ),
 signals AS (
     UPDATE tp_capital.tp_capital_signals s
@@ -351,45 +344,24 @@ GROUP BY channel_id
 # and a tombstone insert racing each other cannot both miss: whichever commits second sees the
 # other here. So a deleted message always ends up marked, in whatever order they arrived, and so
 # do its signal and events. Answers (channel, earliest date of derived rows it deleted) to relink.
+# `apply_tombstones` (db/sql/tp_capital/021) reads the plain tombstones table first: the usual
+# message has none, and then no hypertable is planned or touched; one that has a tombstone is
+# updated by its whole key, the date included (one chunk).
 APPLY_TOMBSTONES = """
-WITH keys AS (
-    SELECT DISTINCT channel_id, message_id
-    FROM unnest($1::bigint[], $2::bigint[]) AS k(channel_id, message_id)
-),
-tombstones AS (
-    SELECT t.channel_id, t.message_id, t.deleted_at
-    FROM tp_capital.message_tombstones t
-    JOIN keys USING (channel_id, message_id)
-),
-messages AS (
-    UPDATE tp_capital.forwarded_messages f
-    SET deleted_at = t.deleted_at, updated_at = now()
-    FROM tombstones t
-    WHERE f.channel_id = t.channel_id AND f.message_id = t.message_id AND f.deleted_at IS NULL
-    RETURNING 1
-),
-signals AS (
-    UPDATE tp_capital.tp_capital_signals s
-    SET deleted_at = t.deleted_at, updated_at = now()
-    FROM tombstones t
-    WHERE s.channel_id = t.channel_id AND s.message_id = t.message_id AND s.deleted_at IS DISTINCT FROM t.deleted_at
-    RETURNING s.channel_id, s.message_date
-),
-events AS (
-    UPDATE tp_capital.signal_events e
-    SET deleted_at = t.deleted_at
-    FROM tombstones t
-    WHERE e.channel_id = t.channel_id AND e.message_id = t.message_id AND e.deleted_at IS DISTINCT FROM t.deleted_at
-    RETURNING e.channel_id, e.message_date
-)
-SELECT channel_id, min(message_date) AS from_date
-FROM (SELECT * FROM signals UNION ALL SELECT * FROM events) changed
-GROUP BY channel_id
+SELECT tombstoned_channel_id AS channel_id, relink_from AS from_date
+FROM tp_capital.apply_tombstones($1::bigint[], $2::bigint[])
 """
 
 # Which signal each follow-up belongs to, and the signals' statuses and current stops, for the
 # channels a write touched from its earliest date on ($3: signals whose own row changed).
 RELINK = "SELECT relinked, refreshed FROM tp_capital.relink_events($1::bigint[], $2::timestamptz[], $3::bigint[])"
+
+# RELINK, then the outcomes the relinked signals reached that were not on record
+# (signals/outcomes.py), in one statement: what a write runs after storing a signal or a
+# follow-up. Answers one row per new outcome (`outcome`), to count.
+RELINK_AND_RECORD = """
+SELECT outcome FROM tp_capital.relink_and_record($1::bigint[], $2::timestamptz[], $3::bigint[]) AS outcome
+"""
 
 # The same message sent again with another date: move what is stored to the new date
 # (db/sql/tp_capital/009). Answers the earliest date it had, or NULL if nothing moved.

@@ -14,10 +14,14 @@ from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, Refe
 from litestar.params import PathParameter, QueryParameter
 
 from ..auth import require_token_or_api_key
+from ts_runtime.api_core.problems import PROBLEM, decode_struct
+
 from ..errors import ApiError, ErrorBody
-from . import service
+from . import queries
+from .csv_export import signals_csv
+from .paging import Filters, decode_cursor, parse_moment
+from .schemas import DeleteResult, EventPage, MessagePage, OldDeleteResult, SignalDetail, SignalPage
 from .scorecard import route_handlers as scorecard_handlers
-from .service import DeleteResult, Filters, MessagePage, OldDeleteResult, SignalDetail, SignalPage
 
 _ERRORS = {
     400: ResponseSpec(ErrorBody, description="A query value is invalid (the reason is given)", generate_examples=False),
@@ -51,9 +55,9 @@ def _filters(limit: int, channel: str | None, from_: str | None, to: str | None,
         channel=channel or None,
         signal_type=signal_type or None,
         search=search or None,
-        from_ms=service.parse_moment("from", from_),
-        to_ms=service.parse_moment("to", to),
-        cursor=service.decode_cursor(cursor),
+        from_ms=parse_moment("from", from_),
+        to_ms=parse_moment("to", to),
+        cursor=decode_cursor(cursor),
         channel_id=_channel_id(channel_id),
     )
 
@@ -92,12 +96,12 @@ async def list_signals(
 ) -> Response[SignalPage]:
     filters = _filters(limit, channel, from_, to, search, cursor, signal_type)
     async with request.app.state.db.pool.acquire() as conn:
-        page = await service.list_signals(conn, filters)
+        page = await queries.list_signals(conn, filters)
     if format == "csv":
         headers = {"Content-Disposition": 'attachment; filename="tp-capital-signals.csv"'}
         if page.next_cursor:
             headers["X-Next-Cursor"] = page.next_cursor
-        return Response(service.signals_csv(page.data), media_type="text/csv", headers=headers)
+        return Response(signals_csv(page.data), media_type="text/csv", headers=headers)
     return Response(page)
 
 
@@ -105,45 +109,33 @@ async def list_signals(
      responses={**_ERRORS, 404: _AUTH_ERRORS[404]}, tags=["signals"])
 async def get_signal(request: Request, signal_id: Annotated[int, PathParameter(ge=1, le=2**53, description="signal id")]) -> SignalDetail:
     async with request.app.state.db.pool.acquire() as conn:
-        return await service.get_signal(conn, signal_id)
+        return await queries.get_signal(conn, signal_id)
 
 
 @delete("/signals/{signal_id:int}", operation_id="deleteSignal", summary="Mark a signal deleted (token required)",
         guards=[require_token_or_api_key], status_code=200, responses=_AUTH_ERRORS, tags=["signals"])
 async def delete_signal(request: Request, signal_id: Annotated[int, PathParameter(ge=1, le=2**53, description="signal id")]) -> DeleteResult:
     async with request.app.state.db.pool.acquire() as conn:
-        return await service.delete_signal(conn, signal_id)
+        return await queries.delete_signal(conn, signal_id)
+
+
+_INGESTED_AT_FORMAT = "an ISO 8601 date-time with a time zone, e.g. 2025-10-07T12:00:00.123Z"
 
 
 class DeleteByIngestedAt(msgspec.Struct, rename="camel"):
     # With a time zone: the moment a value without one names depends on the server's zone.
-    ingested_at: Annotated[datetime, msgspec.Meta(tz=True)]
+    ingested_at: Annotated[datetime, msgspec.Meta(tz=True, extra={PROBLEM: f"must be {_INGESTED_AT_FORMAT}"})]
 
 
-_delete_body = msgspec.json.Decoder(DeleteByIngestedAt)
-_INGESTED_AT_FORMAT = "an ISO 8601 date-time with a time zone, e.g. 2025-10-07T12:00:00.123Z"
 # The range a stored ingested_at can have (and the lookup range can end in), in UTC.
 _EARLIEST = datetime(1, 1, 2, tzinfo=timezone.utc)
 _LATEST = datetime(9999, 12, 30, tzinfo=timezone.utc)
 
 
 def _decode_delete_body(body: bytes) -> datetime:
-    """The ingestedAt of an old-form delete; ApiError(400) naming what is wrong."""
-    try:
-        moment = _delete_body.decode(body).ingested_at
-    except RecursionError:
-        raise ApiError(400, "Validation failed", ["body is nested too deeply"]) from None
-    except msgspec.ValidationError as exc:
-        text = str(exc)
-        if "missing required field `ingestedAt`" in text:
-            detail = "ingestedAt is required"
-        elif "$.ingestedAt" in text:
-            detail = f"ingestedAt must be {_INGESTED_AT_FORMAT}"
-        else:
-            detail = f"body must be a JSON object with ingestedAt ({text})"
-        raise ApiError(400, "Validation failed", [detail]) from None
-    except msgspec.DecodeError as exc:
-        raise ApiError(400, "Validation failed", [f"body is not valid JSON: {exc}"]) from None
+    """The ingestedAt of an old-form delete; ApiError(400) naming what is wrong (api_core.problems:
+    "ingestedAt is required", "ingestedAt must be ...", "body must be a JSON object", ...)."""
+    moment = decode_struct(DeleteByIngestedAt, body).ingested_at
     try:
         in_utc = moment.astimezone(timezone.utc)
     except OverflowError:  # 9999-12-31T23:59:59-14:00 is in year 10000 in UTC
@@ -171,7 +163,7 @@ class _DeleteBodyOperation(Operation):
 async def delete_signal_by_ingested_at(request: Request) -> OldDeleteResult:
     ingested_at = _decode_delete_body(await request.body())
     async with request.app.state.db.pool.acquire() as conn:
-        return await service.delete_by_ingested_at(conn, ingested_at)
+        return await queries.delete_by_ingested_at(conn, ingested_at)
 
 
 @get("/messages", operation_id="listMessages", summary="Raw messages as received, newest first",
@@ -187,7 +179,7 @@ async def list_messages(
 ) -> MessagePage:
     filters = _filters(limit, channel, from_, to, search, cursor)
     async with request.app.state.db.pool.acquire() as conn:
-        return await service.list_messages(conn, filters)
+        return await queries.list_messages(conn, filters)
 
 
 # The old API served the list at /forwarded-messages (its table's name), filtered by `channelId`;
@@ -208,7 +200,7 @@ async def list_forwarded_messages(
 ) -> MessagePage:
     filters = _filters(limit, channel, from_, to, search, cursor, channel_id=channel_id)
     async with request.app.state.db.pool.acquire() as conn:
-        return await service.list_messages(conn, filters)
+        return await queries.list_messages(conn, filters)
 
 
 @get("/signal-events", operation_id="listSignalEvents", responses=_ERRORS, tags=["signals"],
@@ -219,9 +211,9 @@ async def list_signal_events(
     channel: Annotated[int | None, QueryParameter(ge=-(2**63), le=2**63 - 1, description="channel id")] = None,
     unlinked: Annotated[bool, QueryParameter(description="only events linked to no signal")] = False,
     cursor: Cursor = None,
-) -> service.EventPage:
+) -> EventPage:
     async with request.app.state.db.pool.acquire() as conn:
-        return await service.list_events(conn, channel, unlinked, limit, service.decode_cursor(cursor))
+        return await queries.list_events(conn, channel, unlinked, limit, decode_cursor(cursor))
 
 
 route_handlers = [list_signals, get_signal, delete_signal, delete_signal_by_ingested_at, list_messages,

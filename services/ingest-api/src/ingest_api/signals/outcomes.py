@@ -6,8 +6,8 @@ at least target 1; a final target counts here too), `final_target_hit`, `stopped
 batch holding a target hit and then a stop counts both, as a live channel posting them an hour
 apart does.
 
-After a write has relinked its channels (`tp_capital.relink_events`), the ingest path calls
-`count_new_outcomes`: one statement inserts the outcomes of every live signal that has a live
+After a write has relinked its channels (`tp_capital.relink_events`, in the same statement:
+`tp_capital.relink_and_record`), one statement inserts the outcomes of every live signal that has a live
 event from the relinked dates on into `tp_capital.signal_outcomes` (key: signal, outcome) with
 ON CONFLICT DO NOTHING, and only the rows it inserted are counted. A redelivery, an edit, a
 relink or a reparse that derives the same outcome again inserts nothing, so nothing is counted
@@ -24,43 +24,24 @@ from typing import Any
 import asyncpg
 
 from .. import metrics
+from ..ingest import sql
 
 log = logging.getLogger(__name__)
 
 # $1/$2: the channels relinked and the date each was relinked from (events before it did not
-# change). Every lookup is by key, in LATERAL or scalar subqueries on purpose: as joins, the
-# planner hashes the whole events and signals tables (25-35 ms for 33,000 signals, against well
-# under a millisecond for a live write).
+# change). The statement is `tp_capital.record_outcomes` (db/sql/tp_capital/021): every lookup
+# by key, the signal through `signal_keys` so that only its chunk is read on TimescaleDB. The
+# ingest path runs it in the same statement as its relink (`tp_capital.relink_and_record`,
+# ingest/sql.py RELINK_AND_RECORD) and counts the rows with `count_outcomes`.
 RECORD_OUTCOMES = """
-WITH touched AS (
-    SELECT DISTINCT e.signal_id
-    FROM unnest($1::bigint[], $2::timestamptz[]) AS k(channel_id, from_date)
-    CROSS JOIN LATERAL (
-        SELECT e.signal_id FROM tp_capital.signal_events e
-        WHERE e.channel_id = k.channel_id AND e.message_date >= k.from_date
-          AND e.signal_id IS NOT NULL AND e.deleted_at IS NULL
-          AND e.event_type IN ('target_hit', 'final_target_hit', 'stop_hit', 'cancelled', 'closed')
-        OFFSET 0  -- keeps this a per-channel index scan (a plain subquery is flattened into a join)
-    ) e
-),
-reached AS (
-    SELECT DISTINCT t.signal_id, o.outcome
-    FROM touched t
-    CROSS JOIN LATERAL (
-        SELECT e.event_type FROM tp_capital.signal_events e
-        WHERE e.signal_id = t.signal_id AND e.deleted_at IS NULL
-        OFFSET 0
-    ) e
-    CROSS JOIN LATERAL unnest(tp_capital.event_outcomes(e.event_type)) AS o(outcome)
-    WHERE COALESCE((SELECT s.deleted_at IS NULL FROM tp_capital.tp_capital_signals s
-                    WHERE s.id = t.signal_id LIMIT 1), false)
-)
-INSERT INTO tp_capital.signal_outcomes (signal_id, outcome)
-SELECT signal_id, outcome FROM reached
-ORDER BY signal_id, outcome
-ON CONFLICT ON CONSTRAINT signal_outcomes_pkey DO NOTHING
-RETURNING outcome
+SELECT outcome FROM tp_capital.record_outcomes($1::bigint[], $2::timestamptz[]) AS outcome
 """
+
+
+def count_outcomes(rows: Sequence[Any]) -> None:
+    """Count the outcomes a statement recorded as new (rows with an `outcome` column)."""
+    for row in rows:
+        metrics.SIGNAL_OUTCOMES.labels(outcome=row["outcome"]).inc()
 
 
 async def count_new_outcomes(conn: Any, channel_ids: Sequence[int], from_dates: Sequence[datetime]) -> None:
@@ -79,5 +60,18 @@ async def count_new_outcomes(conn: Any, channel_ids: Sequence[int], from_dates: 
     except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
         log.warning("signal outcomes not recorded: %s: %s", type(exc).__name__, exc)
         return
-    for row in rows:
-        metrics.SIGNAL_OUTCOMES.labels(outcome=row["outcome"]).inc()
+    count_outcomes(rows)
+
+
+async def relink_and_count(conn: Any, channel_ids: Sequence[int], from_dates: Sequence[datetime],
+                           refresh_ids: Sequence[int]) -> None:
+    """After a write: relink its channels and count the new outcomes, in one statement
+    (`RELINK_AND_RECORD`). On a database without migration 020 the outcomes cannot be recorded:
+    the relink runs alone and `count_new_outcomes` says so in the log, as before."""
+    try:
+        rows = await conn.fetch(sql.RELINK_AND_RECORD, list(channel_ids), list(from_dates), list(refresh_ids))
+    except (asyncpg.UndefinedTableError, asyncpg.UndefinedFunctionError):
+        await conn.execute(sql.RELINK, list(channel_ids), list(from_dates), list(refresh_ids))
+        await count_new_outcomes(conn, channel_ids, from_dates)
+        return
+    count_outcomes(rows)
