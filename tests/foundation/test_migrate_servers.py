@@ -78,6 +78,18 @@ def new_database(server: EmbeddedPostgres) -> str:
     return server.url_for(name)
 
 
+# TimescaleDB's own index on the partition column alone: never made (create_default_indexes =>
+# false), and dropped by 022 where an earlier conversion made it (each table has what it needs).
+DEFAULT_TIME_INDEXES = ("forwarded_messages_original_timestamp_idx", "tp_capital_signals_message_date_idx",
+                        "message_revisions_original_timestamp_idx")
+
+
+def default_time_indexes(url: str) -> list[str]:
+    rows = fetch(url, "SELECT indexname FROM pg_indexes WHERE schemaname = 'tp_capital' AND indexname = ANY($1)",
+                 list(DEFAULT_TIME_INDEXES))
+    return sorted(row[0] for row in rows)
+
+
 def hypertables(url: str) -> dict[str, tuple[str, timedelta]]:
     if not fetch(url, "SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'"):
         return {}
@@ -153,6 +165,7 @@ def test_preloaded_timescaledb_gets_the_planned_hypertables(servers) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     assert hypertables(url) == PLANNED
+    assert default_time_indexes(url) == []
     for table, (column, interval) in PLANNED.items():
         assert f"created hypertable {table} (on {column}, chunks of {interval.days} days)" in result.stdout
     # The Apache-2.0 build has no compression: one info line says so, and what it would do.
@@ -249,6 +262,7 @@ def test_a_server_that_gained_the_preload_is_offered_the_conversion_and_keeps_ev
                        for line in lines), lines
             assert any(line.startswith(f"converted {table}: {rows:,} rows in ") for line in lines), lines
         assert hypertables(url) == PLANNED
+        assert default_time_indexes(url) == []
         assert contents(url) == before
         # Rows really live in chunks now (the parent table is empty), and the keys still hold.
         assert fetch(url, "SELECT count(*) FROM ONLY tp_capital.forwarded_messages")[0][0] == 0
@@ -318,6 +332,8 @@ def test_a_database_migrated_by_the_old_001_keeps_working(servers, kind: str, tm
         assert result.stderr.count("\n") == 1 and "tp_capital.message_revisions (500 rows)" in result.stderr
         assert migrate(url, "--hypertables").returncode == 0
         assert hypertables(url) == PLANNED
+        # The old 001's create_hypertable made TimescaleDB's default indexes; 022 dropped them.
+        assert default_time_indexes(url) == []
         assert contents(url, like=before) == before
     assert "accepted the amended" not in migrate(url).stdout  # once
 

@@ -246,7 +246,7 @@ async def convert_table(conn: asyncpg.Connection, entry: PlannedTable, rows: int
                     "(stop what holds it, e.g. a long transaction, and run migrate again)") from None
             await conn.execute(
                 "SELECT create_hypertable($1::text::regclass, $2::name, chunk_time_interval => $3::interval,"
-                " migrate_data => true)",
+                " migrate_data => true, create_default_indexes => false)",
                 entry.table, entry.time_column, entry.chunk_interval,
             )
 
