@@ -81,16 +81,20 @@ def database_unavailable() -> ApiError:
 
 
 def wire_names(request: Request) -> dict[str, str]:
-    """Python parameter name → the name on the wire (`from_` → `from`, `signal_type` → `type`)."""
+    """Python parameter name → the name on the wire (`from_` → `from`, `signal_type` → `type`), for
+    the handler's own parameters and those of its dependencies (a route's `request_input` provider
+    declares the query parameters it checks)."""
     try:
-        parameters = request.route_handler.parsed_fn_signature.parameters
+        signatures = [request.route_handler.parsed_fn_signature]
+        signatures += [provider.parsed_fn_signature for provider in request.route_handler.resolve_dependencies().values()]
     except Exception:  # noqa: BLE001 - no handler resolved (unknown route): nothing to rename
         return {}
     names = {}
-    for name, definition in parameters.items():
-        kwarg = definition.kwarg_definition
-        if isinstance(kwarg, ParameterKwarg) and kwarg.name and kwarg.name != name:
-            names[name] = kwarg.name
+    for signature in signatures:
+        for name, definition in signature.parameters.items():
+            kwarg = definition.kwarg_definition
+            if isinstance(kwarg, ParameterKwarg) and kwarg.name and kwarg.name != name:
+                names[name] = kwarg.name
     return names
 
 

@@ -9,12 +9,15 @@ from typing import Annotated, Literal
 
 import msgspec
 from litestar import Request, Response, delete, get
+from litestar.di import Provide
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, Reference, RequestBody, Schema
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, Reference, Schema
 from litestar.params import PathParameter, QueryParameter
+from ts_runtime.api_core.dependencies import REQUEST_INPUT, DbConnection, RequestInput
+from ts_runtime.api_core.openapi import request_body
+from ts_runtime.api_core.problems import PROBLEM, decode_struct
 
 from ..auth import require_token_or_api_key
-from ts_runtime.api_core.problems import PROBLEM, decode_struct
 
 from ..errors import ApiError, ErrorBody
 from . import queries
@@ -81,10 +84,14 @@ class _SignalsOperation(Operation):
             ok.content["text/csv"] = OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING))
 
 
-@get("/signals", operation_id="listSignals", summary="Signals, newest first (format=csv: the old export)",
-     responses=_ERRORS, tags=["signals"], operation_class=_SignalsOperation)
-async def list_signals(
-    request: Request,
+# Each route's `request_input` provider reads and checks the query (or path, or body) before the
+# core plugin's `db_connection` takes a connection (api_core.dependencies): a client's mistake is
+# its 400 even while the database is down, and costs no pool connection.
+SignalId = Annotated[int, PathParameter(ge=1, le=2**53, description="signal id")]
+Format = Annotated[Literal["json", "csv"], QueryParameter(description="csv: the old dashboard's export")]
+
+
+async def _signals_query(
     limit: Limit = 100,
     channel: Text = None,
     signal_type: Annotated[str | None, QueryParameter(name="type", max_length=50, description="Swing Trade / Day Trade")] = None,
@@ -92,11 +99,24 @@ async def list_signals(
     from_: From = None,
     to: Moment = None,
     cursor: Cursor = None,
-    format: Annotated[Literal["json", "csv"], QueryParameter(description="csv: the old dashboard's export")] = "json",
-) -> Response[SignalPage]:
-    filters = _filters(limit, channel, from_, to, search, cursor, signal_type)
-    async with request.app.state.db.pool.acquire() as conn:
-        page = await queries.list_signals(conn, filters)
+    format: Format = "json",
+) -> tuple[Filters, str]:
+    return _filters(limit, channel, from_, to, search, cursor, signal_type), format
+
+
+async def _signal_id(signal_id: SignalId) -> int:
+    return signal_id
+
+
+_BY_ID = {REQUEST_INPUT: Provide(_signal_id)}
+
+
+@get("/signals", operation_id="listSignals", summary="Signals, newest first (format=csv: the old export)",
+     responses=_ERRORS, tags=["signals"], operation_class=_SignalsOperation,
+     dependencies={REQUEST_INPUT: Provide(_signals_query)})
+async def list_signals(request_input: RequestInput[tuple[Filters, str]], db_connection: DbConnection) -> Response[SignalPage]:
+    filters, format = request_input
+    page = await queries.list_signals(db_connection, filters)
     if format == "csv":
         headers = {"Content-Disposition": 'attachment; filename="tp-capital-signals.csv"'}
         if page.next_cursor:
@@ -106,17 +126,16 @@ async def list_signals(
 
 
 @get("/signals/{signal_id:int}", operation_id="getSignal", summary="One signal with its lifecycle events",
-     responses={**_ERRORS, 404: _AUTH_ERRORS[404]}, tags=["signals"])
-async def get_signal(request: Request, signal_id: Annotated[int, PathParameter(ge=1, le=2**53, description="signal id")]) -> SignalDetail:
-    async with request.app.state.db.pool.acquire() as conn:
-        return await queries.get_signal(conn, signal_id)
+     responses={**_ERRORS, 404: _AUTH_ERRORS[404]}, tags=["signals"], dependencies=_BY_ID)
+async def get_signal(request_input: RequestInput[int], db_connection: DbConnection) -> SignalDetail:
+    return await queries.get_signal(db_connection, request_input)
 
 
 @delete("/signals/{signal_id:int}", operation_id="deleteSignal", summary="Mark a signal deleted (token required)",
-        guards=[require_token_or_api_key], status_code=200, responses=_AUTH_ERRORS, tags=["signals"])
-async def delete_signal(request: Request, signal_id: Annotated[int, PathParameter(ge=1, le=2**53, description="signal id")]) -> DeleteResult:
-    async with request.app.state.db.pool.acquire() as conn:
-        return await queries.delete_signal(conn, signal_id)
+        guards=[require_token_or_api_key], status_code=200, responses=_AUTH_ERRORS, tags=["signals"],
+        dependencies=_BY_ID)
+async def delete_signal(request_input: RequestInput[int], db_connection: DbConnection) -> DeleteResult:
+    return await queries.delete_signal(db_connection, request_input)
 
 
 _INGESTED_AT_FORMAT = "an ISO 8601 date-time with a time zone, e.g. 2025-10-07T12:00:00.123Z"
@@ -145,50 +164,41 @@ def _decode_delete_body(body: bytes) -> datetime:
     return in_utc
 
 
-@dataclass
-class _DeleteBodyOperation(Operation):
-    def __post_init__(self) -> None:
-        self.request_body = RequestBody(required=True, content={"application/json": OpenAPIMediaType(schema=Schema(
-            type=OpenAPIType.OBJECT, required=["ingestedAt"],
-            properties={"ingestedAt": Schema(type=OpenAPIType.STRING, format="date-time",
-                                             description=_INGESTED_AT_FORMAT)}))})
+async def _delete_body(request: Request) -> datetime:
+    return _decode_delete_body(await request.body())
 
 
-@delete("/signals", operation_id="deleteSignalByIngestedAt", operation_class=_DeleteBodyOperation,
+@delete("/signals", operation_id="deleteSignalByIngestedAt", operation_class=request_body(DeleteByIngestedAt),
         summary='The old form: body {"ingestedAt": "<ISO>"} deletes that one signal (token required)',
         guards=[require_token_or_api_key], status_code=200, tags=["signals"], request_max_body_size=64 * 1024,
         responses={**_AUTH_ERRORS, 409: ResponseSpec(
             ErrorBody, description="Several signals have that ingestedAt: none deleted (use DELETE /signals/{id})",
-            generate_examples=False)})
-async def delete_signal_by_ingested_at(request: Request) -> OldDeleteResult:
-    ingested_at = _decode_delete_body(await request.body())
-    async with request.app.state.db.pool.acquire() as conn:
-        return await queries.delete_by_ingested_at(conn, ingested_at)
+            generate_examples=False)},
+        dependencies={REQUEST_INPUT: Provide(_delete_body)})
+async def delete_signal_by_ingested_at(request_input: RequestInput[datetime], db_connection: DbConnection) -> OldDeleteResult:
+    return await queries.delete_by_ingested_at(db_connection, request_input)
 
 
-@get("/messages", operation_id="listMessages", summary="Raw messages as received, newest first",
-     responses=_ERRORS, tags=["messages"])
-async def list_messages(
-    request: Request,
+async def _messages_query(
     limit: Limit = 100,
     channel: Annotated[str | None, QueryParameter(max_length=200, description="channel id or name")] = None,
     search: Text = None,
     from_: From = None,
     to: Moment = None,
     cursor: Cursor = None,
-) -> MessagePage:
-    filters = _filters(limit, channel, from_, to, search, cursor)
-    async with request.app.state.db.pool.acquire() as conn:
-        return await queries.list_messages(conn, filters)
+) -> Filters:
+    return _filters(limit, channel, from_, to, search, cursor)
+
+
+@get("/messages", operation_id="listMessages", summary="Raw messages as received, newest first",
+     responses=_ERRORS, tags=["messages"], dependencies={REQUEST_INPUT: Provide(_messages_query)})
+async def list_messages(request_input: RequestInput[Filters], db_connection: DbConnection) -> MessagePage:
+    return await queries.list_messages(db_connection, request_input)
 
 
 # The old API served the list at /forwarded-messages (its table's name), filtered by `channelId`;
 # clients written for it keep working. The rows are the same (with the old aliases) on both paths.
-@get("/forwarded-messages", operation_id="listForwardedMessages",
-     summary="Raw messages, newest first (the old API's path for GET /messages, with channelId)",
-     responses=_ERRORS, tags=["messages"])
-async def list_forwarded_messages(
-    request: Request,
+async def _forwarded_messages_query(
     limit: Limit = 100,
     channel_id: Annotated[str | None, QueryParameter(name="channelId", pattern=r"^-?[0-9]{1,19}$",
                                                      description="the channel's id, e.g. -1001649127710")] = None,
@@ -197,23 +207,32 @@ async def list_forwarded_messages(
     from_: From = None,
     to: Moment = None,
     cursor: Cursor = None,
-) -> MessagePage:
-    filters = _filters(limit, channel, from_, to, search, cursor, channel_id=channel_id)
-    async with request.app.state.db.pool.acquire() as conn:
-        return await queries.list_messages(conn, filters)
+) -> Filters:
+    return _filters(limit, channel, from_, to, search, cursor, channel_id=channel_id)
 
 
-@get("/signal-events", operation_id="listSignalEvents", responses=_ERRORS, tags=["signals"],
-     summary="Lifecycle events, newest first (unlinked=true: follow-ups no signal was found for)")
-async def list_signal_events(
-    request: Request,
+@get("/forwarded-messages", operation_id="listForwardedMessages",
+     summary="Raw messages, newest first (the old API's path for GET /messages, with channelId)",
+     responses=_ERRORS, tags=["messages"], dependencies={REQUEST_INPUT: Provide(_forwarded_messages_query)})
+async def list_forwarded_messages(request_input: RequestInput[Filters], db_connection: DbConnection) -> MessagePage:
+    return await queries.list_messages(db_connection, request_input)
+
+
+async def _events_query(
     limit: Limit = 100,
     channel: Annotated[int | None, QueryParameter(ge=-(2**63), le=2**63 - 1, description="channel id")] = None,
     unlinked: Annotated[bool, QueryParameter(description="only events linked to no signal")] = False,
     cursor: Cursor = None,
-) -> EventPage:
-    async with request.app.state.db.pool.acquire() as conn:
-        return await queries.list_events(conn, channel, unlinked, limit, decode_cursor(cursor))
+) -> tuple:
+    return limit, channel, unlinked, decode_cursor(cursor)
+
+
+@get("/signal-events", operation_id="listSignalEvents", responses=_ERRORS, tags=["signals"],
+     summary="Lifecycle events, newest first (unlinked=true: follow-ups no signal was found for)",
+     dependencies={REQUEST_INPUT: Provide(_events_query)})
+async def list_signal_events(request_input: RequestInput[tuple], db_connection: DbConnection) -> EventPage:
+    limit, channel, unlinked, cursor = request_input
+    return await queries.list_events(db_connection, channel, unlinked, limit, cursor)
 
 
 route_handlers = [list_signals, get_signal, delete_signal, delete_signal_by_ingested_at, list_messages,

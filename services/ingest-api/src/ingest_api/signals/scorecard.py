@@ -6,10 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Annotated, Literal
 
-from litestar import Request, Response, get
+from litestar import Response, get
+from litestar.di import Provide
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Reference, Schema
 from litestar.params import QueryParameter
+from ts_runtime.api_core.dependencies import REQUEST_INPUT, DbConnection, RequestInput
 
 from ..errors import ErrorBody
 from . import report, stats
@@ -62,23 +64,35 @@ class _PageOperation(Operation):
                 content={"text/html": OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING))})
 
 
-@get("/signals/stats", operation_id="getSignalStats", tags=["signals"], responses=_ERRORS,
-     operation_class=_StatsOperation,
-     summary="Channel scorecard: outcomes, win rate and results per channel and month, ISO week or in all",
-     description="Periods by the signal's Telegram date in America/Sao_Paulo; deleted signals excluded. "
-                 "Definitions: docs/ingest-api.md, \"Channel scorecard\". format=csv: `;`-separated, pt-BR numbers.")
-async def signal_stats(
-    request: Request,
+# The query is read and checked by `request_input` before `db_connection` takes a connection
+# (api_core.dependencies): a bad parameter is a 400 even while the database is down.
+Format = Annotated[Literal["json", "csv"], QueryParameter(description="json, or csv (`;`, pt-BR numbers)")]
+
+
+async def _stats_query(
     channel: Channel = None,
     from_: From = None,
     to: To = None,
     group: Annotated[Literal["month", "week", "all"], QueryParameter(
         description="month (YYYY-MM), week (ISO, YYYY-Www) or all")] = "month",
-    format: Annotated[Literal["json", "csv"], QueryParameter(description="json, or csv (`;`, pt-BR numbers)")] = "json",
-) -> Response[stats.StatsPage]:
-    query = stats.stats_query(channel, from_, to, group)
-    async with request.app.state.db.pool.acquire() as conn:
-        rows = await stats.fetch_stats(conn, query)
+    format: Format = "json",
+) -> tuple[stats.StatsQuery, str]:
+    return stats.stats_query(channel, from_, to, group), format
+
+
+async def _report_query(channel: Channel = None, from_: From = None, to: To = None) -> stats.StatsQuery:
+    return stats.stats_query(channel, from_, to, "month")
+
+
+@get("/signals/stats", operation_id="getSignalStats", tags=["signals"], responses=_ERRORS,
+     operation_class=_StatsOperation, dependencies={REQUEST_INPUT: Provide(_stats_query)},
+     summary="Channel scorecard: outcomes, win rate and results per channel and month, ISO week or in all",
+     description="Periods by the signal's Telegram date in America/Sao_Paulo; deleted signals excluded. "
+                 "Definitions: docs/ingest-api.md, \"Channel scorecard\". format=csv: `;`-separated, pt-BR numbers.")
+async def signal_stats(request_input: RequestInput[tuple[stats.StatsQuery, str]],
+                       db_connection: DbConnection) -> Response[stats.StatsPage]:
+    query, format = request_input
+    rows = await stats.fetch_stats(db_connection, query)
     if format == "csv":
         return Response(stats.stats_csv(rows), media_type="text/csv",
                         headers={"Content-Disposition": 'attachment; filename="scorecard.csv"'})
@@ -86,12 +100,11 @@ async def signal_stats(
 
 
 @get("/report", operation_id="getReport", tags=["signals"], responses=_ERRORS, operation_class=_PageOperation,
-     media_type=HTML, summary="The scorecard as an HTML page: one section per channel (pt-BR, readable on a phone)")
-async def scorecard_report(request: Request, channel: Channel = None, from_: From = None, to: To = None) -> Response[str]:
-    query = stats.stats_query(channel, from_, to, "month")
-    async with request.app.state.db.pool.acquire() as conn:
-        sections = await report.build_sections(conn, query)
-    page = report.render(sections, query, datetime.now(timezone.utc))
+     media_type=HTML, dependencies={REQUEST_INPUT: Provide(_report_query)},
+     summary="The scorecard as an HTML page: one section per channel (pt-BR, readable on a phone)")
+async def scorecard_report(request_input: RequestInput[stats.StatsQuery], db_connection: DbConnection) -> Response[str]:
+    sections = await report.build_sections(db_connection, request_input)
+    page = report.render(sections, request_input, datetime.now(timezone.utc))
     return Response(page, media_type=HTML, headers=_PAGE_HEADERS)
 
 
