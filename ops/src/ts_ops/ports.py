@@ -26,11 +26,19 @@ class PortHolder:
         return f"port {self.port} is in use by {self.name or 'an unnamed process'} (pid {self.pid})"
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on now (the kernel's pick)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     """True when a server could bind `host:port` now (the same test the services' bind makes)."""
     with socket.socket() as sock:
         # Without SO_REUSEADDR a port in TIME_WAIT would look taken, although servers (which set
-        # it) can bind it.
+        # it, PostgreSQL included) can bind it: an embedded PostgreSQL restarting on its port
+        # would otherwise move to a new one and break every URL handed out before.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))

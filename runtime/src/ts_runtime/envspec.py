@@ -39,6 +39,11 @@ class EnvSpec:
 
     def load_problem(self, env: Mapping[str, str | None]) -> str | None:
         """What the service's own loader refuses in `env` (None: it starts with these settings)."""
+        # A NUL byte cannot be in a real environment (a value read from a .env file can hold one):
+        # the loader never sees it, and it is named instead of failing os.environ.
+        for key, value in env.items():
+            if value is not None and "\x00" in value:
+                return f"{key} contains a NUL character"
         with environment(env):
             try:
                 self.load()
