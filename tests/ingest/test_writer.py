@@ -10,7 +10,8 @@ import pytest
 from prometheus_client import REGISTRY
 
 from ingest_api.db import Database
-from ingest_api.ingest.service import IngestWriter, validate
+from ingest_api.ingest.validation import validate
+from ingest_api.ingest.writer import IngestWriter
 from ingest_api.settings import WriterSettings
 from ts_common.settings import DatabaseSettings
 

@@ -93,6 +93,18 @@ def read_token_guard(tokens: Sequence[str]):
     return require_read_token
 
 
+def request_checks(read_token=None):  # type: ignore[no-untyped-def]
+    """The app-level guard running the checks above in order (query, JSON writes, read token)."""
+
+    async def check_request(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+        await refuse_query_not_utf8(connection, handler)
+        await require_json_writes(connection, handler)
+        if read_token is not None:
+            await read_token(connection, handler)
+
+    return check_request
+
+
 class CoreRequest(Request):
     """A Request whose body is checked to be UTF-8 once, when first read (400 naming the byte)."""
 

@@ -22,7 +22,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.plugins import InitPluginProtocol
 
 from .. import database, health
-from .checks import CoreRequest, PUBLIC, WRITE_METHODS, read_token_guard, refuse_query_not_utf8, require_json_writes
+from .checks import CoreRequest, PUBLIC, WRITE_METHODS, read_token_guard, request_checks
 from .errors import ErrorBody, exception_handlers
 from .middleware import body_deadline, options_allow
 from .routes import system_routes
@@ -84,10 +84,10 @@ class CorePlugin(InitPluginProtocol):
         app_config.exception_handlers.update(exception_handlers(
             success_flag=config.success_flag, unavailable_kind=config.unavailable_kind,
             on_unavailable=config.on_unavailable))
-        guards: list = [refuse_query_not_utf8, require_json_writes]
-        if config.read_tokens:
-            guards.append(read_token_guard(config.read_tokens))
-        app_config.guards = [*guards, *app_config.guards]
+        # One guard for all the checks: Litestar copies the route handler for every guard it
+        # calls, on every request.
+        app_config.guards = [request_checks(read_token_guard(config.read_tokens) if config.read_tokens else None),
+                             *app_config.guards]
         app_config.request_class = CoreRequest
         # Outermost first: the deadline covers everything that reads the body.
         app_config.middleware = [body_deadline(config.body_timeout_seconds), options_allow, *app_config.middleware]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ts_common.telemetry import sampler_from_env
 from ts_common.settings import ConfigError, DatabaseSettings, HttpSettings, LogSettings, env_bool, env_int, env_str
 
 MIN_TOKEN_LENGTH = 32
@@ -54,6 +55,8 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> "Settings":
+        # A bad OTEL_TRACES_SAMPLER(_ARG) fails the configuration check at start (exit 2), not a worker.
+        sampler_from_env()
         return cls(
             database=DatabaseSettings.from_env(),
             auth=AuthSettings.from_env(),

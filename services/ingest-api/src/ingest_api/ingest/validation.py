@@ -1,0 +1,239 @@
+"""Validation of the ingest payloads: a request body (or one element of a batch) becomes a
+`Prepared` message ready for SQL, or `Rejected` with one line per bad field.
+
+The shared contract (contracts.decode_payload) decodes; this module adds what the wire types
+cannot say (dates within Telegram's lifetime, no NUL characters PostgreSQL would refuse, a
+channel id that fits in bigint) and explains a failed decode field by field, since msgspec
+stops at the first problem. The body's UTF-8 is checked once, by the core plugin's request
+(ts_common.api_core.checks.CoreRequest), before any of this runs.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import msgspec
+
+from contracts import (
+    DeletedMessage,
+    EditedMessage,
+    MessagePayload,
+    NewMessage,
+    channel_id_int,
+    decode_payload,
+)
+
+from ..parser import FollowUp, Signal
+
+TELEGRAM_LAUNCH = datetime(2013, 8, 1, tzinfo=timezone.utc)
+MAX_FUTURE = timedelta(days=1)
+_encoder = msgspec.json.Encoder()
+_any_decoder = msgspec.json.Decoder()
+
+
+class Rejected(Exception):
+    """The payload is invalid; `details` name each bad field."""
+
+    def __init__(self, details: list[str], message_id: int | None = None) -> None:
+        super().__init__("; ".join(details))
+        self.details = details
+        self.message_id = message_id
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A validated message, ready for SQL (JSON columns already encoded)."""
+
+    kind: str
+    channel_id: int
+    message_id: int
+    original_timestamp: datetime | None
+    text: str = ""
+    photos: str = "[]"
+    channel_name: str | None = None
+    sender: str | None = None
+    forward: str | None = None
+    edit_date: datetime | None = None
+    deleted_at: datetime | None = None
+    reply_to_message_id: int | None = None
+    # What the parser reads in `text`; set by `parse_prepared` (the writer parses what is not).
+    parsed: Signal | FollowUp | None = None
+    is_parsed: bool = False
+
+    @property
+    def channel(self) -> str:
+        """The `channel` column of signal rows: the channel's name when known, else its id."""
+        return self.channel_name or str(self.channel_id)
+
+    @property
+    def dedupe_key(self) -> tuple[Any, ...]:
+        if self.kind == "deleted":
+            return ("deleted", self.channel_id, self.message_id)
+        return (self.kind, self.channel_id, self.message_id, self.original_timestamp, self.edit_date)
+
+
+# Each kind's wire type, whose fields are checked one by one to explain a failed decode.
+_KINDS: dict[str, type[msgspec.Struct]] = {"new": NewMessage, "edited": EditedMessage, "deleted": DeletedMessage}
+_DATE_FIELDS = ("timestamp", "editDate", "deletedAt")
+# msgspec: "Expected `int`, got `str` - at `$.messageId`" / "Object missing required field `x`".
+_AT_PATH = re.compile(r"^(?P<reason>.*?) - at `\$(?P<path>[^`]*)`$")
+_MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`(?: - at `\$(?P<path>[^`]*)`)?$")
+
+
+def _field_name(path: str) -> str:
+    return path.lstrip(".") or "body"
+
+
+def _describe(error: msgspec.MsgspecError) -> str:
+    text = str(error)
+    missing = _MISSING.match(text)
+    if missing:
+        prefix = _field_name(missing.group("path") or "")
+        field = missing.group("field") if prefix == "body" else f"{prefix}.{missing.group('field')}"
+        return f"{field} is required"
+    located = _AT_PATH.match(text)
+    if located:
+        return _bad_field(_field_name(located.group("path")), located.group("reason"))
+    if isinstance(error, msgspec.DecodeError):
+        return f"body is not valid JSON: {text}"
+    return text
+
+
+def _bad_field(field: str, reason: str) -> str:
+    if field in _DATE_FIELDS:
+        return f"{field} must be valid ISO 8601 datetime with a time zone ({reason})"
+    return f"{field}: {reason}"
+
+
+def _explain(body: bytes, error: msgspec.MsgspecError) -> list[str]:
+    """One detail per bad field (msgspec stops at the first problem), else msgspec's reason."""
+    try:
+        generic = _any_decoder.decode(body)
+    except msgspec.DecodeError as exc:
+        return [f"body is not valid JSON: {exc}"]
+    if not isinstance(generic, dict):
+        return [f"body must be a JSON object, got {type(generic).__name__}"]
+    kind = generic.get("kind", "new")
+    # isinstance first: `[] in _KINDS` would raise (unhashable) instead of answering 400.
+    if not isinstance(kind, str) or kind not in _KINDS:
+        return ["kind must be one of new, edited, deleted"]
+    return _field_problems(generic, _KINDS[kind]) or [_describe(error)]
+
+
+def _field_problems(payload: dict[str, Any], wire_type: type[msgspec.Struct]) -> list[str]:
+    """Each field of `wire_type` checked on its own: missing, or its value converted to the
+    field's type (which keeps the Meta constraints: ranges, patterns, time zones)."""
+    details: list[str] = []
+    for field in msgspec.structs.fields(wire_type):
+        name = field.encode_name
+        value = payload.get(name)
+        if value is None and field.required:
+            details.append(f"{name} is required")
+            continue
+        if name not in payload:
+            continue
+        try:
+            msgspec.convert(value, field.type)
+        except msgspec.ValidationError as exc:
+            # A problem inside the value ("Expected `int`, got `str` - at `$.id`") names its path.
+            located = _AT_PATH.match(str(exc))
+            if located:
+                details.append(_bad_field(name + located.group("path"), located.group("reason")))
+            else:
+                details.append(_bad_field(name, str(exc)))
+    return details
+
+
+def _find_nul(value: Any, path: str) -> str | None:
+    # PostgreSQL text and jsonb cannot hold U+0000: refuse it with the field's name instead of
+    # failing in the database.
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _find_nul(key, path) or _find_nul(item, f"{path}.{key}")
+            if found:
+                return found
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _find_nul(item, f"{path}[{i}]")
+            if found:
+                return found
+    return None
+
+
+def _check_date(name: str, value: datetime | None, now: datetime, details: list[str]) -> None:
+    if value is None:
+        return
+    if value < TELEGRAM_LAUNCH:
+        details.append(f"{name} must not be before 2013-08-01 (Telegram did not exist)")
+    elif value > now + MAX_FUTURE:
+        details.append(f"{name} must not be more than 1 day in the future")
+
+
+def validate(body: bytes | msgspec.Raw, now: datetime | None = None) -> Prepared:
+    """Decode and check one payload with the shared contract; raises `Rejected`.
+
+    `now` (for the "not in the future" check) may be passed once for a whole batch.
+    """
+    try:
+        try:
+            payload: MessagePayload = decode_payload(body)
+        except msgspec.MsgspecError as exc:
+            raise Rejected(_explain(bytes(body), exc)) from None
+        return _prepare(payload, now or datetime.now(timezone.utc))
+    except RecursionError:
+        raise Rejected(["body is nested too deeply"]) from None
+
+
+def _prepare(payload: MessagePayload, now: datetime) -> Prepared:
+    details: list[str] = []
+    channel_id = channel_id_int(payload.channel_id)
+    if not -(2**63) <= channel_id < 2**63:
+        details.append("channelId must fit in a signed 64-bit integer")
+    _check_date("timestamp", payload.timestamp, now, details)
+    if isinstance(payload, DeletedMessage):
+        _check_date("deletedAt", payload.deleted_at, now, details)
+        if details:
+            raise Rejected(details, payload.message_id)
+        return Prepared(
+            kind="deleted",
+            channel_id=channel_id,
+            message_id=payload.message_id,
+            original_timestamp=payload.timestamp,
+            deleted_at=payload.deleted_at or now,
+        )
+    edit_date = None
+    if isinstance(payload, EditedMessage):
+        edit_date = payload.edit_date
+        _check_date("editDate", edit_date, now, details)
+        if edit_date < payload.timestamp:
+            details.append("editDate must not be before timestamp")
+    sender = msgspec.to_builtins(payload.sender) if payload.sender is not None else None
+    forward = msgspec.to_builtins(payload.forward) if payload.forward is not None else None
+    for name, value in (("photos", payload.photos), ("sender", sender), ("forward", forward),
+                        ("channelName", payload.channel_name)):
+        found = _find_nul(value, name)
+        if found:
+            details.append(f"{found} must not contain NUL characters")
+    if details:
+        raise Rejected(details, payload.message_id)
+    return Prepared(
+        kind="edited" if edit_date is not None else "new",
+        channel_id=channel_id,
+        message_id=payload.message_id,
+        original_timestamp=payload.timestamp,
+        text=payload.text,
+        photos=_encoder.encode(payload.photos).decode() if payload.photos else "[]",
+        channel_name=payload.channel_name,
+        sender=_encoder.encode(sender).decode() if sender is not None else None,
+        forward=_encoder.encode(forward).decode() if forward is not None else None,
+        edit_date=edit_date,
+        reply_to_message_id=payload.reply_to_message_id,
+    )
+
+
+__all__ = ["Prepared", "Rejected", "validate"]
