@@ -108,7 +108,8 @@ def test_required_null_and_wrong_kind() -> None:
     assert problems(Form, b'{"title": null, "channelId": 1.5, "line": 3}') == {
         "title": "must not be null",
         "channelId": "must be an integer or a string",
-        "line": "must be an object or null",
+        # Not null, so judged as a Line.
+        "line": "must be an object",
     }
     assert problems(Form, b"{}") == {"channelId": "is required", "title": "is required"}
 
@@ -128,6 +129,24 @@ def test_a_pattern_refuses_a_trailing_newline() -> None:
     assert problems(Form, b'{"channelId": 1, "title": "t", "slug": "abc\\n"}') == {
         "slug": "must be a slug (lower-case letters, digits and '-')"}
     assert decode_struct(Form, b'{"channelId": 1, "title": "t", "slug": "abc-1"}').slug == "abc-1"
+
+
+class Worded(Base):
+    # A Meta's sentence words the failures of its own constraints; one without any: the wrong type.
+    tags: Annotated[list[Short], msgspec.Meta(extra={"problem": "must be a list of strings"}),
+                    msgspec.Meta(max_length=2, extra={"problem": "must have at most 2 tags"})] | None = None
+    colour: Annotated[str, msgspec.Meta(min_length=7),
+                      msgspec.Meta(pattern="^#[0-9a-f]{6}$", extra={"problem": "must be a colour like #3b82f6"})] = "#000000"
+
+
+def test_a_meta_words_its_own_failures() -> None:
+    assert problems(Worded, b'{"tags": "a,b", "colour": "#12"}') == {
+        "tags": "must be a list of strings", "colour": "must be at least 7 characters"}
+    assert problems(Worded, b'{"tags": ["a", "b", ""], "colour": "#1234567"}') == {
+        "tags": "must have at most 2 tags", "tags[2]": "must be 1 to 8 characters",
+        "colour": "must be a colour like #3b82f6"}
+    assert problems(Worded, b'{"colour": 7}') == {"colour": "must be a string"}
+    assert decode_struct(Worded, b'{"tags": null}').tags is None
 
 
 def test_unknown_fields_follow_the_struct() -> None:

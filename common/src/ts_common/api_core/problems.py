@@ -11,7 +11,8 @@ wire path (`channelId`, `messages[3].text`) and a sentence ("must be a string", 
 200 characters", "is required"). The path is known because the walk builds it: msgspec's error
 text is only read for its reason, never for its location.
 
-A field's Meta may carry its own sentence, used whatever the failure:
+A field's Meta may carry its own sentence for the failures of the constraints it declares (a Meta
+declaring none: for a value of the wrong type):
 `Meta(pattern=..., extra={"problem": "must be a slug (lower-case letters, digits and '-')"})`.
 
 Whatever the walk finds, a body the decoder refused is always answered 400 with at least one
@@ -160,6 +161,11 @@ def _walk_struct(struct_type: Any, value: dict, where: str, problems: list[Field
 
 
 def _walk_union(tp: Any, base: Any, value: Any, where: str, problems: list[FieldProblem]) -> None:
+    others = [m for m in get_args(base) if m not in (_NONE_TYPE, msgspec.UnsetType)]
+    if len(others) == 1:
+        # `X | None` holding something else than null: judged as an X (its own sentences apply).
+        _walk(others[0], value, where, problems)
+        return
     members = [_unwrap(m)[0] for m in get_args(base)]
     if isinstance(value, dict):
         objects = [m for m in members if (_is_struct(m) and not m.__struct_config__.array_like)
@@ -242,11 +248,11 @@ def _sentence(error: Exception, base: Any, metas: list[msgspec.Meta], value: Any
     reason = _reason(error) if not whole else str(error)
     if whole:
         return f"is invalid: {reason}"
-    for meta in metas:
-        if meta.extra and PROBLEM in meta.extra:
-            return str(meta.extra[PROBLEM])
     if value is None:
         return "must not be null"
+    worded = _worded(reason, metas)
+    if worded is not None:
+        return worded
     choices = _choices(base)
     if choices:
         return f"must be one of {', '.join(str(c) for c in choices)}"
@@ -286,6 +292,42 @@ def _sentence(error: Exception, base: Any, metas: list[msgspec.Meta], value: Any
         words = {"<": "less than", "<=": "at most", ">": "greater than", ">=": "at least"}[operator]
         return f"must be {words} {number}"
     return f"is invalid: {reason}"
+
+
+# Which Meta attributes each kind of failure comes from (the Meta whose sentence words it).
+_CONSTRAINTS = {
+    "length": ("min_length", "max_length"),
+    "pattern": ("pattern",),
+    "range": ("ge", "gt", "le", "lt", "multiple_of"),
+    "tz": ("tz",),
+}
+_ALL_CONSTRAINTS = tuple(name for names in _CONSTRAINTS.values() for name in names)
+
+
+def _worded(reason: str, metas: list[msgspec.Meta]) -> str | None:
+    """The sentence a Meta gives (`extra={"problem": ...}`) for this failure, if any.
+
+    A Meta words the failures of the constraints it declares; one declaring none words the rest
+    (a value of the wrong type), so `Annotated[list[Tag], Meta(extra=...), Meta(max_length=50,
+    extra=...)]` can say "must be a list of strings" and "must have at most 50 tags"."""
+    rest = reason.removeprefix("Expected `").partition("`")[2].strip() if reason.startswith("Expected `") else ""
+    if rest.startswith("of length "):
+        owners = _CONSTRAINTS["length"]
+    elif rest.startswith("matching regex "):
+        owners = _CONSTRAINTS["pattern"]
+    elif rest.startswith(("that's a multiple", "<", ">")):
+        owners = _CONSTRAINTS["range"]
+    elif rest.startswith(("with a timezone", "without a timezone")):
+        owners = _CONSTRAINTS["tz"]
+    else:
+        owners = ()
+    for meta in metas:
+        if not (meta.extra and PROBLEM in meta.extra):
+            continue
+        declared = [name for name in _ALL_CONSTRAINTS if getattr(meta, name) is not None]
+        if (owners and any(name in declared for name in owners)) or (not owners and not declared):
+            return str(meta.extra[PROBLEM])
+    return None
 
 
 def _reason(error: Exception) -> str:
