@@ -9,19 +9,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-import msgspec
 from litestar import Request, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
 
-from contracts import BatchResult, IngestResult, decode_batch
+from contracts import BatchResult, IngestResult
 
 from .. import metrics
 from ..auth import check_token
 from ..db import DatabaseUnavailable
 from ..errors import ApiError, ErrorBody, database_unavailable, validation_failed
 from ..openapi import BATCH_SCHEMA, PAYLOAD_SCHEMA
-from .validation import Prepared, Rejected, validate
+from .validation import Prepared, Rejected, decode_envelope, validate
 from .writer import IngestWriter
 
 # One message is a few KiB (Telegram caps text at 4,096 characters); a batch holds 1,000.
@@ -98,14 +97,10 @@ async def ingest_batch(request: Request) -> BatchResult:
     # (CoreRequest.body() checks the UTF-8).
     body = await request.body()
     try:
-        envelope = decode_batch(body)
-    except msgspec.MsgspecError as exc:
-        raise validation_failed([_envelope_problem(exc)]) from None
-    except RecursionError:
-        # msgspec walks every element (even those it keeps raw) and gives up past ~1,000 levels:
-        # the client's mistake, never a 500 (which the gateway would retry forever).
+        envelope = decode_envelope(body)
+    except Rejected as exc:
         metrics.INGEST_REJECTED.inc()
-        raise validation_failed(["body is nested too deeply"]) from None
+        raise validation_failed(exc.details) from None
 
     results: list[IngestResult | None] = [None] * len(envelope.messages)
     valid: list[tuple[int, Prepared]] = []
@@ -133,17 +128,6 @@ async def ingest_batch(request: Request) -> BatchResult:
             metrics.BY_STATUS[status].inc(count)
     return BatchResult(results=final, stored=counts["stored"], duplicates=counts["duplicate"],
                        rejected=counts["rejected"])
-
-
-def _envelope_problem(exc: msgspec.MsgspecError) -> str:
-    text = str(exc)
-    if "missing required field `messages`" in text:
-        return "messages is required"
-    if "at `$.messages`" in text:
-        return "messages: " + text.split(" - at ")[0] + " (1 to 1,000 payloads)"
-    if isinstance(exc, msgspec.DecodeError):
-        return f"body is not valid JSON: {text}"
-    return f"body: {text}"
 
 
 __all__ = ["ApiError", "ingest_batch", "ingest_message"]

@@ -10,7 +10,6 @@ stops at the first problem. The body's UTF-8 is checked once, by the core plugin
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -20,11 +19,15 @@ import msgspec
 from contracts import (
     DeletedMessage,
     EditedMessage,
+    IngestBatch,
     MessagePayload,
     NewMessage,
     channel_id_int,
+    decode_batch,
     decode_payload,
 )
+from ts_common.api_core.errors import FieldProblem
+from ts_common.api_core.problems import problems_in
 
 from ..parser import FollowUp, Signal
 
@@ -78,38 +81,26 @@ class Prepared:
 # Each kind's wire type, whose fields are checked one by one to explain a failed decode.
 _KINDS: dict[str, type[msgspec.Struct]] = {"new": NewMessage, "edited": EditedMessage, "deleted": DeletedMessage}
 _DATE_FIELDS = ("timestamp", "editDate", "deletedAt")
-# msgspec: "Expected `int`, got `str` - at `$.messageId`" / "Object missing required field `x`".
-_AT_PATH = re.compile(r"^(?P<reason>.*?) - at `\$(?P<path>[^`]*)`$")
-_MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`(?: - at `\$(?P<path>[^`]*)`)?$")
 
 
-def _field_name(path: str) -> str:
-    return path.lstrip(".") or "body"
+def _detail(problem: FieldProblem) -> str:
+    # A date that is not one gets the wording the gateway's operators know (the helper's "must be
+    # a valid RFC3339 encoded datetime" does not say that the zone is needed too).
+    if problem.field in _DATE_FIELDS and "datetime" in problem.message:
+        return f"{problem.field} must be valid ISO 8601 datetime with a time zone"
+    return problem.text
 
 
-def _describe(error: msgspec.MsgspecError) -> str:
-    text = str(error)
-    missing = _MISSING.match(text)
-    if missing:
-        prefix = _field_name(missing.group("path") or "")
-        field = missing.group("field") if prefix == "body" else f"{prefix}.{missing.group('field')}"
-        return f"{field} is required"
-    located = _AT_PATH.match(text)
-    if located:
-        return _bad_field(_field_name(located.group("path")), located.group("reason"))
-    if isinstance(error, msgspec.DecodeError):
-        return f"body is not valid JSON: {text}"
-    return text
-
-
-def _bad_field(field: str, reason: str) -> str:
-    if field in _DATE_FIELDS:
-        return f"{field} must be valid ISO 8601 datetime with a time zone ({reason})"
-    return f"{field}: {reason}"
+def _fallback(error: msgspec.MsgspecError) -> str:
+    """msgspec's own reason, when walking the fields finds nothing (e.g. a duplicated key)."""
+    if isinstance(error, msgspec.ValidationError):
+        return f"body: {error}"
+    return f"body is not valid JSON: {error}"
 
 
 def _explain(body: bytes, error: msgspec.MsgspecError) -> list[str]:
-    """One detail per bad field (msgspec stops at the first problem), else msgspec's reason."""
+    """One detail per bad field (msgspec stops at the first problem), by the shared helper
+    (ts_common.api_core.problems), which walks the wire type's fields with their constraints."""
     try:
         generic = _any_decoder.decode(body)
     except msgspec.DecodeError as exc:
@@ -120,31 +111,25 @@ def _explain(body: bytes, error: msgspec.MsgspecError) -> list[str]:
     # isinstance first: `[] in _KINDS` would raise (unhashable) instead of answering 400.
     if not isinstance(kind, str) or kind not in _KINDS:
         return ["kind must be one of new, edited, deleted"]
-    return _field_problems(generic, _KINDS[kind]) or [_describe(error)]
+    return [_detail(p) for p in problems_in(_KINDS[kind], generic)] or [_fallback(error)]
 
 
-def _field_problems(payload: dict[str, Any], wire_type: type[msgspec.Struct]) -> list[str]:
-    """Each field of `wire_type` checked on its own: missing, or its value converted to the
-    field's type (which keeps the Meta constraints: ranges, patterns, time zones)."""
-    details: list[str] = []
-    for field in msgspec.structs.fields(wire_type):
-        name = field.encode_name
-        value = payload.get(name)
-        if value is None and field.required:
-            details.append(f"{name} is required")
-            continue
-        if name not in payload:
-            continue
+def decode_envelope(body: bytes) -> IngestBatch:
+    """The batch envelope (elements left raw, validated one by one); raises `Rejected`."""
+    try:
+        return decode_batch(body)
+    except msgspec.MsgspecError as exc:
         try:
-            msgspec.convert(value, field.type)
-        except msgspec.ValidationError as exc:
-            # A problem inside the value ("Expected `int`, got `str` - at `$.id`") names its path.
-            located = _AT_PATH.match(str(exc))
-            if located:
-                details.append(_bad_field(name + located.group("path"), located.group("reason")))
-            else:
-                details.append(_bad_field(name, str(exc)))
-    return details
+            generic = _any_decoder.decode(body)
+        except msgspec.DecodeError as decode_error:
+            raise Rejected([f"body is not valid JSON: {decode_error}"]) from None
+        except RecursionError:
+            raise Rejected(["body is nested too deeply"]) from None
+        raise Rejected([p.text for p in problems_in(IngestBatch, generic)] or [_fallback(exc)]) from None
+    except RecursionError:
+        # msgspec walks every element (even those it keeps raw) and gives up past ~1,000 levels:
+        # the client's mistake, never a 500 (which the gateway would retry forever).
+        raise Rejected(["body is nested too deeply"]) from None
 
 
 def _find_nul(value: Any, path: str) -> str | None:
@@ -236,4 +221,4 @@ def _prepare(payload: MessagePayload, now: datetime) -> Prepared:
     )
 
 
-__all__ = ["Prepared", "Rejected", "validate"]
+__all__ = ["Prepared", "Rejected", "decode_envelope", "validate"]
