@@ -346,6 +346,56 @@ def _row(label: str, figures: dict | None, peer: dict | None = None) -> str:
             f"  errors {figures['errors']}{ratio}")
 
 
+# --matrix: granian options and the writer's in-flight statements, one API start each.
+MATRIX: list[tuple[str, list[str], dict[str, str]]] = [
+    ("1 worker (defaults)", [], {}),
+    ("2 workers", ["--workers", "2"], {}),
+    ("1 worker, 2 runtime threads", ["--runtime-threads", "2"], {}),
+    ("1 worker, loop asyncio", ["--loop", "asyncio"], {}),
+    ("1 worker, loop rloop", ["--loop", "rloop"], {}),
+    ("1 worker, backpressure 16", ["--backpressure", "16"], {}),
+    ("1 worker, writer in flight 2", [], {"INGEST_COALESCE_MAX_IN_FLIGHT": "2"}),
+    ("1 worker, writer in flight 8", [], {"INGEST_COALESCE_MAX_IN_FLIGHT": "8"}),
+    ("2 workers, writer in flight 8", ["--workers", "2"], {"INGEST_COALESCE_MAX_IN_FLIGHT": "8"}),
+]
+
+
+async def matrix_async(args: argparse.Namespace) -> None:
+    root = Path(tempfile.mkdtemp(prefix="tspg-bench-"))
+    root.chmod(0o755)
+    pg = EmbeddedPostgres(root / "data").start() if not args.database_url else None
+    url = args.database_url or pg.url
+    rows = []
+    try:
+        if not args.skip_migrate:
+            await migrate_url(url, report=lambda line: None)
+        sink, sink_port = start_sink()
+        try:
+            for label, flags, env in MATRIX:
+                api, port = start_api(url, args, sink_port, flags, env)
+                try:
+                    await asyncio.sleep(0.5)
+                    # Warm-up, then the measurement.
+                    await load_single(port, args.concurrency, 1.0, warmup=0.0)
+                    cpu_before = _cpu_seconds(api)
+                    figures = run_wrk(port, args.concurrency, args.duration)
+                    if figures is None:
+                        figures = _asyncio_figures(*await load_single(port, args.concurrency, args.duration, 0.0))
+                    figures["cpu_ms"] = (_cpu_seconds(api) - cpu_before) / max(1, figures["rate"] * args.duration) * 1000
+                finally:
+                    _stop(api)
+                rows.append((label, figures))
+                print(f"{label:<34}: {figures['rate']:7.0f} req/s  p50 {figures['p50']:5.1f} ms  "
+                      f"p99 {figures['p99']:5.1f} ms  API CPU {figures['cpu_ms']:.2f} ms/request  errors {figures['errors']}",
+                      flush=True)
+        finally:
+            stop_sink(sink)
+    finally:
+        if pg is not None:
+            pg.destroy()
+        shutil.rmtree(root, ignore_errors=True)
+
+
 async def main_async(args: argparse.Namespace) -> None:
     root: Path | None = None
     pg: EmbeddedPostgres | None = None
@@ -450,6 +500,8 @@ def main() -> None:
                         help="OTEL_TRACES_SAMPLER_ARG of the API (parentbased_traceidratio; default 0.1)")
     parser.add_argument("--no-express", action="store_true", help="skip the Express peer")
     parser.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
+    parser.add_argument("--matrix", action="store_true",
+                        help="instead: POST /ingest under each granian option set (wrk when installed)")
     args = parser.parse_args()
     try:
         import uvloop
@@ -457,7 +509,7 @@ def main() -> None:
         uvloop.install()
     except ImportError:
         pass
-    asyncio.run(main_async(args))
+    asyncio.run(matrix_async(args) if args.matrix else main_async(args))
 
 
 if __name__ == "__main__":

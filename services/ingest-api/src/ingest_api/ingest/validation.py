@@ -197,13 +197,20 @@ def _prepare(payload: MessagePayload, now: datetime) -> Prepared:
         _check_date("editDate", edit_date, now, details)
         if edit_date < payload.timestamp:
             details.append("editDate must not be before timestamp")
-    sender = msgspec.to_builtins(payload.sender) if payload.sender is not None else None
-    forward = msgspec.to_builtins(payload.forward) if payload.forward is not None else None
-    for name, value in (("photos", payload.photos), ("sender", sender), ("forward", forward),
-                        ("channelName", payload.channel_name)):
-        found = _find_nul(value, name)
-        if found:
-            details.append(f"{found} must not contain NUL characters")
+    # The JSON columns are encoded once, here; the encoder writes U+0000 as the escape `\u0000`,
+    # so only a value whose JSON holds that text is walked to name the field (which may also be a
+    # literal backslash followed by "u0000": then the walk finds nothing).
+    photos = _encoder.encode(payload.photos).decode() if payload.photos else "[]"
+    sender = _encoder.encode(payload.sender).decode() if payload.sender is not None else None
+    forward = _encoder.encode(payload.forward).decode() if payload.forward is not None else None
+    for name, value, encoded in (("photos", payload.photos, photos), ("sender", payload.sender, sender),
+                                 ("forward", payload.forward, forward)):
+        if encoded is not None and "\\u0000" in encoded:
+            found = _find_nul(msgspec.to_builtins(value), name)
+            if found:
+                details.append(f"{found} must not contain NUL characters")
+    if payload.channel_name is not None and "\x00" in payload.channel_name:
+        details.append("channelName must not contain NUL characters")
     if details:
         raise Rejected(details, payload.message_id)
     return Prepared(
@@ -212,10 +219,10 @@ def _prepare(payload: MessagePayload, now: datetime) -> Prepared:
         message_id=payload.message_id,
         original_timestamp=payload.timestamp,
         text=payload.text,
-        photos=_encoder.encode(payload.photos).decode() if payload.photos else "[]",
+        photos=photos,
         channel_name=payload.channel_name,
-        sender=_encoder.encode(sender).decode() if sender is not None else None,
-        forward=_encoder.encode(forward).decode() if forward is not None else None,
+        sender=sender,
+        forward=forward,
         edit_date=edit_date,
         reply_to_message_id=payload.reply_to_message_id,
     )
