@@ -352,7 +352,6 @@ MATRIX: list[tuple[str, list[str], dict[str, str]]] = [
     ("2 workers", ["--workers", "2"], {}),
     ("1 worker, 2 runtime threads", ["--runtime-threads", "2"], {}),
     ("1 worker, loop asyncio", ["--loop", "asyncio"], {}),
-    ("1 worker, loop rloop", ["--loop", "rloop"], {}),
     ("1 worker, backpressure 16", ["--backpressure", "16"], {}),
     ("1 worker, writer in flight 2", [], {"INGEST_COALESCE_MAX_IN_FLIGHT": "2"}),
     ("1 worker, writer in flight 8", [], {"INGEST_COALESCE_MAX_IN_FLIGHT": "8"}),

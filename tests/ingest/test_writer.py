@@ -9,7 +9,7 @@ import msgspec
 import pytest
 from prometheus_client import REGISTRY
 
-from ingest_api.db import Database
+from ingest_api.db import Database, DatabaseUnavailable
 from ingest_api.ingest.validation import validate
 from ingest_api.ingest.writer import IngestWriter
 from ingest_api.settings import WriterSettings
@@ -70,3 +70,20 @@ async def test_a_failing_message_does_not_fail_the_others_it_was_coalesced_with(
         assert await conn.fetchval("SELECT count(*) FROM tp_capital.forwarded_messages") == 9
     finally:
         await conn.close()
+
+
+async def test_stop_answers_waiting_submissions_unavailable(database_url: str) -> None:
+    # Submissions still queued at shutdown (the writer's loop no longer running) get "unavailable"
+    # (the client retries), not a crash of the shutdown itself.
+    database = Database(DatabaseSettings(url=database_url))
+    await database.open()
+    writer = IngestWriter(database, WriterSettings(max_batch=500, max_in_flight=1))
+    try:
+        waiting = [asyncio.ensure_future(writer.submit(_item(i))) for i in (9001, 9002)]
+        await asyncio.sleep(0)  # both queued; the loop was never started
+        await writer.stop()
+        for task in waiting:
+            with pytest.raises(DatabaseUnavailable):
+                await task
+    finally:
+        await database.close()

@@ -16,7 +16,7 @@ from pathlib import Path
 from .settings import ConfigError, env_int, env_str, apply_env_file
 
 
-LOOPS = ("auto", "asyncio", "uvloop", "rloop")
+LOOPS = ("auto", "asyncio", "uvloop")
 # granian's `auto` takes uvloop when it is installed (the ingest API declares it) and asyncio
 # otherwise; bench/ingest_bench.py --matrix measures the choices (docs/ingest-api.md).
 DEFAULT_LOOP = "auto"

@@ -163,7 +163,7 @@ class IngestWriter:
             self._loop_task.cancel()
             await asyncio.gather(self._loop_task, return_exceptions=True)
         await asyncio.gather(*self._flushes, return_exceptions=True)
-        for _, future in self._pending:
+        for _, future, _ in self._pending:  # (item, future, context): a request still waiting
             if not future.done():
                 future.set_exception(DatabaseUnavailable("shutting down"))
         self._pending.clear()
