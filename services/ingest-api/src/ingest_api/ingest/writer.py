@@ -148,20 +148,24 @@ class IngestWriter:
         self._db = database
         self._settings = settings
         self._pending: list[tuple[Prepared, asyncio.Future[IngestResult], contextvars.Context]] = []
-        self._wakeup = asyncio.Event()
-        self._slots = asyncio.Semaphore(settings.max_in_flight)
-        self._loop_task: asyncio.Task[None] | None = None
+        self._in_flight = 0
+        self._dispatch_scheduled = False
+        self._stopped = False
         self._flushes: set[asyncio.Task[None]] = set()
 
     # -- coalescing of single submissions ---------------------------------------------------
+    #
+    # While up to `max_in_flight` statements run, new submissions pile up and go out together in
+    # the next one: the batch size adapts to the load, with no timer adding latency. A submission
+    # schedules one dispatch callback for the loop's next turn (the submissions of the same turn
+    # join it), and a finished statement dispatches what piled up meanwhile at once: no writer
+    # task to wake, no event or semaphore round trip through the loop.
 
     def start(self) -> None:
-        self._loop_task = asyncio.create_task(self._run(), name="ingest-writer")
+        self._stopped = False
 
     async def stop(self) -> None:
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            await asyncio.gather(self._loop_task, return_exceptions=True)
+        self._stopped = True
         await asyncio.gather(*self._flushes, return_exceptions=True)
         for _, future, _ in self._pending:  # (item, future, context): a request still waiting
             if not future.done():
@@ -169,24 +173,24 @@ class IngestWriter:
         self._pending.clear()
 
     async def submit(self, item: Prepared) -> IngestResult:
-        future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
+        if self._stopped:
+            raise DatabaseUnavailable("shutting down")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[IngestResult] = loop.create_future()
         self._pending.append((item, future, contextvars.copy_context()))
-        self._wakeup.set()
+        if not self._dispatch_scheduled and self._in_flight < self._settings.max_in_flight:
+            self._dispatch_scheduled = True
+            loop.call_soon(self._dispatch)
         return await future
 
-    async def _run(self) -> None:
-        # While up to `max_in_flight` statements run, new submissions pile up and go out together
-        # in the next one: the batch size adapts to the load, with no timer adding latency.
-        while True:
-            await self._wakeup.wait()
-            await self._slots.acquire()
+    def _dispatch(self) -> None:
+        self._dispatch_scheduled = False
+        if self._stopped:
+            return
+        while self._pending and self._in_flight < self._settings.max_in_flight:
             batch = self._pending[: self._settings.max_batch]
             del self._pending[: self._settings.max_batch]
-            if not self._pending:
-                self._wakeup.clear()
-            if not batch:
-                self._slots.release()
-                continue
+            self._in_flight += 1
             # The statement runs in the first request's context, so its SQL spans join that
             # request's trace (one statement serves them all; a span has one parent).
             task = asyncio.create_task(self._flush([(i, f) for i, f, _ in batch]), context=batch[0][2])
@@ -227,7 +231,9 @@ class IngestWriter:
                 else:
                     future.set_result(result)
         finally:
-            self._slots.release()
+            self._in_flight -= 1
+            if self._pending:
+                self._dispatch()
 
     # -- batch write ------------------------------------------------------------------------
 
