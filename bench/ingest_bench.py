@@ -238,7 +238,7 @@ def stop_sink(process: subprocess.Popen) -> tuple[int, int]:
 
 
 def start_api(url: str, args: argparse.Namespace, sink_port: int, extra: list[str] = (),
-              env_extra: dict[str, str] | None = None) -> tuple[subprocess.Popen, int]:
+              env_extra: dict[str, str] | None = None, python: str = sys.executable) -> tuple[subprocess.Popen, int]:
     port = free_port()
     env = {
         **os.environ,
@@ -254,7 +254,7 @@ def start_api(url: str, args: argparse.Namespace, sink_port: int, extra: list[st
         **(env_extra or {}),
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "ingest_api.cli", "--host", "127.0.0.1", "--port", str(port),
+        [python, "-m", "ingest_api.cli", "--host", "127.0.0.1", "--port", str(port),
          "--workers", str(args.workers), *extra],
         env=env,
     )
@@ -416,6 +416,11 @@ async def main_async(args: argparse.Namespace) -> None:
         processes.append(sink)
         api, port = start_api(url, args, sink_port, args.granian)
         processes.append(api)
+        other = None
+        if args.compare:
+            # Another tree's API (its own interpreter and sources), same database and settings.
+            other, other_port = start_api(url, args, sink_port, args.granian, python=args.compare)
+            processes.append(other)
         express = None
         if express_dir is not None:
             await prepare_express_table(url)
@@ -431,12 +436,18 @@ async def main_async(args: argparse.Namespace) -> None:
         if express is not None:
             figures["express_asyncio"] = _asyncio_figures(
                 *await load_single(express_port, args.concurrency, args.duration, warmup=1.0))
+        if other is not None:
+            figures["compare_asyncio"] = _asyncio_figures(
+                *await load_single(other_port, args.concurrency, args.duration, warmup=1.0))
         figures["ours_wrk"] = run_wrk(port, args.concurrency, args.duration)
         if express is not None:
             figures["express_wrk"] = run_wrk(express_port, args.concurrency, args.duration)
+        if other is not None:
+            figures["compare_wrk"] = run_wrk(other_port, args.concurrency, args.duration)
         batch = await load_batch(port, args.batch_concurrency, args.duration)
         _stop(api)
         _stop(express)
+        _stop(other)
         requests_exported, spans = stop_sink(sink)
 
         floor_server, floor_port = start_floor(args.workers)
@@ -470,6 +481,9 @@ async def main_async(args: argparse.Namespace) -> None:
     print(_row(f"POST /ingest, ours, wrk, c={args.concurrency}", ours_wrk, peer_wrk))
     if express_dir is not None:
         print(_row("POST /ingest, Express peer, wrk", peer_wrk))
+    if args.compare:
+        print(_row("POST /ingest, --compare tree, asyncio client", figures["compare_asyncio"], peer))
+        print(_row("POST /ingest, --compare tree, wrk", figures["compare_wrk"], peer_wrk))
     print(f"API CPU per /ingest request (all granian processes)    : {api_cpu_ms:8.2f} ms")
     print(f"POST /ingest/batch (1,000 per request, {args.batch_concurrency} clients)   : {batch:8.0f} messages/s")
     print(_row("HTTP floor: empty Litestar handler, asyncio", figures["floor"]))
@@ -498,6 +512,8 @@ def main() -> None:
     parser.add_argument("--sample-ratio", type=float, default=0.1,
                         help="OTEL_TRACES_SAMPLER_ARG of the API (parentbased_traceidratio; default 0.1)")
     parser.add_argument("--no-express", action="store_true", help="skip the Express peer")
+    parser.add_argument("--compare", metavar="PYTHON",
+                        help="also load the API of another tree, run by that interpreter (e.g. OTHER/.venv/bin/python)")
     parser.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
     parser.add_argument("--matrix", action="store_true",
                         help="instead: POST /ingest under each granian option set (wrk when installed)")
