@@ -34,7 +34,6 @@ import itertools
 import os
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -477,7 +476,7 @@ async def main_async(args: argparse.Namespace) -> None:
     print(f"raw asyncpg single-row INSERT … ON CONFLICT, 16 tasks  : {raw:8.0f} rows/s")
     print(_row(f"POST /ingest, ours, asyncio client, c={args.concurrency}", ours, peer))
     if peer is not None:
-        print(_row(f"POST /ingest, Express peer, asyncio client", peer))
+        print(_row("POST /ingest, Express peer, asyncio client", peer))
     print(_row(f"POST /ingest, ours, wrk, c={args.concurrency}", ours_wrk, peer_wrk))
     if express_dir is not None:
         print(_row("POST /ingest, Express peer, wrk", peer_wrk))
