@@ -444,6 +444,8 @@ async def main_async(args: argparse.Namespace) -> None:
         if other is not None:
             figures["compare_wrk"] = run_wrk(other_port, args.concurrency, args.duration)
         batch = await load_batch(port, args.batch_concurrency, args.duration)
+        if other is not None:
+            figures["compare_batch"] = {"rate": await load_batch(other_port, args.batch_concurrency, args.duration)}
         _stop(api)
         _stop(express)
         _stop(other)
