@@ -487,6 +487,8 @@ async def main_async(args: argparse.Namespace) -> None:
         print(_row("POST /ingest, --compare tree, wrk", figures["compare_wrk"], peer_wrk))
     print(f"API CPU per /ingest request (all granian processes)    : {api_cpu_ms:8.2f} ms")
     print(f"POST /ingest/batch (1,000 per request, {args.batch_concurrency} clients)   : {batch:8.0f} messages/s")
+    if args.compare:
+        print(f"POST /ingest/batch, --compare tree                  : {figures['compare_batch']['rate']:8.0f} messages/s")
     print(_row("HTTP floor: empty Litestar handler, asyncio", figures["floor"]))
     checks = [f"p99 < 15 ms ({'met' if ours['p99'] < 15 else 'NOT met'})",
               f"batch >= 15,000/s ({'met' if batch >= 15000 else 'NOT met'})"]
