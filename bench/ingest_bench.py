@@ -236,19 +236,26 @@ def stop_sink(process: subprocess.Popen) -> tuple[int, int]:
     return 0, 0
 
 
-def start_api(url: str, args: argparse.Namespace, sink_port: int, extra: list[str] = (),
+def start_api(url: str, args: argparse.Namespace | int, sink_port: int | None = None, extra: list[str] = (),
               env_extra: dict[str, str] | None = None, python: str = sys.executable) -> tuple[subprocess.Popen, int]:
+    """The API under granian on a free port. `args` may be just a worker count (other benches),
+    and without `sink_port` nothing is exported."""
+    if isinstance(args, int):
+        args = argparse.Namespace(workers=args, sample_ratio=1.0)
     port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "GATEWAY_SECRET_TOKEN": TOKEN,
-        "LOG_LEVEL": "WARNING",
+    tracing = {"OTEL_TRACES_EXPORTER": "none"} if sink_port is None else {
         # Sampled tracing with a real exporter: OTLP/HTTP to the stand-in collector.
         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}",
         "OTEL_TRACES_EXPORTER": "otlp",
         "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
         "OTEL_TRACES_SAMPLER_ARG": str(args.sample_ratio),
+    }
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "GATEWAY_SECRET_TOKEN": TOKEN,
+        "LOG_LEVEL": "WARNING",
+        **tracing,
         "DB_POOL_MAX_SIZE": "8",
         **(env_extra or {}),
     }
