@@ -443,8 +443,11 @@ async def main_async(args: argparse.Namespace) -> None:
             figures["express_asyncio"] = _asyncio_figures(
                 *await load_single(express_port, args.concurrency, args.duration, warmup=1.0))
         if other is not None:
-            figures["compare_asyncio"] = _asyncio_figures(
-                *await load_single(other_port, args.concurrency, args.duration, warmup=1.0))
+            other_cpu = _cpu_seconds(other)
+            rate_o, latencies_o, errors_o = await load_single(other_port, args.concurrency, args.duration, warmup=1.0)
+            figures["compare_asyncio"] = _asyncio_figures(rate_o, latencies_o, errors_o)
+            figures["compare_cpu_ms"] = ((_cpu_seconds(other) - other_cpu)
+                                         / max(1, len(latencies_o) * (1 + 1.0 / args.duration)) * 1000)
         figures["ours_wrk"] = run_wrk(port, args.concurrency, args.duration)
         if express is not None:
             figures["express_wrk"] = run_wrk(express_port, args.concurrency, args.duration)
@@ -493,6 +496,8 @@ async def main_async(args: argparse.Namespace) -> None:
         print(_row("POST /ingest, --compare tree, asyncio client", figures["compare_asyncio"], peer))
         print(_row("POST /ingest, --compare tree, wrk", figures["compare_wrk"], peer_wrk))
     print(f"API CPU per /ingest request (all granian processes)    : {api_cpu_ms:8.2f} ms")
+    if args.compare:
+        print(f"API CPU per /ingest request, --compare tree            : {figures['compare_cpu_ms']:8.2f} ms")
     print(f"POST /ingest/batch (1,000 per request, {args.batch_concurrency} clients)   : {batch:8.0f} messages/s")
     if args.compare:
         print(f"POST /ingest/batch, --compare tree                  : {figures['compare_batch']['rate']:8.0f} messages/s")
