@@ -39,6 +39,7 @@ from .settings import ConfigError, env_bool, env_str
 
 log = logging.getLogger(__name__)
 _configured = False
+_asyncpg_instrumented = False
 
 DEFAULT_SAMPLER = "parentbased_always_on"
 SAMPLERS = ("always_on", "always_off", "traceidratio", "parentbased_always_on", "parentbased_always_off",
@@ -122,9 +123,13 @@ def instrument_asyncpg() -> None:
                 return await func(*args, **kwargs)
             return await super()._do_prepared_execute(func, instance, args, kwargs)
 
+    global _asyncpg_instrumented
+    if _asyncpg_instrumented:  # a class made here is new on every call: remember it was done
+        return
     instrumentor = SampledOnly()
     if not instrumentor.is_instrumented_by_opentelemetry:
         instrumentor.instrument()
+    _asyncpg_instrumented = True
 
 
 _propagator = TraceContextTextMapPropagator()
