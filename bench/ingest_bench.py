@@ -178,6 +178,32 @@ async def load_batch(port: int, concurrency: int, duration: float, size: int = 1
     return messages / (time.perf_counter() - started)
 
 
+async def load_history(port: int, years: float, per_day: int) -> int:
+    """`years` of history before T0 through POST /ingest/batch (the real write path), `per_day`
+    messages a day over the channels the single-message load uses, one in four a signal."""
+    days = int(years * 365)
+    total = days * per_day
+    step = timedelta(days=1) / per_day
+    start = T0 - timedelta(days=days)
+    connection = await Connection("127.0.0.1", port).open()
+    sent = 0
+    try:
+        while sent < total:
+            batch = []
+            for _ in range(min(1000, total - sent)):
+                message_id = next(_ids)
+                batch.append({"channelId": str(-1000 - sent % 16), "messageId": message_id,
+                              "text": SIGNAL if sent % 4 == 0 else CHAT,
+                              "timestamp": (start + step * sent).isoformat()})
+                sent += 1
+            status, answer = await connection.post("/ingest/batch", _encoder.encode({"messages": batch}))
+            if status != 200:
+                raise RuntimeError(f"history batch answered {status}: {answer[:200]!r}")
+    finally:
+        connection.close()
+    return total
+
+
 def _cpu_seconds(process: subprocess.Popen) -> float:
     parent = psutil.Process(process.pid)
     total = 0.0
@@ -433,6 +459,11 @@ async def main_async(args: argparse.Namespace) -> None:
             express, express_port = start_express(express_dir, url)
             processes.append(express)
         await asyncio.sleep(0.5)
+        history = ""
+        if args.history_years:
+            started = time.perf_counter()
+            loaded = await load_history(port, args.history_years, args.history_per_day)
+            history = f"; history: {loaded:,} messages over {args.history_years:g} years loaded in {time.perf_counter() - started:.0f} s"
 
         # Interleaved, so that a neighbour's burst on the shared machine hits both sides alike.
         cpu_before = _cpu_seconds(api)
@@ -481,7 +512,7 @@ async def main_async(args: argparse.Namespace) -> None:
     ours, peer = figures["ours_asyncio"], figures.get("express_asyncio")
     ours_wrk, peer_wrk = figures.get("ours_wrk"), figures.get("express_wrk")
     print(f"machine: {os.cpu_count()} cores, shared by PostgreSQL, the API, the peer and the load generators")
-    print(f"database: {'given --database-url' if args.database_url else 'embedded PostgreSQL (throwaway)'}; "
+    print(f"database: {'given --database-url' if args.database_url else 'embedded PostgreSQL (throwaway)'}{history}; "
           f"granian: {args.workers} worker(s) {' '.join(args.granian)}")
     print(f"tracing: OTLP/HTTP to a stand-in collector, parentbased_traceidratio {args.sample_ratio}: "
           f"{spans} spans in {requests_exported} exports")
@@ -523,6 +554,9 @@ def main() -> None:
     parser.add_argument("--granian", nargs=argparse.REMAINDER, default=[],
                         help="further ingest-api flags, e.g. --granian --runtime-threads 2 --loop asyncio")
     parser.add_argument("--database-url", help="an existing, migrated server instead of embedded PostgreSQL")
+    parser.add_argument("--history-years", type=float, default=0.0,
+                        help="first load this many years of history through /ingest/batch (e.g. 3 on TimescaleDB)")
+    parser.add_argument("--history-per-day", type=int, default=300, help="history messages a day (default 300)")
     parser.add_argument("--skip-migrate", action="store_true", help="do not run migrations on --database-url")
     parser.add_argument("--sample-ratio", type=float, default=0.1,
                         help="OTEL_TRACES_SAMPLER_ARG of the API (parentbased_traceidratio; default 0.1)")
