@@ -465,6 +465,12 @@ async def main_async(args: argparse.Namespace) -> None:
             loaded = await load_history(port, args.history_years, args.history_per_day)
             history = f"; history: {loaded:,} messages over {args.history_years:g} years loaded in {time.perf_counter() - started:.0f} s"
 
+        # Warm-up of every server (new chunks, plans, the pools) so that the first one measured
+        # does not pay for it.
+        for warm_port in [port] + ([other_port] if other is not None else []) + \
+                ([express_port] if express is not None else []):
+            await load_single(warm_port, args.concurrency, args.warmup, warmup=0.0)
+
         # Interleaved, so that a neighbour's burst on the shared machine hits both sides alike.
         cpu_before = _cpu_seconds(api)
         rate, latencies, errors = await load_single(port, args.concurrency, args.duration, warmup=1.0)
@@ -556,6 +562,9 @@ def main() -> None:
     parser.add_argument("--database-url", help="an existing, migrated server instead of embedded PostgreSQL")
     parser.add_argument("--history-years", type=float, default=0.0,
                         help="first load this many years of history through /ingest/batch (e.g. 3 on TimescaleDB)")
+    parser.add_argument("--first-id", type=int, default=1,
+                        help="first message id (another run on the same --database-url: above the last one's)")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of unmeasured load on each server first")
     parser.add_argument("--history-per-day", type=int, default=300, help="history messages a day (default 300)")
     parser.add_argument("--skip-migrate", action="store_true", help="do not run migrations on --database-url")
     parser.add_argument("--sample-ratio", type=float, default=0.1,
@@ -567,6 +576,8 @@ def main() -> None:
     parser.add_argument("--matrix", action="store_true",
                         help="instead: POST /ingest under each granian option set (wrk when installed)")
     args = parser.parse_args()
+    global _ids
+    _ids = itertools.count(args.first_id)
     try:
         import uvloop
 
