@@ -52,7 +52,8 @@ TOKEN = "bench-gateway-token-0123456789abcdef-0123"
 T0 = datetime(2025, 10, 7, 12, 0, tzinfo=timezone.utc)
 SIGNAL = "🟢Swing Trade\nAtivo: BOVAW32\nCompra: 1,04 a 1,06\nAlvo 1: 1,15\nAlvo 2: 2,15\nAlvo final: 3,50\nStop: 0,70"
 CHAT = "Bom dia pessoal! Hoje vamos ter um dia interessante no mercado."
-_ids = itertools.count(1)
+_first_id = 1
+_ids = itertools.count(_first_id)
 _encoder = msgspec.json.Encoder()
 
 
@@ -63,7 +64,7 @@ def _payload(channel: int) -> dict:
         "messageId": message_id,
         # One message in four is a signal, like a busy channel with chatter in between.
         "text": SIGNAL if message_id % 4 == 0 else CHAT,
-        "timestamp": (T0 + timedelta(seconds=message_id)).isoformat(),
+        "timestamp": (T0 + timedelta(seconds=message_id - _first_id)).isoformat(),
     }
 
 
@@ -342,7 +343,7 @@ def run_wrk(port: int, concurrency: int, duration: float) -> dict | None:
     if not shutil.which("wrk"):
         return None
     threads = min(2, concurrency)
-    env = {**os.environ, "TOKEN": TOKEN, "CHANNEL_BASE": str(next(_wrk_channels))}
+    env = {**os.environ, "TOKEN": TOKEN, "CHANNEL_BASE": str(next(_wrk_channels)), "FIRST_ID": str(_first_id)}
     done = subprocess.run(
         ["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{max(1, round(duration))}s", "--latency",
          "-s", str(BENCH / "ingest_wrk.lua"), f"http://127.0.0.1:{port}/ingest"],
@@ -576,7 +577,8 @@ def main() -> None:
     parser.add_argument("--matrix", action="store_true",
                         help="instead: POST /ingest under each granian option set (wrk when installed)")
     args = parser.parse_args()
-    global _ids
+    global _ids, _first_id
+    _first_id = args.first_id
     _ids = itertools.count(args.first_id)
     try:
         import uvloop

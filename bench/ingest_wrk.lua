@@ -1,9 +1,11 @@
 -- wrk script for ingest_bench.py: POST /ingest with a unique message key per request.
 -- Each wrk thread takes its own channel id (set by the bench through CHANNEL_BASE + thread
--- number), so keys never collide across threads; message ids count up from 1.
-local counter = 0
+-- number), so keys never collide across threads; message ids count up from FIRST_ID.
 local threads = 0
 local channel
+-- Message ids from FIRST_ID (the bench's --first-id), dates counted from the first.
+local first = tonumber(os.getenv("FIRST_ID") or "1")
+local counter = first - 1
 
 function setup(thread)
   thread:set("thread_number", threads)
@@ -20,7 +22,7 @@ end
 function request()
   counter = counter + 1
   -- Seconds after 2025-10-07T12:00:00Z, like the asyncio client's payloads.
-  local t = 1759838400 + counter
+  local t = 1759838400 + counter - first
   local stamp = os.date("!%Y-%m-%dT%H:%M:%S+00:00", t)
   local text
   if counter % 4 == 0 then
