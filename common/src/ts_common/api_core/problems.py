@@ -23,6 +23,7 @@ body the decoder accepted is returned exactly as the decoder built it.
 from __future__ import annotations
 
 import enum
+import functools
 import types
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
@@ -114,7 +115,7 @@ def _explain_value(struct_type: Any, value: Any, failure: Exception, at: str) ->
         return [FieldProblem(where, "is nested too deeply")]
     # The walk judges each value alone; what only the whole can break (a key sent twice, a
     # __post_init__ rule) is still named, with msgspec's own reason.
-    return problems or [FieldProblem(where, _sentence(failure, struct_type, [], value, whole=True))]
+    return problems or [FieldProblem(where, _sentence(failure, struct_type, (), value, whole=True))]
 
 
 def _walk(tp: Any, value: Any, where: str, problems: list[FieldProblem]) -> None:
@@ -145,7 +146,7 @@ def _walk_struct(struct_type: Any, value: dict, where: str, problems: list[Field
     if tag_field is not None and tag_field in value and not _same(value[tag_field], config.tag):
         problems.append(FieldProblem(_key(where, tag_field), f"must be {msgspec.json.encode(config.tag).decode()}"))
     before = len(problems)
-    for field in msgspec.structs.fields(struct_type):
+    for field in fields_of(struct_type):
         name = field.encode_name
         known.add(name)
         if name not in value:
@@ -158,6 +159,12 @@ def _walk_struct(struct_type: Any, value: dict, where: str, problems: list[Field
     if len(problems) == before and hasattr(struct_type, "__post_init__"):
         # Each field is fine: a rule across fields may still refuse the whole.
         _leaf(struct_type, value, where, problems)
+
+
+@functools.cache
+def fields_of(struct_type: Any) -> tuple[msgspec.structs.FieldInfo, ...]:
+    """msgspec.structs.fields, once per type (it resolves the annotations on every call)."""
+    return msgspec.structs.fields(struct_type)
 
 
 def _walk_union(tp: Any, base: Any, value: Any, where: str, problems: list[FieldProblem]) -> None:
@@ -201,7 +208,7 @@ def _walk_tagged(tagged: list[Any], value: dict, where: str, problems: list[Fiel
     problems.append(FieldProblem(_key(where, tag_field), f"must be one of {choices}"))
 
 
-def _walk_array(tp: Any, base: Any, metas: list[msgspec.Meta], value: list, where: str,
+def _walk_array(tp: Any, base: Any, metas: Sequence[msgspec.Meta], value: list, where: str,
                 problems: list[FieldProblem]) -> None:
     args = get_args(base)
     if (get_origin(base) or base) is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
@@ -212,16 +219,16 @@ def _walk_array(tp: Any, base: Any, metas: list[msgspec.Meta], value: list, wher
     else:
         items = [args[0] if args else Any] * len(value)
     if metas:  # the array's own constraints (length), whatever its items hold
-        _leaf(Annotated[(list[Any], *metas)], value, where, problems)
+        _leaf(_constrained(list, metas), value, where, problems)
     for index, (item_type, item) in enumerate(zip(items, value)):
         _walk(item_type, item, f"{where}[{index}]", problems)
 
 
-def _walk_dict(tp: Any, base: Any, metas: list[msgspec.Meta], value: dict, where: str,
+def _walk_dict(tp: Any, base: Any, metas: Sequence[msgspec.Meta], value: dict, where: str,
                problems: list[FieldProblem]) -> None:
     key_type, value_type = get_args(base) or (Any, Any)
     if metas:
-        _leaf(Annotated[(dict[Any, Any], *metas)], value, where, problems)
+        _leaf(_constrained(dict, metas), value, where, problems)
     for key, item in value.items():
         if _unwrap(key_type)[0] not in (str, Any):
             # JSON keys are strings: judged as the JSON decoder would (`"1"` is a fine int key).
@@ -235,6 +242,13 @@ def _walk_dict(tp: Any, base: Any, metas: list[msgspec.Meta], value: dict, where
         _walk(value_type, item, _key(where, key), problems)
 
 
+@functools.lru_cache(maxsize=1024)
+def _constrained(container: type, metas: tuple[msgspec.Meta, ...]) -> Any:
+    """An array's or an object's own constraints, whatever its items hold."""
+    items = list[Any] if container is list else dict[Any, Any]
+    return Annotated[(items, *metas)]
+
+
 def _leaf(tp: Any, value: Any, where: str, problems: list[FieldProblem]) -> None:
     try:
         msgspec.convert(value, tp)
@@ -243,7 +257,7 @@ def _leaf(tp: Any, value: Any, where: str, problems: list[FieldProblem]) -> None
         problems.append(FieldProblem(where or "body", _sentence(exc, base, metas, value)))
 
 
-def _sentence(error: Exception, base: Any, metas: list[msgspec.Meta], value: Any, *, whole: bool = False) -> str:
+def _sentence(error: Exception, base: Any, metas: Sequence[msgspec.Meta], value: Any, *, whole: bool = False) -> str:
     """msgspec's reason as a sentence about one value (the field's name comes before it)."""
     reason = _reason(error) if not whole else str(error)
     if whole:
@@ -304,7 +318,7 @@ _CONSTRAINTS = {
 _ALL_CONSTRAINTS = tuple(name for names in _CONSTRAINTS.values() for name in names)
 
 
-def _worded(reason: str, metas: list[msgspec.Meta]) -> str | None:
+def _worded(reason: str, metas: Sequence[msgspec.Meta]) -> str | None:
     """The sentence a Meta gives (`extra={"problem": ...}`) for this failure, if any.
 
     A Meta words the failures of the constraints it declares; one declaring none words the rest
@@ -336,7 +350,7 @@ def _reason(error: Exception) -> str:
     return str(error).partition(" - at `")[0]
 
 
-def _bounds(metas: list[msgspec.Meta]) -> dict[str, Any]:
+def _bounds(metas: Sequence[msgspec.Meta]) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for meta in metas:
         for name in ("ge", "gt", "le", "lt", "min_length", "max_length"):
@@ -358,13 +372,21 @@ def _choices(base: Any) -> list[Any]:
     return []
 
 
-def _unwrap(tp: Any) -> tuple[Any, list[msgspec.Meta]]:
+def _unwrap(tp: Any) -> tuple[Any, tuple[msgspec.Meta, ...]]:
     """A type without its Annotated wrappers, and their msgspec Meta constraints."""
-    metas: list[msgspec.Meta] = []
+    try:
+        return _unwrap_cached(tp)
+    except TypeError:  # an unhashable annotation: unwrapped each time
+        return _unwrap_cached.__wrapped__(tp)
+
+
+@functools.lru_cache(maxsize=4096)
+def _unwrap_cached(tp: Any) -> tuple[Any, tuple[msgspec.Meta, ...]]:
+    metas: tuple[msgspec.Meta, ...] = ()
     while True:
         if get_origin(tp) is Annotated:
             tp, *extra = get_args(tp)
-            metas = [m for m in extra if isinstance(m, msgspec.Meta)] + metas
+            metas = tuple(m for m in extra if isinstance(m, msgspec.Meta)) + metas
         elif hasattr(tp, "__supertype__"):  # typing.NewType
             tp = tp.__supertype__
         else:
@@ -394,4 +416,4 @@ def _key(where: str, name: Any) -> str:
     return f"{where}.{name}" if where else str(name)
 
 
-__all__ = ["PROBLEM", "ApiError", "convert_struct", "decode_struct", "problems_in"]
+__all__ = ["PROBLEM", "ApiError", "convert_struct", "decode_struct", "fields_of", "problems_in"]
