@@ -7,7 +7,18 @@ In one run, on this machine, against a throwaway embedded PostgreSQL:
    connections on loopback, a unique message key per request: req/s, p50, p99;
 3. `POST /ingest/batch` (1,000 messages per request): messages/s;
 4. the HTTP floor: the same load against granian + Litestar with an empty handler
-   (`bench/floor_app.py`), the most any handler on this stack can reach here.
+   (`bench/floor_app.py`), the most any handler on this stack can reach here;
+5. the peer: a Node/Express 4 + pg endpoint of the old system's shape (`bench/express_peer.js`:
+   token header, JSON body, one `INSERT … ON CONFLICT DO NOTHING` into a table shaped like
+   forwarded_messages), run with the machine's `node`, its packages `npm install`ed into a temp
+   folder. Ours and the peer are loaded by two clients each, interleaved: the asyncio client
+   below and wrk (`bench/ingest_wrk.lua`, unique keys per request) when wrk is installed.
+
+Tracing is on in the API as in production with a collector: spans are exported over OTLP/HTTP
+to a stand-in collector (`bench/otlp_sink.py`, its own process, decodes and counts every span)
+with `OTEL_TRACES_SAMPLER=parentbased_traceidratio` at `--sample-ratio` (default 0.1).
+`--database-url` runs against an existing server (e.g. TimescaleDB with history loaded by
+bench/timescale_bench.py) instead of a throwaway embedded PostgreSQL.
 
 Everything (database, API, load generator) shares the machine's cores, as in production on a
 small box. The load generator is a minimal HTTP/1.1 keep-alive client on raw asyncio streams so
@@ -18,11 +29,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import itertools
 import os
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,7 +52,8 @@ TOKEN = "bench-gateway-token-0123456789abcdef-0123"
 T0 = datetime(2025, 10, 7, 12, 0, tzinfo=timezone.utc)
 SIGNAL = "🟢Swing Trade\nAtivo: BOVAW32\nCompra: 1,04 a 1,06\nAlvo 1: 1,15\nAlvo 2: 2,15\nAlvo final: 3,50\nStop: 0,70"
 CHAT = "Bom dia pessoal! Hoje vamos ter um dia interessante no mercado."
-_ids = itertools.count(1)
+_first_id = 1
+_ids = itertools.count(_first_id)
 _encoder = msgspec.json.Encoder()
 
 
@@ -52,7 +64,7 @@ def _payload(channel: int) -> dict:
         "messageId": message_id,
         # One message in four is a signal, like a busy channel with chatter in between.
         "text": SIGNAL if message_id % 4 == 0 else CHAT,
-        "timestamp": (T0 + timedelta(seconds=message_id)).isoformat(),
+        "timestamp": (T0 + timedelta(seconds=message_id - _first_id)).isoformat(),
     }
 
 
@@ -167,6 +179,32 @@ async def load_batch(port: int, concurrency: int, duration: float, size: int = 1
     return messages / (time.perf_counter() - started)
 
 
+async def load_history(port: int, years: float, per_day: int) -> int:
+    """`years` of history before T0 through POST /ingest/batch (the real write path), `per_day`
+    messages a day over the channels the single-message load uses, one in four a signal."""
+    days = int(years * 365)
+    total = days * per_day
+    step = timedelta(days=1) / per_day
+    start = T0 - timedelta(days=days)
+    connection = await Connection("127.0.0.1", port).open()
+    sent = 0
+    try:
+        while sent < total:
+            batch = []
+            for _ in range(min(1000, total - sent)):
+                message_id = next(_ids)
+                batch.append({"channelId": str(-1000 - sent % 16), "messageId": message_id,
+                              "text": SIGNAL if sent % 4 == 0 else CHAT,
+                              "timestamp": (start + step * sent).isoformat()})
+                sent += 1
+            status, answer = await connection.post("/ingest/batch", _encoder.encode({"messages": batch}))
+            if status != 200:
+                raise RuntimeError(f"history batch answered {status}: {answer[:200]!r}")
+    finally:
+        connection.close()
+    return total
+
+
 def _cpu_seconds(process: subprocess.Popen) -> float:
     parent = psutil.Process(process.pid)
     total = 0.0
@@ -202,88 +240,353 @@ def start_floor(workers: int) -> tuple[subprocess.Popen, int]:
     return process, port
 
 
-def start_api(url: str, workers: int) -> tuple[subprocess.Popen, int]:
+BENCH = Path(__file__).parent
+EXPRESS_TABLE = "express_peer.forwarded_messages"
+
+
+def start_sink() -> tuple[subprocess.Popen, int]:
     port = free_port()
+    process = subprocess.Popen([sys.executable, str(BENCH / "otlp_sink.py"), str(port)],
+                               stdout=subprocess.PIPE, text=True)
+    _wait_for_port(process, port)
+    return process, port
+
+
+def stop_sink(process: subprocess.Popen) -> tuple[int, int]:
+    """(export requests, spans) the stand-in collector received."""
+    process.terminate()
+    out, _ = process.communicate(timeout=10)
+    for line in out.splitlines():
+        if line.startswith("OTLP_SINK "):
+            _, requests, spans, _bytes = line.split()
+            return int(requests), int(spans)
+    return 0, 0
+
+
+def start_api(url: str, args: argparse.Namespace | int, sink_port: int | None = None, extra: list[str] = (),
+              env_extra: dict[str, str] | None = None, python: str = sys.executable) -> tuple[subprocess.Popen, int]:
+    """The API under granian on a free port. `args` may be just a worker count (other benches),
+    and without `sink_port` nothing is exported."""
+    if isinstance(args, int):
+        args = argparse.Namespace(workers=args, sample_ratio=1.0)
+    port = free_port()
+    tracing = {"OTEL_TRACES_EXPORTER": "none"} if sink_port is None else {
+        # Sampled tracing with a real exporter: OTLP/HTTP to the stand-in collector.
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}",
+        "OTEL_TRACES_EXPORTER": "otlp",
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": str(args.sample_ratio),
+    }
     env = {
         **os.environ,
         "DATABASE_URL": url,
         "GATEWAY_SECRET_TOKEN": TOKEN,
         "LOG_LEVEL": "WARNING",
-        # Tracing on: spans are created for every request and statement (export is the
-        # collector's cost, not the API's; set OTEL_TRACES_EXPORTER=otlp to include it).
-        "OTEL_TRACES_EXPORTER": os.environ.get("OTEL_TRACES_EXPORTER", "none"),
+        **tracing,
         "DB_POOL_MAX_SIZE": "8",
+        **(env_extra or {}),
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "ingest_api.cli", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
+        [python, "-m", "ingest_api.cli", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", str(args.workers), *extra],
         env=env,
     )
     _wait_for_port(process, port)
     return process, port
 
 
-async def main_async(args: argparse.Namespace) -> None:
+def install_express() -> Path | None:
+    """`npm install express@4 pg` into a temp folder; None (with a note) when node or npm is missing."""
+    if not shutil.which("node") or not shutil.which("npm"):
+        print("note: node/npm not found: the Express peer is skipped")
+        return None
+    folder = Path(tempfile.mkdtemp(prefix="express-peer-"))
+    subprocess.run(["npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix", str(folder),
+                    "express@4", "pg"], check=True, stdout=subprocess.DEVNULL)
+    return folder
+
+
+async def prepare_express_table(url: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(f"""
+            CREATE SCHEMA IF NOT EXISTS express_peer;
+            DROP TABLE IF EXISTS {EXPRESS_TABLE};
+            CREATE TABLE {EXPRESS_TABLE} (LIKE tp_capital.forwarded_messages INCLUDING ALL);
+        """)
+    finally:
+        await conn.close()
+
+
+async def drop_express_table(url: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("DROP SCHEMA IF EXISTS express_peer CASCADE")
+    finally:
+        await conn.close()
+
+
+def start_express(folder: Path, url: str) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    env = {**os.environ, "PORT": str(port), "DATABASE_URL": url, "TOKEN": TOKEN, "TABLE": EXPRESS_TABLE,
+           "POOL_SIZE": "8", "NODE_PATH": str(folder / "node_modules"), "NODE_ENV": "production"}
+    process = subprocess.Popen(["node", str(BENCH / "express_peer.js")], env=env, stdout=subprocess.DEVNULL)
+    _wait_for_port(process, port)
+    return process, port
+
+
+_wrk_channels = itertools.count(-3000, -100)
+
+
+def run_wrk(port: int, concurrency: int, duration: float) -> dict | None:
+    """wrk against POST /ingest: req/s, p50, p99 (ms), errors; None when wrk is not installed."""
+    if not shutil.which("wrk"):
+        return None
+    threads = min(2, concurrency)
+    env = {**os.environ, "TOKEN": TOKEN, "CHANNEL_BASE": str(next(_wrk_channels)), "FIRST_ID": str(_first_id)}
+    done = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{max(1, round(duration))}s", "--latency",
+         "-s", str(BENCH / "ingest_wrk.lua"), f"http://127.0.0.1:{port}/ingest"],
+        env=env, capture_output=True, text=True, check=True)
+    for line in done.stdout.splitlines():
+        if line.startswith("WRK_RESULT "):
+            _, requests, seconds, p50, p99, errors = line.split()
+            return {"rate": int(requests) / float(seconds), "p50": float(p50), "p99": float(p99),
+                    "errors": int(errors)}
+    raise RuntimeError(f"wrk printed no result: {done.stdout[-500:]} {done.stderr[-500:]}")
+
+
+def _asyncio_figures(rate: float, latencies: list[float], errors: int) -> dict:
+    return {"rate": rate, "p50": _percentile(latencies, 0.5) * 1000, "p99": _percentile(latencies, 0.99) * 1000,
+            "errors": errors}
+
+
+def _stop(process: subprocess.Popen | None) -> None:
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+def _row(label: str, figures: dict | None, peer: dict | None = None) -> str:
+    if figures is None:
+        return f"{label:<46}: (wrk not installed: `apt-get install -y wrk`)"
+    ratio = f"  {figures['rate'] / peer['rate']:.2f}x Express" if peer else ""
+    return (f"{label:<46}: {figures['rate']:8.0f} req/s  p50 {figures['p50']:5.1f} ms  p99 {figures['p99']:5.1f} ms"
+            f"  errors {figures['errors']}{ratio}")
+
+
+# --matrix: granian options and the writer's in-flight statements, one API start each.
+MATRIX: list[tuple[str, list[str], dict[str, str]]] = [
+    ("1 worker (defaults)", [], {}),
+    ("2 workers", ["--workers", "2"], {}),
+    ("1 worker, 2 runtime threads", ["--runtime-threads", "2"], {}),
+    ("1 worker, loop asyncio", ["--loop", "asyncio"], {}),
+    ("1 worker, backpressure 16", ["--backpressure", "16"], {}),
+    ("1 worker, writer in flight 2", [], {"INGEST_COALESCE_MAX_IN_FLIGHT": "2"}),
+    ("1 worker, writer in flight 8", [], {"INGEST_COALESCE_MAX_IN_FLIGHT": "8"}),
+    ("2 workers, writer in flight 8", ["--workers", "2"], {"INGEST_COALESCE_MAX_IN_FLIGHT": "8"}),
+]
+
+
+async def matrix_async(args: argparse.Namespace) -> None:
     root = Path(tempfile.mkdtemp(prefix="tspg-bench-"))
     root.chmod(0o755)
-    pg = EmbeddedPostgres(root / "data").start()
-    api: subprocess.Popen | None = None
+    pg = EmbeddedPostgres(root / "data").start() if not args.database_url else None
+    url = args.database_url or pg.url
+    rows = []
     try:
-        await migrate_url(pg.url, report=lambda line: None)
-        raw = await raw_limit(pg.url, 16, args.duration)
-        api, port = start_api(pg.url, args.workers)
-        await asyncio.sleep(0.5)
-        cpu_before = _cpu_seconds(api)
-        rate, latencies, errors = await load_single(port, args.concurrency, args.duration, warmup=1.0)
-        # CPU the API used per request (warm-up included in both counts): a figure that holds
-        # even when other work shares the machine, unlike req/s.
-        api_cpu_ms = (_cpu_seconds(api) - cpu_before) / max(1, len(latencies) * (1 + 1.0 / args.duration)) * 1000
-        batch = await load_batch(port, args.batch_concurrency, args.duration)
-        api.terminate()
-        api.wait(10)
-        api = None
-        floor_server, floor_port = start_floor(args.workers)
+        if not args.skip_migrate:
+            await migrate_url(url, report=lambda line: None)
+        sink, sink_port = start_sink()
         try:
-            await asyncio.sleep(0.5)
-            floor, floor_latencies, _ = await load_single(floor_port, args.concurrency, args.duration, warmup=1.0)
+            for label, flags, env in MATRIX:
+                api, port = start_api(url, args, sink_port, flags, env)
+                try:
+                    await asyncio.sleep(0.5)
+                    # Warm-up, then the measurement.
+                    await load_single(port, args.concurrency, 1.0, warmup=0.0)
+                    cpu_before = _cpu_seconds(api)
+                    figures = run_wrk(port, args.concurrency, args.duration)
+                    if figures is None:
+                        figures = _asyncio_figures(*await load_single(port, args.concurrency, args.duration, 0.0))
+                    figures["cpu_ms"] = (_cpu_seconds(api) - cpu_before) / max(1, figures["rate"] * args.duration) * 1000
+                finally:
+                    _stop(api)
+                rows.append((label, figures))
+                print(f"{label:<34}: {figures['rate']:7.0f} req/s  p50 {figures['p50']:5.1f} ms  "
+                      f"p99 {figures['p99']:5.1f} ms  API CPU {figures['cpu_ms']:.2f} ms/request  errors {figures['errors']}",
+                      flush=True)
         finally:
-            floor_server.terminate()
-            floor_server.wait(10)
+            stop_sink(sink)
     finally:
-        if api is not None:
-            api.terminate()
-            api.wait(10)
-        pg.destroy()
+        if pg is not None:
+            pg.destroy()
         shutil.rmtree(root, ignore_errors=True)
 
-    p50, p99 = _percentile(latencies, 0.50) * 1000, _percentile(latencies, 0.99) * 1000
-    print(f"machine: {os.cpu_count()} cores, shared by PostgreSQL, the API and this load generator")
-    print(f"raw asyncpg single-row INSERT … ON CONFLICT, 16 tasks : {raw:8.0f} rows/s")
-    print(f"POST /ingest, concurrency {args.concurrency}, {args.workers} worker(s)   : {rate:8.0f} req/s "
-          f"({rate / raw:.2f}x raw)  p50 {p50:.1f} ms  p99 {p99:.1f} ms  mean {statistics.fmean(latencies) * 1000:.1f} ms"
-          f"  errors {errors}")
-    print(f"API CPU per /ingest request (all granian processes)  : {api_cpu_ms:8.2f} ms")
-    print(f"POST /ingest/batch (1,000 per request, {args.batch_concurrency} clients) : {batch:8.0f} messages/s")
-    print(f"HTTP floor: empty Litestar handler, same load          : {floor:8.0f} req/s "
-          f"({floor / raw:.2f}x raw)  p50 {_percentile(floor_latencies, 0.5) * 1000:.1f} ms  "
-          f"p99 {_percentile(floor_latencies, 0.99) * 1000:.1f} ms")
-    print(f"targets: /ingest >= 0.8x raw ({'met' if rate >= 0.8 * raw else 'NOT met'}), "
-          f"p99 < 15 ms ({'met' if p99 < 15 else 'NOT met'}), batch >= 15,000/s ({'met' if batch >= 15000 else 'NOT met'})")
+
+async def main_async(args: argparse.Namespace) -> None:
+    root: Path | None = None
+    pg: EmbeddedPostgres | None = None
+    if args.database_url:
+        url = args.database_url
+    else:
+        root = Path(tempfile.mkdtemp(prefix="tspg-bench-"))
+        root.chmod(0o755)
+        pg = EmbeddedPostgres(root / "data").start()
+        url = pg.url
+    express_dir = install_express() if not args.no_express else None
+    processes: list[subprocess.Popen] = []
+    figures: dict[str, dict | None] = {}
+    try:
+        if not args.skip_migrate:
+            await migrate_url(url, report=lambda line: None)
+        raw = await raw_limit(url, 16, args.duration)
+        sink, sink_port = start_sink()
+        processes.append(sink)
+        api, port = start_api(url, args, sink_port, args.granian)
+        processes.append(api)
+        other = None
+        if args.compare:
+            # Another tree's API (its own interpreter and sources), same database and settings.
+            other, other_port = start_api(url, args, sink_port, args.granian, python=args.compare)
+            processes.append(other)
+        express = None
+        if express_dir is not None:
+            await prepare_express_table(url)
+            express, express_port = start_express(express_dir, url)
+            processes.append(express)
+        await asyncio.sleep(0.5)
+        history = ""
+        if args.history_years:
+            started = time.perf_counter()
+            loaded = await load_history(port, args.history_years, args.history_per_day)
+            history = f"; history: {loaded:,} messages over {args.history_years:g} years loaded in {time.perf_counter() - started:.0f} s"
+
+        # Warm-up of every server (new chunks, plans, the pools) so that the first one measured
+        # does not pay for it.
+        for warm_port in [port] + ([other_port] if other is not None else []) + \
+                ([express_port] if express is not None else []):
+            await load_single(warm_port, args.concurrency, args.warmup, warmup=0.0)
+
+        # Interleaved, so that a neighbour's burst on the shared machine hits both sides alike.
+        cpu_before = _cpu_seconds(api)
+        rate, latencies, errors = await load_single(port, args.concurrency, args.duration, warmup=1.0)
+        api_cpu_ms = (_cpu_seconds(api) - cpu_before) / max(1, len(latencies) * (1 + 1.0 / args.duration)) * 1000
+        figures["ours_asyncio"] = _asyncio_figures(rate, latencies, errors)
+        if express is not None:
+            figures["express_asyncio"] = _asyncio_figures(
+                *await load_single(express_port, args.concurrency, args.duration, warmup=1.0))
+        if other is not None:
+            other_cpu = _cpu_seconds(other)
+            rate_o, latencies_o, errors_o = await load_single(other_port, args.concurrency, args.duration, warmup=1.0)
+            figures["compare_asyncio"] = _asyncio_figures(rate_o, latencies_o, errors_o)
+            figures["compare_cpu_ms"] = ((_cpu_seconds(other) - other_cpu)
+                                         / max(1, len(latencies_o) * (1 + 1.0 / args.duration)) * 1000)
+        figures["ours_wrk"] = run_wrk(port, args.concurrency, args.duration)
+        if express is not None:
+            figures["express_wrk"] = run_wrk(express_port, args.concurrency, args.duration)
+        if other is not None:
+            figures["compare_wrk"] = run_wrk(other_port, args.concurrency, args.duration)
+        batch = await load_batch(port, args.batch_concurrency, args.duration)
+        if other is not None:
+            figures["compare_batch"] = {"rate": await load_batch(other_port, args.batch_concurrency, args.duration)}
+        _stop(api)
+        _stop(express)
+        _stop(other)
+        requests_exported, spans = stop_sink(sink)
+
+        floor_server, floor_port = start_floor(args.workers)
+        processes.append(floor_server)
+        await asyncio.sleep(0.5)
+        figures["floor"] = _asyncio_figures(*await load_single(floor_port, args.concurrency, args.duration, warmup=1.0))
+        _stop(floor_server)
+    finally:
+        for process in processes:
+            _stop(process)
+        if express_dir is not None:
+            shutil.rmtree(express_dir, ignore_errors=True)
+            if args.database_url:
+                await drop_express_table(url)
+        if pg is not None:
+            pg.destroy()
+        if root is not None:
+            shutil.rmtree(root, ignore_errors=True)
+
+    ours, peer = figures["ours_asyncio"], figures.get("express_asyncio")
+    ours_wrk, peer_wrk = figures.get("ours_wrk"), figures.get("express_wrk")
+    print(f"machine: {os.cpu_count()} cores, shared by PostgreSQL, the API, the peer and the load generators")
+    print(f"database: {'given --database-url' if args.database_url else 'embedded PostgreSQL (throwaway)'}{history}; "
+          f"granian: {args.workers} worker(s) {' '.join(args.granian)}")
+    print(f"tracing: OTLP/HTTP to a stand-in collector, parentbased_traceidratio {args.sample_ratio}: "
+          f"{spans} spans in {requests_exported} exports")
+    print(f"raw asyncpg single-row INSERT … ON CONFLICT, 16 tasks  : {raw:8.0f} rows/s")
+    print(_row(f"POST /ingest, ours, asyncio client, c={args.concurrency}", ours, peer))
+    if peer is not None:
+        print(_row("POST /ingest, Express peer, asyncio client", peer))
+    print(_row(f"POST /ingest, ours, wrk, c={args.concurrency}", ours_wrk, peer_wrk))
+    if express_dir is not None:
+        print(_row("POST /ingest, Express peer, wrk", peer_wrk))
+    if args.compare:
+        print(_row("POST /ingest, --compare tree, asyncio client", figures["compare_asyncio"], peer))
+        print(_row("POST /ingest, --compare tree, wrk", figures["compare_wrk"], peer_wrk))
+    print(f"API CPU per /ingest request (all granian processes)    : {api_cpu_ms:8.2f} ms")
+    if args.compare:
+        print(f"API CPU per /ingest request, --compare tree            : {figures['compare_cpu_ms']:8.2f} ms")
+    print(f"POST /ingest/batch (1,000 per request, {args.batch_concurrency} clients)   : {batch:8.0f} messages/s")
+    if args.compare:
+        print(f"POST /ingest/batch, --compare tree                  : {figures['compare_batch']['rate']:8.0f} messages/s")
+    print(_row("HTTP floor: empty Litestar handler, asyncio", figures["floor"]))
+    checks = [f"p99 < 15 ms ({'met' if ours['p99'] < 15 else 'NOT met'})",
+              f"batch >= 15,000/s ({'met' if batch >= 15000 else 'NOT met'})"]
+    for name, a, b in (("asyncio", ours, peer), ("wrk", ours_wrk, peer_wrk)):
+        if a and b:
+            checks.insert(0, f"{name}: >= 2.0x Express ({a['rate'] / b['rate']:.2f}x, "
+                             f"{'met' if a['rate'] >= 2 * b['rate'] else 'NOT met'})")
+    print("targets: " + "; ".join(checks))
+    if args.json:
+        print("JSON " + json.dumps({"raw": raw, "batch": batch, "api_cpu_ms": api_cpu_ms, "spans": spans, **figures}))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement (default 10)")
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--connections", "--concurrency", dest="concurrency", type=int, default=16,
+                        help="concurrent keep-alive connections (default 16)")
     parser.add_argument("--batch-concurrency", type=int, default=2)
     parser.add_argument("--workers", type=int, default=1, help="granian workers (default 1)")
+    parser.add_argument("--granian", nargs=argparse.REMAINDER, default=[],
+                        help="further ingest-api flags, e.g. --granian --runtime-threads 2 --loop asyncio")
+    parser.add_argument("--database-url", help="an existing, migrated server instead of embedded PostgreSQL")
+    parser.add_argument("--history-years", type=float, default=0.0,
+                        help="first load this many years of history through /ingest/batch (e.g. 3 on TimescaleDB)")
+    parser.add_argument("--first-id", type=int, default=1,
+                        help="first message id (another run on the same --database-url: above the last one's)")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of unmeasured load on each server first")
+    parser.add_argument("--history-per-day", type=int, default=300, help="history messages a day (default 300)")
+    parser.add_argument("--skip-migrate", action="store_true", help="do not run migrations on --database-url")
+    parser.add_argument("--sample-ratio", type=float, default=0.1,
+                        help="OTEL_TRACES_SAMPLER_ARG of the API (parentbased_traceidratio; default 0.1)")
+    parser.add_argument("--no-express", action="store_true", help="skip the Express peer")
+    parser.add_argument("--compare", metavar="PYTHON",
+                        help="also load the API of another tree, run by that interpreter (e.g. OTHER/.venv/bin/python)")
+    parser.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
+    parser.add_argument("--matrix", action="store_true",
+                        help="instead: POST /ingest under each granian option set (wrk when installed)")
     args = parser.parse_args()
+    global _ids, _first_id
+    _first_id = args.first_id
+    _ids = itertools.count(args.first_id)
     try:
         import uvloop
 
         uvloop.install()
     except ImportError:
         pass
-    asyncio.run(main_async(args))
+    asyncio.run(matrix_async(args) if args.matrix else main_async(args))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,8 @@ import msgspec
 import pytest
 
 from ingest_api.ingest import sql as ingest_sql
-from ingest_api.ingest.service import IngestWriter, validate
+from ingest_api.ingest.validation import validate
+from ingest_api.ingest.writer import IngestWriter
 from ingest_api.settings import WriterSettings
 from ingest_api.signals import queries
 from ingest_api.signals.paging import Cursor, Filters, micros

@@ -134,14 +134,14 @@ def test_several_bad_fields_are_each_named(server: Server) -> None:
     assert response.status_code == 400
     details = response.json()["details"]
     assert _named(details) == ["channelId", "messageId", "timestamp", "text"]
-    assert "messageId: Expected `int`, got `str`" in details
-    assert "timestamp must be valid ISO 8601 datetime with a time zone (Invalid RFC3339 encoded datetime)" in details
-    assert "text: Expected `str`, got `int`" in details
+    assert "messageId must be an integer" in details
+    assert "timestamp must be valid ISO 8601 datetime with a time zone" in details
+    assert "text must be a string" in details
     # Missing and wrong fields together, and a problem inside a nested value, by its path.
     response = post(server, {"kind": "edited", "messageId": 0, "timestamp": T0, "sender": {"id": "x"}, "photos": {}})
     assert response.json()["details"] == [
-        "channelId is required", "messageId: Expected `int` >= 1", "photos: Expected `array`, got `object`",
-        "sender.id: Expected `int | null`, got `str`", "editDate is required"]
+        "channelId is required", "messageId must be an integer between 1 and 9223372036854775807",
+        "photos must be an array", "sender.id must be an integer", "editDate is required"]
 
 
 def test_several_bad_fields_in_a_batch_element(server: Server, channel_id: int) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -82,6 +84,65 @@ def test_traceparent_is_continued_and_sql_is_traced(api_database_url: str, tmp_p
     assert [s["parent_id"] for s in request_spans] == [f"0x{parent_id}"]
     # The INSERT ran inside that trace too.
     assert any("INSERT" in s["attributes"].get("db.statement", "") for s in sql_spans)
+
+
+def test_unsampled_requests_make_no_spans_and_sampled_ones_nest_sql(api_database_url: str, tmp_path: Path) -> None:
+    """A sampled traceparent yields request → SQL spans in the caller's trace; an unsampled one
+    (flags 00) yields none at all, neither for the request nor for its statements; a request
+    without a parent is sampled by the default sampler (parentbased_always_on)."""
+    server = start_server(api_database_url, tmp_path / "trace.log", OTEL_TRACES_EXPORTER="console",
+                          OTEL_BSP_SCHEDULE_DELAY="50")
+    unsampled, sampled = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb2"
+    parent = "00f067aa0ba902b7"
+    payload = {"channelId": "-100556", "timestamp": "2025-10-07T12:00:00Z", "text": "x"}
+    try:
+        for message_id, (trace_id, flags) in enumerate([(unsampled, "00"), (sampled, "01")], start=1):
+            response = httpx.post(server.url + "/ingest", json={**payload, "messageId": message_id},
+                                  headers={**auth(), "traceparent": f"00-{trace_id}-{parent}-{flags}"})
+            assert response.status_code == 200
+        rootless = httpx.post(server.url + "/ingest", json={**payload, "messageId": 3}, headers=auth())
+        assert rootless.status_code == 200
+        wait_for_request_span(server, sampled)
+        deadline = time.monotonic() + 10
+        while not _rootless_ingest_spans(server.log()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        server.stop()
+    log = server.log()
+    assert console_spans(log, unsampled) == []
+    spans = console_spans(log, sampled)
+    (request,) = [s for s in spans if s["kind"] == "SpanKind.SERVER"]
+    assert request["name"] == "POST /ingest" and request["attributes"]["http.response.status_code"] == 200
+    sql_spans = [s for s in spans if s["attributes"].get("db.system") == "postgresql"]
+    assert sql_spans and all(s["parent_id"] == request["context"]["span_id"] for s in sql_spans)
+    assert len(_rootless_ingest_spans(log)) == 1, "the request without a traceparent starts one sampled trace"
+
+
+def _rootless_ingest_spans(log: str) -> list[dict]:
+    decoder = json.JSONDecoder()
+    spans = []
+    for match in re.finditer(r'^\{\n    "name": "POST /ingest"', log, re.MULTILINE):
+        try:
+            span, _ = decoder.raw_decode(log, match.start())
+        except ValueError:
+            continue  # still being written
+        if span["parent_id"] is None:
+            spans.append(span)
+    return spans
+
+
+@pytest.mark.parametrize(("sampler", "arg", "message"), [
+    ("sometimes", "", "OTEL_TRACES_SAMPLER='sometimes' is not supported"),
+    ("parentbased_traceidratio", "lots", "OTEL_TRACES_SAMPLER_ARG='lots' must be a ratio between 0 and 1"),
+    ("traceidratio", "1.5", "must be a ratio between 0 and 1"),
+])
+def test_refuses_to_start_with_a_bad_sampler(sampler: str, arg: str, message: str) -> None:
+    env = {**os.environ, "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none", "GATEWAY_SECRET_TOKEN": TOKEN,
+           "OTEL_TRACES_SAMPLER": sampler, "OTEL_TRACES_SAMPLER_ARG": arg}
+    result = subprocess.run([sys.executable, "-m", "ingest_api.cli", "--port", "1"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize(("token", "message"), [(None, "not set"), ("short", "at least 32")])

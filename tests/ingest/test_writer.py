@@ -9,8 +9,9 @@ import msgspec
 import pytest
 from prometheus_client import REGISTRY
 
-from ingest_api.db import Database
-from ingest_api.ingest.service import IngestWriter, validate
+from ingest_api.db import Database, DatabaseUnavailable
+from ingest_api.ingest.validation import validate
+from ingest_api.ingest.writer import IngestWriter
 from ingest_api.settings import WriterSettings
 from ts_runtime.settings import DatabaseSettings
 from tests.support.db import connection
@@ -64,3 +65,20 @@ async def test_a_failing_message_does_not_fail_the_others_it_was_coalesced_with(
         assert isinstance(outcomes[4], asyncpg.RaiseError)
         assert [o.status for i, o in enumerate(outcomes) if i != 4] == ["stored"] * 9
         assert await conn.fetchval("SELECT count(*) FROM tp_capital.forwarded_messages") == 9
+
+
+async def test_stop_answers_waiting_submissions_unavailable(database_url: str) -> None:
+    # Submissions still queued at shutdown (the writer's loop no longer running) get "unavailable"
+    # (the client retries), not a crash of the shutdown itself.
+    database = Database(DatabaseSettings(url=database_url))
+    await database.open()
+    writer = IngestWriter(database, WriterSettings(max_batch=500, max_in_flight=1))
+    try:
+        waiting = [asyncio.ensure_future(writer.submit(_item(i))) for i in (9001, 9002)]
+        await asyncio.sleep(0)  # both queued; the loop was never started
+        await writer.stop()
+        for task in waiting:
+            with pytest.raises(DatabaseUnavailable):
+                await task
+    finally:
+        await database.close()

@@ -40,9 +40,10 @@ def defined_metrics() -> set[str]:
     for text in sources:
         for match in re.finditer(r'\b(?:Counter|Gauge|Histogram|Summary)\(\s*["\']([a-z_:][a-z0-9_:]*)["\']', text):
             names.add(match.group(1).removesuffix("_total"))
-        # Litestar's PrometheusConfig(prefix=…) registers <prefix>_requests_total and
-        # <prefix>_request_duration_seconds (among others); the prefix is a literal or a constant.
-        for match in re.finditer(r'PrometheusConfig\([^)]*prefix=(?:["\']([a-z_]+)["\']|(?:\w+\.)?([A-Z][A-Z0-9_]*))', text):
+        # Litestar's PrometheusConfig(prefix=…) and ts_runtime.metrics.HttpMetrics(prefix=…) register
+        # <prefix>_requests_total and <prefix>_request_duration_seconds (among others); the prefix
+        # is a literal or a constant.
+        for match in re.finditer(r'(?:PrometheusConfig|HttpMetrics)\([^)]*prefix=(?:["\']([a-z_]+)["\']|(?:\w+\.)?([A-Z][A-Z0-9_]*))', text):
             prefix = match.group(1) or constants.get(match.group(2))
             if prefix:
                 names |= {f"{prefix}_requests", f"{prefix}_request_duration_seconds", f"{prefix}_requests_error"}

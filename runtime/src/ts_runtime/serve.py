@@ -16,6 +16,11 @@ from pathlib import Path
 from .settings import ConfigError, env_int, env_str, apply_env_file
 
 
+LOOPS = ("auto", "asyncio", "uvloop")
+# granian's `auto` takes uvloop when it is installed (the ingest API declares it) and asyncio
+# otherwise; bench/ingest_bench.py --matrix measures the choices (docs/ingest-api.md).
+DEFAULT_LOOP = "auto"
+
 # Loopback: anyone on the network must not read every raw message (and sender) by default.
 DEFAULT_HOST = "127.0.0.1"
 
@@ -26,6 +31,15 @@ def build_parser(prog: str, default_port: int, description: str) -> argparse.Arg
                         help=f"bind address (HOST, default {DEFAULT_HOST}: this machine only)")
     parser.add_argument("--port", type=int, default=env_int("PORT", default_port), help=f"port (PORT, default {default_port})")
     parser.add_argument("--workers", type=int, default=env_int("WEB_CONCURRENCY", 1), help="worker processes (WEB_CONCURRENCY)")
+    parser.add_argument("--runtime-threads", type=int, default=env_int("WEB_RUNTIME_THREADS", 1),
+                        help="granian I/O threads per worker (WEB_RUNTIME_THREADS, default 1)")
+    parser.add_argument("--loop", choices=LOOPS, default=env_str("WEB_LOOP", DEFAULT_LOOP),
+                        help=f"event loop (WEB_LOOP, default {DEFAULT_LOOP})")
+    parser.add_argument("--task-impl", choices=("asyncio", "rust"), default=env_str("WEB_TASK_IMPL", "asyncio"),
+                        help="granian's task implementation (WEB_TASK_IMPL, default asyncio)")
+    parser.add_argument("--backpressure", type=int, default=env_int("WEB_BACKPRESSURE", 0) or None,
+                        help="most requests a worker handles at once; more wait in the socket "
+                             "(WEB_BACKPRESSURE, default granian's: the backlog divided by the workers)")
     parser.add_argument("--reload", action="store_true", help="restart on source changes (development)")
     return parser
 
@@ -33,7 +47,7 @@ def build_parser(prog: str, default_port: int, description: str) -> argparse.Arg
 def serve(factory_target: str, args: argparse.Namespace, reload_paths: list[Path] | None = None) -> None:
     """Serve `module:factory` with granian until stopped (SIGINT/SIGTERM stop it gracefully)."""
     from granian import Granian
-    from granian.constants import Interfaces
+    from granian.constants import Interfaces, Loops, TaskImpl
 
     Granian(
         factory_target,
@@ -42,6 +56,10 @@ def serve(factory_target: str, args: argparse.Namespace, reload_paths: list[Path
         interface=Interfaces.ASGI,
         factory=True,
         workers=args.workers,
+        runtime_threads=getattr(args, "runtime_threads", 1),
+        loop=Loops(getattr(args, "loop", DEFAULT_LOOP)),
+        task_impl=TaskImpl(getattr(args, "task_impl", "asyncio")),
+        backpressure=getattr(args, "backpressure", None),
         reload=args.reload,
         reload_paths=reload_paths,
         log_access=False,

@@ -1,5 +1,5 @@
-"""Checks every request goes through before its handler (app-level Litestar guards), and the
-UTF-8 check of request bodies.
+"""Checks every request goes through before its handler (the core plugin's innermost middleware,
+and a guard for the read token), and the UTF-8 check of request bodies.
 
 - the query string must be UTF-8 once percent-decoded (Litestar decodes it with
   `errors="replace"`: `?search=PETR%C3` would silently search for "PETR\\ufffd");
@@ -43,31 +43,9 @@ def utf8_problem(data: bytes, what: str) -> FieldProblem | None:
     return None
 
 
-async def refuse_query_not_utf8(connection: ASGIConnection, _: BaseRouteHandler) -> None:
-    raw: bytes = connection.scope.get("query_string", b"")
-    if raw and (problem := utf8_problem(unquote_to_bytes(raw), "query")):
-        raise ApiError(400, "Query string is not valid UTF-8", errors=[problem])
-
-
-def _has_body(connection: ASGIConnection) -> bool:
-    length = connection.headers.get("content-length")
-    if length is not None:
-        return length.strip() not in ("", "0")
-    return "transfer-encoding" in connection.headers
-
-
 def is_json(content_type: str) -> bool:
     media = content_type.split(";", 1)[0].strip().lower()
     return media == JSON or (media.startswith("application/") and media.endswith("+json"))
-
-
-async def require_json_writes(connection: ASGIConnection, _: BaseRouteHandler) -> None:
-    if connection.scope["method"] not in WRITE_METHODS or not _has_body(connection):
-        return
-    sent = connection.headers.get("content-type", "")
-    if not is_json(sent):
-        raise ApiError(415, f"Content-Type must be {JSON}",
-                       [f"Content-Type: expected {JSON}, got {sent.split(';', 1)[0].strip() or 'none'}"])
 
 
 def read_token_guard(tokens: Sequence[str]):
@@ -91,6 +69,32 @@ def read_token_guard(tokens: Sequence[str]):
             raise ApiError(401, "Invalid API key")
 
     return require_read_token
+
+
+def check_scope(scope) -> None:  # type: ignore[no-untyped-def]
+    """The query and JSON-write checks above on a raw ASGI scope (the core plugin runs them as its
+    innermost middleware, after routing, rather than as guards: Litestar copies the route handler
+    object for every guard it calls, on every request)."""
+    raw: bytes = scope.get("query_string", b"")
+    if raw and (problem := utf8_problem(unquote_to_bytes(raw), "query")):
+        raise ApiError(400, "Query string is not valid UTF-8", errors=[problem])
+    if scope["method"] not in WRITE_METHODS:
+        return
+    length = transfer = content_type = None
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            length = value
+        elif name == b"transfer-encoding":
+            transfer = value
+        elif name == b"content-type":
+            content_type = value
+    has_body = length.strip() not in (b"", b"0") if length is not None else transfer is not None
+    if not has_body:
+        return
+    sent = content_type.decode("latin-1") if content_type is not None else ""
+    if not is_json(sent):
+        raise ApiError(415, f"Content-Type must be {JSON}",
+                       [f"Content-Type: expected {JSON}, got {sent.split(';', 1)[0].strip() or 'none'}"])
 
 
 class CoreRequest(Request):

@@ -18,6 +18,7 @@ import asyncio
 from litestar.routes import HTTPRoute
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from .checks import check_scope
 from .errors import ApiError
 
 
@@ -88,3 +89,14 @@ def options_allow(app: ASGIApp) -> ASGIApp:
         await app(scope, receive, send_with_allow)
 
     return fix_allow
+
+
+def request_checks(app: ASGIApp) -> ASGIApp:
+    """Middleware: the query and JSON-write checks of checks.py, before the handler runs."""
+
+    async def checked(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            check_scope(scope)
+        await app(scope, receive, send)
+
+    return checked

@@ -4,8 +4,8 @@
 
 adds the operations routes (routes.py), the error envelope (errors.py), the request checks
 (checks.py: query and body UTF-8, JSON writes, the optional read token) and the middleware
-(middleware.py: body deadline, OPTIONS Allow) and the dependencies (dependencies.py: `db_connection`
-from the app's pool). Each API passes what differs: its name and version,
+(middleware.py: body deadline, OPTIONS Allow, the request checks) and the dependencies
+(dependencies.py: `db_connection` from the app's pool). Each API passes what differs: its name and version,
 its checks, the fields its earlier /health answer had, whether its error envelope has `success`,
 which errors mean "database unavailable" and what to count when that happens.
 """
@@ -23,10 +23,10 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.plugins import InitPluginProtocol
 
 from .. import database, health
-from .checks import CoreRequest, PUBLIC, WRITE_METHODS, read_token_guard, refuse_query_not_utf8, require_json_writes
+from .checks import CoreRequest, PUBLIC, WRITE_METHODS, read_token_guard
 from .dependencies import core_dependencies
 from .errors import ErrorBody, exception_handlers
-from .middleware import body_deadline, options_allow
+from .middleware import body_deadline, options_allow, request_checks
 from .routes import system_routes
 
 # A check gets the app's state (where the lifespan put the database) and answers like a
@@ -86,14 +86,16 @@ class CorePlugin(InitPluginProtocol):
         app_config.exception_handlers.update(exception_handlers(
             success_flag=config.success_flag, unavailable_kind=config.unavailable_kind,
             on_unavailable=config.on_unavailable))
-        guards: list = [refuse_query_not_utf8, require_json_writes]
+        # The query and Content-Type checks are middleware (checks.check_scope says why); the read
+        # token, which depends on the handler (its `public` opt), stays a guard, only when configured.
         if config.read_tokens:
-            guards.append(read_token_guard(config.read_tokens))
-        app_config.guards = [*guards, *app_config.guards]
+            app_config.guards = [read_token_guard(config.read_tokens), *app_config.guards]
         app_config.request_class = CoreRequest
         app_config.dependencies = {**core_dependencies(), **app_config.dependencies}
         # Outermost first: the deadline covers everything that reads the body.
-        app_config.middleware = [body_deadline(config.body_timeout_seconds), options_allow, *app_config.middleware]
+        # Innermost last: the checks answer inside the app's own middleware (metrics and spans see a 415).
+        app_config.middleware = [body_deadline(config.body_timeout_seconds), options_allow, *app_config.middleware,
+                                 request_checks]
         for handler in app_config.route_handlers:
             _document_answers(handler, config)
         return app_config

@@ -16,20 +16,19 @@ from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
-from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
-from litestar.plugins.prometheus import PrometheusConfig
 
 from ts_runtime.api_core import CoreConfig, CorePlugin, database_check
 from ts_runtime.health import HEALTHY, CheckResult, uptime_seconds
 from ts_runtime.logs import register_secret, setup_logging
+from ts_runtime.metrics import HttpMetrics
 from ts_runtime.settings import describe_url, redact
-from ts_runtime.telemetry import instrument_asyncpg, setup_tracing
+from ts_runtime.telemetry import instrument_asyncpg, server_spans, setup_tracing
 
 from . import metrics
 from .db import Database, unavailable_kind
 from .errors import ErrorBody
 from .ingest.handlers import MAX_BODY_BYTES, ingest_batch, ingest_message
-from .ingest.service import IngestWriter
+from .ingest.writer import IngestWriter
 from .settings import Settings
 from .signals.handlers import route_handlers as signal_handlers
 
@@ -91,9 +90,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     cors = CORSConfig(allow_origins=list(settings.http.cors_origins), allow_headers=["*"],
                       allow_methods=["GET", "POST", "DELETE", "OPTIONS"]) if settings.http.cors_origins else None
-    # Request spans continue an incoming W3C `traceparent` (the global propagator's default).
-    telemetry = OpenTelemetryPlugin(OpenTelemetryConfig(exclude=["/metrics"], exclude_spans=["receive", "send"]))
-    prometheus = PrometheusConfig(app_name=TELEMETRY_NAME, prefix="api_http", group_path=True, exclude=["/metrics"])
+    # Request spans continue an incoming W3C `traceparent`; an unsampled request costs next to
+    # nothing (ts_runtime.telemetry). HTTP metrics keep the names Litestar's Prometheus middleware gave.
+    spans = server_spans(exclude=["/metrics"])
+    http_metrics = HttpMetrics(app_name=TELEMETRY_NAME, prefix="api_http", exclude=("/metrics",))
     # With a read token, the gateway token (which may also delete) reads too.
     read_tokens = (settings.http.read_token, settings.auth.gateway_token) if settings.http.read_token else ()
     core = CorePlugin(CoreConfig(
@@ -112,8 +112,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[_lifespan(settings)],
         state=State({"token_bytes": settings.auth.gateway_token.encode()}),
         cors_config=cors,
-        plugins=[core, telemetry],
-        middleware=[prometheus.middleware],
+        plugins=[core],
+        middleware=[spans, http_metrics],
         openapi_config=OpenAPIConfig(
             title="TP Capital ingest API",
             version=VERSION,

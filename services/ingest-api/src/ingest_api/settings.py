@@ -15,6 +15,7 @@ from ts_runtime.settings import (
     env_int,
     env_str,
 )
+from ts_runtime.telemetry import sampler_from_env
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,8 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> "Settings":
+        # A bad OTEL_TRACES_SAMPLER(_ARG) fails the configuration check at start (exit 2), not a worker.
+        sampler_from_env()
         return cls(
             database=DatabaseSettings.from_env(),
             auth=AuthSettings.from_env(),

@@ -1,37 +1,27 @@
-"""Ingest service: validate payloads, then write them in batches (one statement per kind).
+"""The ingest writer: stores validated messages (validation.Prepared) in batches, one statement
+per kind, and answers one `IngestResult` each, in order.
 
-`validate()` turns a request body into a `Prepared` message or a `Rejected` list of reasons.
-`IngestWriter.write()` parses and stores a list of prepared messages and answers one
-`IngestResult` each, in order; `IngestWriter.submit()` does the same for one message, coalescing
-the messages of concurrent requests into one batch (what lets a single-message API keep up with
-the database).
+`IngestWriter.write()` parses and stores a list of messages (POST /ingest/batch);
+`IngestWriter.submit()` does the same for one message, coalescing the messages of concurrent
+requests into one batch (what lets a single-message API keep up with the database). The SQL is
+in sql.py; what a stored message derives (signals, events, statuses) in derive.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import logging
 import random
-import re
 from collections.abc import Sequence
-import dataclasses
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
 import asyncpg
-import msgspec
 
-from contracts import (
-    DeletedMessage,
-    EditedMessage,
-    IngestResult,
-    MessagePayload,
-    NewMessage,
-    channel_id_int,
-    decode_payload,
-)
+from contracts import IngestResult
 
 from .. import metrics
 from ..db import Database, DatabaseUnavailable, unavailable_kind
@@ -40,232 +30,9 @@ from ..settings import WriterSettings
 from ..signals.outcomes import relink_and_count
 from . import sql
 from .derive import Changes, rederive_keys
+from .validation import Prepared
 
 log = logging.getLogger(__name__)
-
-TELEGRAM_LAUNCH = datetime(2013, 8, 1, tzinfo=timezone.utc)
-MAX_FUTURE = timedelta(days=1)
-_encoder = msgspec.json.Encoder()
-_any_decoder = msgspec.json.Decoder()
-
-
-# -- validation ------------------------------------------------------------------------------
-
-class Rejected(Exception):
-    """The payload is invalid; `details` name each bad field."""
-
-    def __init__(self, details: list[str], message_id: int | None = None) -> None:
-        super().__init__("; ".join(details))
-        self.details = details
-        self.message_id = message_id
-
-
-@dataclass(slots=True)
-class Prepared:
-    """A validated message, ready for SQL (JSON columns already encoded)."""
-
-    kind: str
-    channel_id: int
-    message_id: int
-    original_timestamp: datetime | None
-    text: str = ""
-    photos: str = "[]"
-    channel_name: str | None = None
-    sender: str | None = None
-    forward: str | None = None
-    edit_date: datetime | None = None
-    deleted_at: datetime | None = None
-    reply_to_message_id: int | None = None
-    # What the parser reads in `text`; set by `parse_prepared` (the writer parses what is not).
-    parsed: Signal | FollowUp | None = None
-    is_parsed: bool = False
-
-    @property
-    def channel(self) -> str:
-        """The `channel` column of signal rows: the channel's name when known, else its id."""
-        return self.channel_name or str(self.channel_id)
-
-    @property
-    def dedupe_key(self) -> tuple[Any, ...]:
-        if self.kind == "deleted":
-            return ("deleted", self.channel_id, self.message_id)
-        return (self.kind, self.channel_id, self.message_id, self.original_timestamp, self.edit_date)
-
-
-# Each kind's wire type, whose fields are checked one by one to explain a failed decode.
-_KINDS: dict[str, type[msgspec.Struct]] = {"new": NewMessage, "edited": EditedMessage, "deleted": DeletedMessage}
-_DATE_FIELDS = ("timestamp", "editDate", "deletedAt")
-# msgspec: "Expected `int`, got `str` - at `$.messageId`" / "Object missing required field `x`".
-_AT_PATH = re.compile(r"^(?P<reason>.*?) - at `\$(?P<path>[^`]*)`$")
-_MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`(?: - at `\$(?P<path>[^`]*)`)?$")
-
-
-def _field_name(path: str) -> str:
-    return path.lstrip(".") or "body"
-
-
-def _describe(error: msgspec.MsgspecError) -> str:
-    text = str(error)
-    missing = _MISSING.match(text)
-    if missing:
-        prefix = _field_name(missing.group("path") or "")
-        field = missing.group("field") if prefix == "body" else f"{prefix}.{missing.group('field')}"
-        return f"{field} is required"
-    located = _AT_PATH.match(text)
-    if located:
-        return _bad_field(_field_name(located.group("path")), located.group("reason"))
-    if isinstance(error, msgspec.DecodeError):
-        return f"body is not valid JSON: {text}"
-    return text
-
-
-def _bad_field(field: str, reason: str) -> str:
-    if field in _DATE_FIELDS:
-        return f"{field} must be valid ISO 8601 datetime with a time zone ({reason})"
-    return f"{field}: {reason}"
-
-
-def _explain(body: bytes, error: msgspec.MsgspecError) -> list[str]:
-    """One detail per bad field (msgspec stops at the first problem), else msgspec's reason."""
-    try:
-        generic = _any_decoder.decode(body)
-    except msgspec.DecodeError as exc:
-        return [f"body is not valid JSON: {exc}"]
-    if not isinstance(generic, dict):
-        return [f"body must be a JSON object, got {type(generic).__name__}"]
-    kind = generic.get("kind", "new")
-    # isinstance first: `[] in _KINDS` would raise (unhashable) instead of answering 400.
-    if not isinstance(kind, str) or kind not in _KINDS:
-        return ["kind must be one of new, edited, deleted"]
-    return _field_problems(generic, _KINDS[kind]) or [_describe(error)]
-
-
-def _field_problems(payload: dict[str, Any], wire_type: type[msgspec.Struct]) -> list[str]:
-    """Each field of `wire_type` checked on its own: missing, or its value converted to the
-    field's type (which keeps the Meta constraints: ranges, patterns, time zones)."""
-    details: list[str] = []
-    for field in msgspec.structs.fields(wire_type):
-        name = field.encode_name
-        value = payload.get(name)
-        if value is None and field.required:
-            details.append(f"{name} is required")
-            continue
-        if name not in payload:
-            continue
-        try:
-            msgspec.convert(value, field.type)
-        except msgspec.ValidationError as exc:
-            # A problem inside the value ("Expected `int`, got `str` - at `$.id`") names its path.
-            located = _AT_PATH.match(str(exc))
-            if located:
-                details.append(_bad_field(name + located.group("path"), located.group("reason")))
-            else:
-                details.append(_bad_field(name, str(exc)))
-    return details
-
-
-def _find_nul(value: Any, path: str) -> str | None:
-    # PostgreSQL text and jsonb cannot hold U+0000: refuse it with the field's name instead of
-    # failing in the database.
-    if isinstance(value, str):
-        return path if "\x00" in value else None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found = _find_nul(key, path) or _find_nul(item, f"{path}.{key}")
-            if found:
-                return found
-    if isinstance(value, list):
-        for i, item in enumerate(value):
-            found = _find_nul(item, f"{path}[{i}]")
-            if found:
-                return found
-    return None
-
-
-def _check_date(name: str, value: datetime | None, now: datetime, details: list[str]) -> None:
-    if value is None:
-        return
-    if value < TELEGRAM_LAUNCH:
-        details.append(f"{name} must not be before 2013-08-01 (Telegram did not exist)")
-    elif value > now + MAX_FUTURE:
-        details.append(f"{name} must not be more than 1 day in the future")
-
-
-def require_utf8(body: bytes) -> None:
-    """Refuse a body that is not UTF-8 (RFC 8259: JSON text is UTF-8); raises `Rejected`.
-
-    msgspec checks the encoding only of the strings it decodes, and only when it decodes them:
-    a bad byte in a field's value escaped as a UnicodeDecodeError (a 500), one in an unknown
-    field or a batch element was not seen at all. So the whole body is checked first (the
-    decode of a few KiB is far cheaper than the request around it).
-    """
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        bad = exc.object[exc.start:exc.end].hex(" ")
-        raise Rejected([f"body is not valid UTF-8 ({exc.reason}: byte {bad} at offset {exc.start})"]) from None
-
-
-def validate(body: bytes | msgspec.Raw, now: datetime | None = None) -> Prepared:
-    """Decode and check one payload with the shared contract; raises `Rejected`.
-
-    `now` (for the "not in the future" check) may be passed once for a whole batch.
-    """
-    try:
-        try:
-            payload: MessagePayload = decode_payload(body)
-        except msgspec.MsgspecError as exc:
-            raise Rejected(_explain(bytes(body), exc)) from None
-        return _prepare(payload, now or datetime.now(timezone.utc))
-    except RecursionError:
-        raise Rejected(["body is nested too deeply"]) from None
-
-
-def _prepare(payload: MessagePayload, now: datetime) -> Prepared:
-    details: list[str] = []
-    channel_id = channel_id_int(payload.channel_id)
-    if not -(2**63) <= channel_id < 2**63:
-        details.append("channelId must fit in a signed 64-bit integer")
-    _check_date("timestamp", payload.timestamp, now, details)
-    if isinstance(payload, DeletedMessage):
-        _check_date("deletedAt", payload.deleted_at, now, details)
-        if details:
-            raise Rejected(details, payload.message_id)
-        return Prepared(
-            kind="deleted",
-            channel_id=channel_id,
-            message_id=payload.message_id,
-            original_timestamp=payload.timestamp,
-            deleted_at=payload.deleted_at or now,
-        )
-    edit_date = None
-    if isinstance(payload, EditedMessage):
-        edit_date = payload.edit_date
-        _check_date("editDate", edit_date, now, details)
-        if edit_date < payload.timestamp:
-            details.append("editDate must not be before timestamp")
-    sender = msgspec.to_builtins(payload.sender) if payload.sender is not None else None
-    forward = msgspec.to_builtins(payload.forward) if payload.forward is not None else None
-    for name, value in (("photos", payload.photos), ("sender", sender), ("forward", forward),
-                        ("channelName", payload.channel_name)):
-        found = _find_nul(value, name)
-        if found:
-            details.append(f"{found} must not contain NUL characters")
-    if details:
-        raise Rejected(details, payload.message_id)
-    return Prepared(
-        kind="edited" if edit_date is not None else "new",
-        channel_id=channel_id,
-        message_id=payload.message_id,
-        original_timestamp=payload.timestamp,
-        text=payload.text,
-        photos=_encoder.encode(payload.photos).decode() if payload.photos else "[]",
-        channel_name=payload.channel_name,
-        sender=_encoder.encode(sender).decode() if sender is not None else None,
-        forward=_encoder.encode(forward).decode() if forward is not None else None,
-        edit_date=edit_date,
-        reply_to_message_id=payload.reply_to_message_id,
-    )
 
 
 _CONFLICTS = (asyncpg.exceptions.DeadlockDetectedError, asyncpg.exceptions.SerializationError)
@@ -381,45 +148,49 @@ class IngestWriter:
         self._db = database
         self._settings = settings
         self._pending: list[tuple[Prepared, asyncio.Future[IngestResult], contextvars.Context]] = []
-        self._wakeup = asyncio.Event()
-        self._slots = asyncio.Semaphore(settings.max_in_flight)
-        self._loop_task: asyncio.Task[None] | None = None
+        self._in_flight = 0
+        self._dispatch_scheduled = False
+        self._stopped = False
         self._flushes: set[asyncio.Task[None]] = set()
 
     # -- coalescing of single submissions ---------------------------------------------------
+    #
+    # While up to `max_in_flight` statements run, new submissions pile up and go out together in
+    # the next one: the batch size adapts to the load, with no timer adding latency. A submission
+    # schedules one dispatch callback for the loop's next turn (the submissions of the same turn
+    # join it), and a finished statement dispatches what piled up meanwhile at once: no writer
+    # task to wake, no event or semaphore round trip through the loop.
 
     def start(self) -> None:
-        self._loop_task = asyncio.create_task(self._run(), name="ingest-writer")
+        self._stopped = False
 
     async def stop(self) -> None:
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            await asyncio.gather(self._loop_task, return_exceptions=True)
+        self._stopped = True
         await asyncio.gather(*self._flushes, return_exceptions=True)
-        for _, future in self._pending:
+        for _, future, _ in self._pending:  # (item, future, context): a request still waiting
             if not future.done():
                 future.set_exception(DatabaseUnavailable("shutting down"))
         self._pending.clear()
 
     async def submit(self, item: Prepared) -> IngestResult:
-        future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
+        if self._stopped:
+            raise DatabaseUnavailable("shutting down")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[IngestResult] = loop.create_future()
         self._pending.append((item, future, contextvars.copy_context()))
-        self._wakeup.set()
+        if not self._dispatch_scheduled and self._in_flight < self._settings.max_in_flight:
+            self._dispatch_scheduled = True
+            loop.call_soon(self._dispatch)
         return await future
 
-    async def _run(self) -> None:
-        # While up to `max_in_flight` statements run, new submissions pile up and go out together
-        # in the next one: the batch size adapts to the load, with no timer adding latency.
-        while True:
-            await self._wakeup.wait()
-            await self._slots.acquire()
+    def _dispatch(self) -> None:
+        self._dispatch_scheduled = False
+        if self._stopped:
+            return
+        while self._pending and self._in_flight < self._settings.max_in_flight:
             batch = self._pending[: self._settings.max_batch]
             del self._pending[: self._settings.max_batch]
-            if not self._pending:
-                self._wakeup.clear()
-            if not batch:
-                self._slots.release()
-                continue
+            self._in_flight += 1
             # The statement runs in the first request's context, so its SQL spans join that
             # request's trace (one statement serves them all; a span has one parent).
             task = asyncio.create_task(self._flush([(i, f) for i, f, _ in batch]), context=batch[0][2])
@@ -460,7 +231,9 @@ class IngestWriter:
                 else:
                     future.set_result(result)
         finally:
-            self._slots.release()
+            self._in_flight -= 1
+            if self._pending:
+                self._dispatch()
 
     # -- batch write ------------------------------------------------------------------------
 
