@@ -263,6 +263,9 @@ def test_reparse_command_line_errors(server: Server) -> None:
                            "postgresql://postgres@127.0.0.1:1/none"], capture_output=True, text=True, timeout=60)
     assert down.returncode == 1 and "cannot reach the database" in down.stderr
     assert "Traceback" not in down.stderr
+    # The server's own --help names the subcommand, so a user finds it without the docs.
+    usage = subprocess.run([sys.executable, "-m", "ingest_api.cli", "--help"], capture_output=True, text=True, timeout=60)
+    assert usage.returncode == 0 and "ingest-api reparse" in usage.stdout
 
 
 # -- property: what the API derives online is what reparse derives ------------------------------

@@ -25,8 +25,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["reparse"]:
         return reparse_main(argv[1:])
-    return run_api("ingest-api", 4005, "TP Capital ingest API", "ingest_api.app:create_app", Settings.from_env, argv,
+    return run_api("ingest-api", 4005, _DESCRIPTION, "ingest_api.app:create_app", Settings.from_env, argv,
                    env_file=ENV_FILE)
+
+
+_DESCRIPTION = ("TP Capital ingest API (serves on granian). Also: `ingest-api reparse [--channel ID] [--since DATE] "
+                "[--dry-run]` re-derives signals, events and statuses from the stored messages (see "
+                "`ingest-api reparse --help`).")
 
 
 def _since(raw: str) -> datetime:
