@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -65,25 +66,12 @@ _json = msgspec.json.Encoder()
 
 def item_from_body(body: bytes, *, partial: bool) -> dict[str, Any]:
     """The column values of a POST (partial=False) or PUT body, or ApiError 400."""
-    struct_type = ItemUpdate if partial else ItemCreate
-    try:
-        item = decode_struct(struct_type, body)
-    except ApiError as exc:
-        raise _with_rules(exc, body, struct_type, _item_rules) from None
-    values, problems = _item_values(item, partial, from_json=True)
-    if problems:
-        raise validation_failed(problems)
-    return values
+    return _from_body(_ITEM, body, partial)
 
 
 def validate_item(raw: dict[str, Any], *, partial: bool) -> tuple[dict[str, Any], list[FieldProblem]]:
     """An already decoded item (a LowDB entry): its column values, or the problems."""
-    struct_type = ItemUpdate if partial else ItemCreate
-    try:
-        item = msgspec.convert(raw, struct_type)
-    except msgspec.ValidationError:
-        return {}, _problems(struct_type, raw, _item_rules)
-    return _item_values(item, partial, from_json=False)
+    return _from_raw(_ITEM, raw, partial)
 
 
 def _item_values(item: ItemCreate | ItemUpdate, partial: bool,
@@ -148,25 +136,12 @@ def item_filter_problems(category: str | None, search: str | None) -> list[Field
 
 def category_from_body(body: bytes, *, partial: bool) -> dict[str, Any]:
     """The column values of a POST (partial=False) or PUT body, or ApiError 400."""
-    struct_type = CategoryUpdate if partial else CategoryCreate
-    try:
-        category = decode_struct(struct_type, body)
-    except ApiError as exc:
-        raise _with_rules(exc, body, struct_type, _category_rules) from None
-    values, problems = _category_values(category, partial, from_json=True)
-    if problems:
-        raise validation_failed(problems)
-    return values
+    return _from_body(_CATEGORY, body, partial)
 
 
 def validate_category(raw: dict[str, Any], *, partial: bool) -> tuple[dict[str, Any], list[FieldProblem]]:
     """An already decoded category (a LowDB entry): its column values, or the problems."""
-    struct_type = CategoryUpdate if partial else CategoryCreate
-    try:
-        category = msgspec.convert(raw, struct_type)
-    except msgspec.ValidationError:
-        return {}, _problems(struct_type, raw, _category_rules)
-    return _category_values(category, partial, from_json=False)
+    return _from_raw(_CATEGORY, raw, partial)
 
 
 def _category_values(category: CategoryCreate | CategoryUpdate, partial: bool,
@@ -293,3 +268,44 @@ def _encodable(text: str) -> bool:
 def _fresh(default: Any) -> Any:
     """A default that is a list or a dict, copied: the caller may change it."""
     return type(default)(default) if isinstance(default, (list, dict)) else default
+
+
+# -- one path for both kinds ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Kind:
+    """What differs between items and categories: their request Structs, the rules a Struct
+    cannot state, and how the decoded fields become column values."""
+
+    create: type[msgspec.Struct]
+    update: type[msgspec.Struct]
+    rules: Callable[..., list[FieldProblem]]
+    values: Callable[..., tuple[dict[str, Any], list[FieldProblem]]]
+
+    def struct(self, partial: bool) -> type[msgspec.Struct]:
+        return self.update if partial else self.create
+
+
+_ITEM = _Kind(ItemCreate, ItemUpdate, _item_rules, _item_values)
+_CATEGORY = _Kind(CategoryCreate, CategoryUpdate, _category_rules, _category_values)
+
+
+def _from_body(kind: _Kind, body: bytes, partial: bool) -> dict[str, Any]:
+    struct_type = kind.struct(partial)
+    try:
+        decoded = decode_struct(struct_type, body)
+    except ApiError as exc:
+        raise _with_rules(exc, body, struct_type, kind.rules) from None
+    values, problems = kind.values(decoded, partial, from_json=True)
+    if problems:
+        raise validation_failed(problems)
+    return values
+
+
+def _from_raw(kind: _Kind, raw: dict[str, Any], partial: bool) -> tuple[dict[str, Any], list[FieldProblem]]:
+    struct_type = kind.struct(partial)
+    try:
+        decoded = msgspec.convert(raw, struct_type)
+    except msgspec.ValidationError:
+        return {}, _problems(struct_type, raw, kind.rules)
+    return kind.values(decoded, partial, from_json=False)
