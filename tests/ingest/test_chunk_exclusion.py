@@ -110,24 +110,23 @@ async def conn(history_url: str) -> AsyncIterator[asyncpg.Connection]:
         await connection.close()
 
 
+def _plan_nodes(plan: Any) -> Iterator[dict[str, Any]]:
+    """Every node of an EXPLAIN (FORMAT JSON) plan, parents before children, in plan order."""
+    if isinstance(plan, dict):
+        if "Node Type" in plan:
+            yield plan
+        for value in plan.values():
+            yield from _plan_nodes(value)
+    elif isinstance(plan, list):
+        for value in plan:
+            yield from _plan_nodes(value)
+
+
 def _chunks(plan: Any, executed_only: bool = True) -> list[str]:
     """Chunk relations the plan scanned (executed at least once), in plan order."""
-    found: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            name = node.get("Relation Name")
-            if isinstance(name, str) and _CHUNK.match(name) and "Node Type" in node:
-                if not executed_only or node.get("Actual Loops", 1) > 0:
-                    found.append(name)
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(plan)
-    return found
+    return [node["Relation Name"] for node in _plan_nodes(plan)
+            if isinstance(node.get("Relation Name"), str) and _CHUNK.match(node["Relation Name"])
+            and (not executed_only or node.get("Actual Loops", 1) > 0)]
 
 
 async def _explain(conn: asyncpg.Connection, statement: str, *args: Any, generic: bool = False) -> Any:
@@ -362,20 +361,7 @@ async def test_a_tombstoned_message_is_marked_in_its_own_chunks(conn: asyncpg.Co
 # -- plain PostgreSQL (or whatever server the suite runs on): the same statements, by index --
 
 def _node_types(plan: Any) -> list[tuple[str, str | None]]:
-    found: list[tuple[str, str | None]] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if "Node Type" in node:
-                found.append((node["Node Type"], node.get("Relation Name")))
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(plan)
-    return found
+    return [(node["Node Type"], node.get("Relation Name")) for node in _plan_nodes(plan)]
 
 
 async def test_plain_postgresql_plans_use_the_indexes(database_url: str) -> None:
