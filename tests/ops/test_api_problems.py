@@ -262,3 +262,21 @@ def test_every_broken_field_is_named(form: dict, data: st.DataObject) -> None:
         form[name] = value
         paths.add(name + inside)
     assert set(problems(Form, msgspec.json.encode(form))) == paths
+
+
+def test_a_lone_surrogate_escape_is_named_as_such() -> None:
+    """msgspec refuses `\\ud800` alone with "Input data was truncated"; the client is told the real cause."""
+    for body, escape in ((rb'{"title": "a\ud800b"}', r"\ud800 at byte 12"),
+                         (rb'{"title": "\udc00"}', r"\udc00 at byte 11"),
+                         (rb'{"title": "\ud83d\ud83d\ude00"}', r"\ud83d at byte 11"),
+                         (rb'{"title": "\ud83d\ude00\ud83d"}', r"\ud83d at byte 23")):
+        message = problems(Form, body)["body"]
+        assert message.startswith(f"is not valid JSON (a lone UTF-16 surrogate escape {escape}:"), message
+    # a pair is a character, and an escaped backslash before "ud800" is only letters
+    assert decode_struct(Form, rb'{"channelId": 1, "title": "\ud83d\ude00"}').title == "\U0001f600"
+    assert decode_struct(Form, rb'{"channelId": 1, "title": "\\ud800"}').title == "\\ud800"
+    # a truncated body with a good pair keeps msgspec's own words
+    assert problems(Form, rb'{"title": "\ud83d\ude00')["body"] == "is not valid JSON (Input data was truncated)"
+    # the scan is linear: a megabyte of backslashes and escapes answers at once
+    assert problems(Form, b'{"title": "' + b"\\" * 1_000_001 + b'u')["body"].startswith("is not valid JSON (")
+    assert "lone UTF-16" in problems(Form, b'{"title": "' + rb"\ud800\u0041" * 100_000 + b'"}')["body"]

@@ -85,6 +85,7 @@ async def test_metadata_with_a_lone_surrogate_or_too_deep_is_a_400(client: Async
                                   headers={"Content-Type": "application/json"})
     # msgspec refuses the escape of a lone surrogate itself: the body is not JSON it decodes.
     assert surrogate.status_code == 400 and list(problems(surrogate)) == ["body"]
+    assert problems(surrogate)["body"].startswith("is not valid JSON (a lone UTF-16 surrogate escape \\ud800 at byte")
     deep = b'{"title": "t", "category": "feature", "metadata": {"x": ' + b"[" * 5000 + b"]" * 5000 + b"}}"
     nested = await client.post("/api/items", content=deep, headers={"Content-Type": "application/json"})
     assert nested.status_code == 400 and problems(nested) == {"body": "is nested too deeply"}

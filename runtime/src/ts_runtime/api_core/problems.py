@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import re
 import types
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
@@ -96,10 +97,50 @@ def _explain_body(struct_type: Any, body: bytes | str, failure: Exception, at: s
     try:
         value = _plain.decode(body)
     except msgspec.DecodeError as exc:  # malformed, or a number out of range (1e400)
-        return [FieldProblem(where, f"is not valid JSON ({exc})")]
+        return [FieldProblem(where, f"is not valid JSON ({json_syntax_reason(body, exc)})")]
     except RecursionError:  # msgspec gives up past ~1,000 levels
         return [FieldProblem(where, "is nested too deeply")]
     return _explain_value(struct_type, value, failure, at)
+
+
+def json_syntax_reason(body: bytes | str, error: msgspec.DecodeError) -> str:
+    """Why `body` is not JSON, in words that point at the fix: msgspec's own, except for a lone
+    surrogate escape, which msgspec words "Input data was truncated" (sending the client astray)."""
+    surrogate = _lone_surrogate(body)
+    if surrogate:
+        return (f"a lone UTF-16 surrogate escape {surrogate}: escape a character outside the BMP "
+                "as a high+low pair, or send it as UTF-8")
+    return str(error)
+
+
+# A run of backslashes then `u` and a surrogate code unit; the lookbehind makes each run start one
+# match attempt only, so the scan stays linear even on a body of backslashes.
+_SURROGATE_ESCAPE = re.compile(rb"(?<!\\)(\\+)u([dD][89a-fA-F][0-9a-fA-F]{2})")
+
+
+def _lone_surrogate(body: bytes | str) -> str | None:
+    """The first `\\uD800`..`\\uDFFF` escape that is not half of a high+low pair, if any (an escape only:
+    an odd run of backslashes)."""
+    data = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
+    expect_low_at = -1  # where the low half of the last high surrogate must start
+    for match in _SURROGATE_ESCAPE.finditer(data):
+        if len(match.group(1)) % 2 == 0:
+            continue  # `\\ud800` is an escaped backslash, then the letters "ud800"
+        unit = int(match.group(2), 16)
+        escape_at = match.end(1) - 1
+        if expect_low_at >= 0:  # the last escape was a high half
+            if escape_at == expect_low_at and unit >= 0xDC00:
+                expect_low_at = -1
+                continue
+            return _escape_text(data, expect_low_at - 6)
+        if unit >= 0xDC00:  # a low half with no high before it
+            return _escape_text(data, escape_at)
+        expect_low_at = match.end()  # a high half: its low must follow at once
+    return _escape_text(data, expect_low_at - 6) if expect_low_at >= 0 else None
+
+
+def _escape_text(data: bytes, at: int) -> str:
+    return data[at:at + 6].decode("ascii", "replace") + f" at byte {at}"
 
 
 def _explain_value(struct_type: Any, value: Any, failure: Exception, at: str) -> list[FieldProblem]:

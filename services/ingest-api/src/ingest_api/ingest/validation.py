@@ -27,7 +27,7 @@ from contracts import (
     decode_payload,
 )
 from ts_runtime.api_core.errors import FieldProblem
-from ts_runtime.api_core.problems import problems_in
+from ts_runtime.api_core.problems import json_syntax_reason, problems_in
 
 from ..parser import FollowUp, Signal
 
@@ -104,7 +104,7 @@ def _explain(body: bytes, error: msgspec.MsgspecError) -> list[str]:
     try:
         generic = _any_decoder.decode(body)
     except msgspec.DecodeError as exc:
-        return [f"body is not valid JSON: {exc}"]
+        return [f"body is not valid JSON: {json_syntax_reason(body, exc)}"]
     if not isinstance(generic, dict):
         return [f"body must be a JSON object, got {type(generic).__name__}"]
     kind = generic.get("kind", "new")
@@ -122,7 +122,7 @@ def decode_envelope(body: bytes) -> IngestBatch:
         try:
             generic = _any_decoder.decode(body)
         except msgspec.DecodeError as decode_error:
-            raise Rejected([f"body is not valid JSON: {decode_error}"]) from None
+            raise Rejected([f"body is not valid JSON: {json_syntax_reason(body, decode_error)}"]) from None
         except RecursionError:
             raise Rejected(["body is nested too deeply"]) from None
         raise Rejected([p.text for p in problems_in(IngestBatch, generic)] or [_fallback(exc)]) from None
