@@ -5,7 +5,7 @@ by Playwright for Python with `executable_path`: Playwright's own browser builds
 downloaded. Without /usr/bin/chromium the browser tests are skipped, saying so.
 
 The page is served by an API of this module's own on a fresh database, so it holds exactly the
-channels posted here: STORY (test_scorecard.py, counted by hand there) as "TP Capital", and a
+channels posted here: STORY (tests/support/scorecard.py, counted by hand in test_scorecard.py) as "TP Capital", and a
 channel whose name and signal text are HTML-injection attempts.
 """
 
@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.ingest.conftest import Server, start_server
-from tests.ingest.test_scorecard import at, new_channel_id, payload, post, post_story
+from tests.support.ingest import Server, start_server
+from tests.support.scorecard import at, new_channel_id, payload, post, post_story
 from tests.support import db
 
 CHROMIUM = Path("/usr/bin/chromium")
