@@ -14,7 +14,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from tests.support.live import console_spans, wait_for_request_span
-from tests.workspace.conftest import BIN, Server, settings_for, start_server
+from tests.support.workspace import BIN, Server, settings_for, start_server
 from ts_ops.embedded_pg import free_port
 from workspace_api.app import create_app
 from workspace_api.settings import HttpSettings
