@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -12,6 +11,7 @@ import pytest
 
 from tests.support.ingest import TOKEN, Api, Server, auth, in_process, settings_for, start_server
 from tests.support.live import console_spans, wait_for_request_span
+from tests.support.processes import service_env
 from ts_runtime.settings import HttpSettings
 
 
@@ -84,10 +84,8 @@ def test_traceparent_is_continued_and_sql_is_traced(api_database_url: str, tmp_p
 
 @pytest.mark.parametrize(("token", "message"), [(None, "not set"), ("short", "at least 32")])
 def test_refuses_to_start_without_a_strong_token(token: str | None, message: str) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "GATEWAY_SECRET_TOKEN"}
-    env["DATABASE_URL"] = "postgresql://postgres@127.0.0.1:1/none"
-    if token is not None:
-        env["GATEWAY_SECRET_TOKEN"] = token
+    env = service_env(DATABASE_URL="postgresql://postgres@127.0.0.1:1/none",
+                      **({} if token is None else {"GATEWAY_SECRET_TOKEN": token}))
     result = subprocess.run([sys.executable, "-m", "ingest_api.cli", "--port", "1"], env=env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
