@@ -20,6 +20,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import httpx
@@ -49,6 +50,8 @@ class Server:
     managed: ManagedProcess | None = None
 
     def stop(self) -> None:
+        if "client" in self.__dict__:
+            self.__dict__.pop("client").close()
         if self.managed is not None:
             self.managed.stop(timeout=10)
             return
@@ -62,6 +65,12 @@ class Server:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    @cached_property
+    def client(self) -> httpx.Client:
+        """An httpx.Client on `url`: the same interface as an in-process app's TestClient, so one
+        helper serves both (tests/support/ingest.py). Closed by stop()."""
+        return httpx.Client(base_url=self.url, timeout=60)
 
 
 def start_service(name: str, command: Sequence[str], health_path: str, database_url: str, log_path: Path,
