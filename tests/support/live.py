@@ -4,8 +4,8 @@
 the one launcher and environment scrubber) and waits for its health endpoint; `own_postgres` is a fixture (import it into the test module) for outage tests, so
 stopping the database disturbs no other test; `console_spans` reads the spans a server printed
 with OTEL_TRACES_EXPORTER=console. `LiveService` and `snapshot` serve the fuzzing, bad-input and
-security tests (tests/reliability/conftest.py starts the services); `start_ingest_api` is the ingest
-API's command as the ingest tests run it.
+security tests (tests/reliability/conftest.py starts the services); `start_ingest_api` is
+processes.ingest_api (the one launcher of the ingest API) on a free port, as a Server.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -27,7 +26,7 @@ import httpx
 import pytest
 
 from tests.support import db
-from tests.support.processes import ManagedProcess, service_env
+from tests.support.processes import ManagedProcess, ingest_api, service_env
 from ts_ops.embedded_pg import EmbeddedPostgres, free_port
 
 
@@ -91,9 +90,14 @@ INGEST_TOKEN = "test-gateway-token-0123456789abcdef-XYZ"
 
 
 def start_ingest_api(database_url: str, log_path: Path, **env: str) -> Server:
-    """`python -m ingest_api.cli` (what `uv run ingest-api` runs) on a free loopback port."""
-    return start_service("ingest-api", [sys.executable, "-m", "ingest_api.cli"], "/health", database_url, log_path,
-                         {"GATEWAY_SECRET_TOKEN": INGEST_TOKEN, **env})
+    """processes.ingest_api (the `ingest-api` command) on a free loopback port with the tests' token,
+    tracing available; started once it answers /health at all."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    managed = ingest_api(port, database_url, INGEST_TOKEN, log_path, tracing=True,
+                         ready=lambda: answers(url + "/health"), DB_CONNECT_TIMEOUT_SECONDS="2", **env)
+    managed.start(timeout=30)
+    return Server(url, database_url, managed.proc, log_path, managed)
 
 
 @pytest.fixture

@@ -152,14 +152,18 @@ def gateway_env(workdir: Path, **extra: str) -> dict[str, str]:
     })
 
 
-def ingest_api(port: int, database_url: str, token: str, log_path: Path, **extra: str) -> ManagedProcess:
-    env = service_env(DATABASE_URL=database_url, GATEWAY_SECRET_TOKEN=token, **extra)
+def ingest_api(port: int, database_url: str, token: str, log_path: Path, *, tracing: bool = False,
+               ready: Callable[[], bool] | None = None, **extra: str) -> ManagedProcess:
+    """The `ingest-api` command (granian, one worker) on `port`: the one way the tests launch it
+    (tests/support/live.py `start_ingest_api` wraps it in a Server). Ready when /health is 200,
+    unless `ready` says otherwise."""
+    env = service_env(tracing=tracing, DATABASE_URL=database_url, GATEWAY_SECRET_TOKEN=token, **extra)
     return ManagedProcess(
         "ingest-api",
         [str(script_path("ingest-api")), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
         env,
         log_path,
-        ready=lambda: http_ok(f"http://127.0.0.1:{port}/health"),
+        ready=ready or (lambda: http_ok(f"http://127.0.0.1:{port}/health")),
     )
 
 
