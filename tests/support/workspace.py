@@ -9,7 +9,8 @@ from pathlib import Path
 
 from litestar.testing import AsyncTestClient
 
-from tests.support.live import Server, start_service
+from tests.support.live import Server
+from tests.support.live import start_workspace_api as start_server
 from ts_runtime.settings import DatabaseSettings
 from workspace_api.settings import HttpSettings, LogSettings, Settings
 
@@ -26,13 +27,6 @@ def settings_for(database_url: str, **overrides) -> Settings:
         trace_sql=False,
         **overrides,
     )
-
-
-def start_server(database_url: str, log_path: Path, *args: str, **env: str) -> Server:
-    """The `workspace-api` console script (granian) on a free loopback port."""
-    return start_service("workspace-api", [str(BIN / "workspace-api")], "/api/health", database_url, log_path,
-                         {"PYTHONUNBUFFERED": "1", **env}, args=args,
-                         drop_env_prefixes=("DATABASE_", "TIMESCALEDB_", "OTEL_", "DB_STRATEGY", "PROMETHEUS_MULTIPROC"))
 
 
 ITEM = {"title": "Exportar sinais em CSV", "description": "Cabeçalho DATA;ATIVO", "category": "feature",
