@@ -17,7 +17,7 @@ import pytest
 
 from ingest_api import parser
 from ingest_api.parser import parse
-from tests.ingest.conftest import Server, auth
+from tests.support.ingest import Server, auth
 
 SIZE = 64 * 1024
 # Generous for a shared 2-core machine: each of these takes ~10-50 ms here; a quadratic pattern

@@ -79,20 +79,14 @@ def timescale_url() -> Iterator[str]:
 
 
 async def _seed_history(timescale_url: str) -> str:
-    admin = await asyncpg.connect(timescale_url)
-    try:
+    async with db.connection(timescale_url) as admin:
         await admin.execute("CREATE DATABASE history")
-    finally:
-        await admin.close()
     url = db.with_database(timescale_url, "history")
-    conn = await asyncpg.connect(url)
-    try:
+    async with db.connection(url) as conn:
         await apply_migrations(conn, report=lambda _line: None)
         await conn.execute(SEED.replace("$1::bigint", str(CHANNEL)).replace("$2::timestamptz", f"'{START.isoformat()}'::timestamptz")
                            .replace("$3::int", str(YEARS * 365 * PER_DAY)))
         await conn.execute("ANALYZE")
-    finally:
-        await conn.close()
     return url
 
 
@@ -103,11 +97,8 @@ def history_url(timescale_url: str) -> str:
 
 @pytest.fixture
 async def conn(history_url: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(history_url)
-    try:
+    async with db.connection(history_url) as connection:
         yield connection
-    finally:
-        await connection.close()
 
 
 def _plan_nodes(plan: Any) -> Iterator[dict[str, Any]]:
@@ -365,8 +356,7 @@ def _node_types(plan: Any) -> list[tuple[str, str | None]]:
 
 
 async def test_plain_postgresql_plans_use_the_indexes(database_url: str) -> None:
-    conn = await asyncpg.connect(database_url)
-    try:
+    async with db.connection(database_url) as conn:
         # Two years, a message every 2 hours: enough rows that a whole-table scan would show.
         await conn.execute(SEED.replace("$1::bigint", str(CHANNEL)).replace("$2::timestamptz", f"'{START.isoformat()}'::timestamptz")
                            .replace("$3::int", str(2 * 365 * 24)).replace("interval '1 hour'", "interval '2 hours'"))
@@ -397,5 +387,3 @@ async def test_plain_postgresql_plans_use_the_indexes(database_url: str) -> None
             if "LIMIT" in statement and not on_chunks:
                 assert "Sort" not in [kind for kind, _ in nodes], (statement, nodes)
         assert (await conn.fetchrow(queries.GET_SIGNAL, signal["id"]))["id"] == signal["id"]
-    finally:
-        await conn.close()

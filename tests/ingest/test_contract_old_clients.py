@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.ingest.conftest import TOKEN, Server, auth, start_server
 from tests.support.db import connection
+from tests.support.ingest import TOKEN, Api, Server, Target, auth, start_server
 from ts_ops.embedded_pg import free_port
 
 T0 = datetime(2025, 10, 7, 12, 0, tzinfo=timezone.utc)
@@ -42,12 +42,12 @@ def parse(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def ingest_batch(server: Server, channel_id: int, texts: list[str], first_id: int = 1,
+def ingest_batch(api: Target, channel_id: int, texts: list[str], first_id: int = 1,
                  name: str | None = None) -> None:
     messages = [{"channelId": str(channel_id), "messageId": first_id + i, "text": text,
                  "timestamp": (T0 + timedelta(minutes=first_id + i)).isoformat(),
                  **({"channelName": name} if name else {})} for i, text in enumerate(texts)]
-    response = httpx.post(server.url + "/ingest/batch", json={"messages": messages}, headers=auth(), timeout=30)
+    response = api.client.post("/ingest/batch", json={"messages": messages}, headers=auth(), timeout=30)
     assert response.status_code == 200 and response.json()["stored"] == len(texts), response.text
 
 
@@ -82,20 +82,20 @@ def assert_fields(body: dict, fields: list[Field]) -> None:
 
 @pytest.mark.parametrize(("path", "fields"), [("/healthz", HEALTHZ), ("/health", HEALTH), ("/ready", READY)],
                          ids=["healthz", "health", "ready"])
-def test_operations_routes_answer_the_old_fields(server: Server, path: str, fields: list[Field]) -> None:
-    response = httpx.get(server.url + path)
+def test_operations_routes_answer_the_old_fields(api: Api, path: str, fields: list[Field]) -> None:
+    response = api.client.get(path)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/json")
     assert_fields(response.json(), fields)
 
 
-def test_health_checks_timescaledb_in_the_old_format(server: Server) -> None:
-    body = httpx.get(server.url + "/health").json()
+def test_health_checks_timescaledb_in_the_old_format(api: Api) -> None:
+    body = api.client.get("/health").json()
     assert list(body["checks"]) == ["timescaledb"]
     assert_fields(body["checks"]["timescaledb"], CHECK)
     assert parse(body["timestamp"]).tzinfo is not None
     # What the old ops scripts test.
-    assert httpx.get(server.url + "/healthz").json()["status"] == "healthy"
+    assert api.client.get("/healthz").json()["status"] == "healthy"
 
 
 @pytest.fixture(scope="module")
@@ -134,19 +134,19 @@ def log_server(api_database_url: str, tmp_path_factory: pytest.TempPathFactory) 
 
 
 def test_logs_redact_secrets_as_the_log_file_does(log_server: Server) -> None:
-    started = [e for e in httpx.get(log_server.url + "/logs", params={"level": "info"}).json()["data"]
+    started = [e for e in log_server.client.get("/logs", params={"level": "info"}).json()["data"]
                if e["message"] == "ingest-api started"]
     assert started, "the start line is in the history"
     assert started[-1]["context"]["gateway_token"] == TOKEN[:8] + "…"
     assert started[-1]["context"]["logger"] == "ingest_api"
-    assert TOKEN[:9] not in httpx.get(log_server.url + "/logs").text
+    assert TOKEN[:9] not in log_server.client.get("/logs").text
     assert TOKEN[:9] not in log_server.log()
 
 
 def test_logs_newest_first_with_the_old_entry_fields(log_server: Server) -> None:
     for _ in range(2):  # two warnings the service logs itself
-        httpx.post(log_server.url + "/ingest", json={}, headers={"X-Gateway-Token": "wrong" * 8})
-    response = httpx.get(log_server.url + "/logs", params={"limit": 2, "level": "warn"})
+        log_server.client.post("/ingest", json={}, headers={"X-Gateway-Token": "wrong" * 8})
+    response = log_server.client.get("/logs", params={"limit": 2, "level": "warn"})
     assert response.status_code == 200
     entries = response.json()["data"]
     assert len(entries) == 2
@@ -156,7 +156,7 @@ def test_logs_newest_first_with_the_old_entry_fields(log_server: Server) -> None
         assert entry["level"] == "warn" and entry["message"] == "request with a wrong token refused"
         assert entry["context"]["client"] == "127.0.0.1" and entry["context"]["path"] == "/ingest"
     assert entries[0]["timestamp"] >= entries[1]["timestamp"]
-    everything = httpx.get(log_server.url + "/logs").json()["data"]
+    everything = log_server.client.get("/logs").json()["data"]
     stamps = [e["timestamp"] for e in everything]
     assert stamps == sorted(stamps, reverse=True) and len(everything) >= 3
     assert {e["level"] for e in everything} <= {"fatal", "error", "warn", "info", "debug"}
@@ -164,8 +164,8 @@ def test_logs_newest_first_with_the_old_entry_fields(log_server: Server) -> None
 
 def test_logs_keep_the_last_log_history_size_records(log_server: Server) -> None:
     for n in range(HISTORY + 5):
-        httpx.post(log_server.url + "/ingest", json={}, headers={"X-Gateway-Token": f"wrong-{n}" * 6})
-    entries = httpx.get(log_server.url + "/logs").json()["data"]
+        log_server.client.post("/ingest", json={}, headers={"X-Gateway-Token": f"wrong-{n}" * 6})
+    entries = log_server.client.get("/logs").json()["data"]
     assert len(entries) == HISTORY  # the oldest went, the start line among them
     assert all(e["message"] == "request with a wrong token refused" for e in entries)
 
@@ -181,7 +181,7 @@ def test_logs_keep_the_last_log_history_size_records(log_server: Server) -> None
     ({"level": "verbose"}, 400, "level"),
 ])
 def test_logs_query_values(log_server: Server, params: dict, status: int, names: str | None) -> None:
-    response = httpx.get(log_server.url + "/logs", params=params)
+    response = log_server.client.get("/logs", params=params)
     assert response.status_code == status, response.text
     body = response.json()
     if names:
@@ -200,16 +200,16 @@ OLD_MESSAGE_FIELDS = {"id", "channel_id", "message_id", "message_text", "origina
 
 
 @pytest.fixture
-def two_channels(server: Server, channel_id: int) -> tuple[int, int]:
+def two_channels(api: Target, channel_id: int) -> tuple[int, int]:
     other = channel_id - 5_000
-    ingest_batch(server, channel_id, ["Bom dia", SWING.format(asset="PETR4"), "Até amanhã"], name="TP Capital")
-    ingest_batch(server, other, ["Outro canal"], name="Outro")
+    ingest_batch(api, channel_id, ["Bom dia", SWING.format(asset="PETR4"), "Até amanhã"], name="TP Capital")
+    ingest_batch(api, other, ["Outro canal"], name="Outro")
     return channel_id, other
 
 
-def test_forwarded_messages_rows_carry_the_old_aliases(server: Server, two_channels: tuple[int, int]) -> None:
+def test_forwarded_messages_rows_carry_the_old_aliases(api: Api, two_channels: tuple[int, int]) -> None:
     channel, _ = two_channels
-    response = httpx.get(server.url + "/forwarded-messages", params={"channelId": str(channel)})
+    response = api.client.get("/forwarded-messages", params={"channelId": str(channel)})
     assert response.status_code == 200
     rows = response.json()["data"]
     assert [r["message_id"] for r in rows] == [3, 2, 1]  # newest first
@@ -229,20 +229,20 @@ def test_forwarded_messages_rows_carry_the_old_aliases(server: Server, two_chann
     ({"to": str(int((T0 + timedelta(minutes=2)).timestamp() * 1000))}, [2, 1]),
     ({"from": js_iso(T0 + timedelta(minutes=2)), "to": js_iso(T0 + timedelta(minutes=2)), "limit": "5"}, [2]),
 ])
-def test_forwarded_messages_channel_id_limit_from_to(server: Server, two_channels: tuple[int, int],
+def test_forwarded_messages_channel_id_limit_from_to(api: Api, two_channels: tuple[int, int],
                                                     params: dict, expected: list[int]) -> None:
     channel, other = two_channels
-    response = httpx.get(server.url + "/forwarded-messages", params={"channelId": str(channel), **params})
+    response = api.client.get("/forwarded-messages", params={"channelId": str(channel), **params})
     assert response.status_code == 200, response.text
     assert [r["message_id"] for r in response.json()["data"]] == expected
     # The other channel's message is never among them, and is found by its own id.
-    others = httpx.get(server.url + "/forwarded-messages", params={"channelId": str(other)}).json()["data"]
+    others = api.client.get("/forwarded-messages", params={"channelId": str(other)}).json()["data"]
     assert [(r["channel_id"], r["message_text"]) for r in others] == [(other, "Outro canal")]
 
 
 @pytest.mark.parametrize("value", ["abc", "1.5", "-", "1" * 20, str(2**63), str(-(2**63) - 1)])
-def test_forwarded_messages_bad_channel_id_is_400_naming_it(server: Server, value: str) -> None:
-    response = httpx.get(server.url + "/forwarded-messages", params={"channelId": value})
+def test_forwarded_messages_bad_channel_id_is_400_naming_it(api: Api, value: str) -> None:
+    response = api.client.get("/forwarded-messages", params={"channelId": value})
     assert response.status_code == 400, response.text
     body = response.json()
     assert "channelId" in body["error"] + " ".join(body.get("details") or [])
@@ -253,8 +253,8 @@ def test_forwarded_messages_bad_channel_id_is_400_naming_it(server: Server, valu
     ("/forwarded-messages", {"limit": "invalid"}), ("/signals", {"limit": "invalid"}),
     ("/forwarded-messages", {"limit": "0"}), ("/signals", {"limit": "1001"}),
 ])
-def test_old_bugs_stay_fixed(server: Server, path: str, params: dict) -> None:
-    response = httpx.get(server.url + path, params=params)
+def test_old_bugs_stay_fixed(api: Api, path: str, params: dict) -> None:
+    response = api.client.get(path, params=params)
     assert response.status_code == 400
     assert "limit" in response.json()["details"][0]
 
@@ -265,30 +265,30 @@ OLD_SIGNAL_FIELDS = {"id", "ts", "channel", "signal_type", "asset", "buy_min", "
                      "target_final", "stop", "raw_message", "source", "ingested_at", "created_at", "updated_at"}
 
 
-def test_signal_rows_have_the_old_columns(server: Server, channel_id: int) -> None:
-    ingest_batch(server, channel_id, [SWING.format(asset="BOVAW32")])
-    (row,) = httpx.get(server.url + "/signals", params={"channel": str(channel_id)}).json()["data"]
+def test_signal_rows_have_the_old_columns(api: Api, channel_id: int) -> None:
+    ingest_batch(api, channel_id, [SWING.format(asset="BOVAW32")])
+    (row,) = api.client.get("/signals", params={"channel": str(channel_id)}).json()["data"]
     assert OLD_SIGNAL_FIELDS <= set(row)
     assert isinstance(row["ts"], int) and row["asset"] == "BOVAW32"
     assert parse(row["ingested_at"]).microsecond % 1000 == 0  # a whole millisecond: what the dashboard sends back
 
 
-def test_delete_by_ingested_at_removes_exactly_that_signal_of_a_large_batch(server: Server, channel_id: int) -> None:
+def test_delete_by_ingested_at_removes_exactly_that_signal_of_a_large_batch(api: Api, channel_id: int) -> None:
     assets = [share(n) for n in range(300)]
-    ingest_batch(server, channel_id, [SWING.format(asset=a) for a in assets])  # one INSERT statement
-    rows = httpx.get(server.url + "/signals", params={"channel": str(channel_id), "limit": 1000}).json()["data"]
+    ingest_batch(api, channel_id, [SWING.format(asset=a) for a in assets])  # one INSERT statement
+    rows = api.client.get("/signals", params={"channel": str(channel_id), "limit": 1000}).json()["data"]
     served = {js_iso(parse(r["ingested_at"])): r for r in rows}
     assert len(served) == len(rows) == 300  # 300 signals, 300 milliseconds
     for value in list(served)[::60]:
-        response = httpx.request("DELETE", server.url + "/signals", json={"ingestedAt": value}, headers=auth())
+        response = api.client.request("DELETE", "/signals", json={"ingestedAt": value}, headers=auth())
         assert response.status_code == 200, response.text
         assert response.json() == {"status": "ok", "success": True, "deleted": 1}
-        remaining = httpx.get(server.url + "/signals", params={"channel": str(channel_id), "limit": 1000}).json()["data"]
+        remaining = api.client.get("/signals", params={"channel": str(channel_id), "limit": 1000}).json()["data"]
         assert served[value]["id"] not in {r["id"] for r in remaining}
         assert len(remaining) == len(rows) - 1
         rows = remaining
         # A second time: that signal is gone, and no other one answers to its value.
-        again = httpx.request("DELETE", server.url + "/signals", json={"ingestedAt": value}, headers=auth())
+        again = api.client.request("DELETE", "/signals", json={"ingestedAt": value}, headers=auth())
         assert again.status_code == 404
 
 
@@ -314,10 +314,10 @@ async def test_concurrent_batches_never_share_a_millisecond(server: Server, chan
     ({"X-API-Key": TOKEN}, 200),  # the old dashboard's header
     ({"X-Gateway-Token": TOKEN}, 200),
 ])
-def test_delete_by_ingested_at_auth(server: Server, channel_id: int, headers: dict, status: int) -> None:
-    ingest_batch(server, channel_id, [SWING.format(asset="ITUB4")])
-    (row,) = httpx.get(server.url + "/signals", params={"channel": str(channel_id)}).json()["data"]
-    response = httpx.request("DELETE", server.url + "/signals", json={"ingestedAt": js_iso(parse(row["ingested_at"]))},
+def test_delete_by_ingested_at_auth(api: Api, channel_id: int, headers: dict, status: int) -> None:
+    ingest_batch(api, channel_id, [SWING.format(asset="ITUB4")])
+    (row,) = api.client.get("/signals", params={"channel": str(channel_id)}).json()["data"]
+    response = api.client.request("DELETE", "/signals", json={"ingestedAt": js_iso(parse(row["ingested_at"]))},
                              headers=headers)
     assert response.status_code == status, response.text
     if status == 200:
@@ -332,15 +332,15 @@ def test_delete_by_ingested_at_auth(server: Server, channel_id: int, headers: di
     ({"ingestedAt": "0001-01-01T00:00:00+14:00"}, 400, "out of range"),
     ({"ingestedAt": "2001-01-01T00:00:00.000Z"}, 404, "No signal"),
 ])
-def test_delete_by_ingested_at_bad_values(server: Server, body: dict, status: int, mentions: str) -> None:
-    response = httpx.request("DELETE", server.url + "/signals", json=body, headers=auth())
+def test_delete_by_ingested_at_bad_values(api: Api, body: dict, status: int, mentions: str) -> None:
+    response = api.client.request("DELETE", "/signals", json=body, headers=auth())
     assert response.status_code == status, response.text
     answer = response.json()
     assert mentions in answer["error"] + " ".join(answer.get("details") or [])
 
 
-def test_delete_by_ingested_at_nested_too_deeply_is_400(server: Server) -> None:
+def test_delete_by_ingested_at_nested_too_deeply_is_400(api: Api) -> None:
     for body in (b'{"x":' + b"[" * 20_000 + b"]" * 20_000 + b"}", b'{"ingestedAt":' + b"{\"a\":" * 10_000 + b"1" + b"}" * 10_001):
-        response = httpx.request("DELETE", server.url + "/signals", content=body,
+        response = api.client.request("DELETE", "/signals", content=body,
                                  headers={**auth(), "Content-Type": "application/json"})
         assert response.status_code == 400, response.text[:300]

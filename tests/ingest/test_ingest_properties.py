@@ -25,8 +25,8 @@ import httpx
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
-from tests.ingest.conftest import Server, auth, start_server
 from tests.support.db import connection
+from tests.support.ingest import Server, auth, start_server
 from tests.support.live import own_postgres  # noqa: F401 (fixture)
 from ts_ops.embedded_pg import EmbeddedPostgres
 from ts_ops.migrations import migrate_url

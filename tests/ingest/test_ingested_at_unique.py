@@ -8,6 +8,7 @@ two signals in one millisecond (the rows of one batch) could not be told apart.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta, timezone
@@ -41,25 +42,21 @@ async def insert(conn: asyncpg.Connection, channel: int, first: int, last: int) 
 
 async def concurrent_batches(url: str, writers: int = 6, batches: int = 8, size: int = 50) -> int:
     """`writers` connections insert `batches` statements of `size` signals each, at the same time."""
-    conns = [await asyncpg.connect(url) for _ in range(writers)]
-    try:
-        async def write(index: int, conn: asyncpg.Connection) -> None:
-            for batch in range(batches):
-                first = batch * size + 1
-                await insert(conn, -100 - index, first, first + size - 1)
+    async def write(index: int, conn: asyncpg.Connection) -> None:
+        for batch in range(batches):
+            first = batch * size + 1
+            await insert(conn, -100 - index, first, first + size - 1)
 
+    async with contextlib.AsyncExitStack() as stack:
+        conns = [await stack.enter_async_context(db.connection(url)) for _ in range(writers)]
         await asyncio.gather(*(write(i, c) for i, c in enumerate(conns)))
-        return writers * batches * size
-    finally:
-        for conn in conns:
-            await conn.close()
+    return writers * batches * size
 
 
 @pytest.fixture
 async def conn(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(database_url)
-    yield connection
-    await connection.close()
+    async with db.connection(database_url) as connection:
+        yield connection
 
 
 async def test_concurrent_batches_get_distinct_milliseconds(database_url: str, conn: asyncpg.Connection) -> None:

@@ -3,45 +3,45 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.ingest.conftest import TOKEN, Server, auth, start_server
+from tests.support.ingest import TOKEN, Api, Server, auth, in_process, settings_for, start_server
 from tests.support.live import console_spans, wait_for_request_span
+from tests.support.processes import service_env
+from ts_runtime.settings import HttpSettings
 
 
 def test_health_and_ready(server: Server) -> None:
-    health = httpx.get(server.url + "/health")
+    health = server.client.get("/health")
     assert health.status_code == 200
     body = health.json()
     # The old system's name for this service (its shared /health format); the earlier fields stay.
     assert body["status"] == "healthy" and body["service"] == "tp-capital"
     assert body["checks"]["timescaledb"]["status"] == "healthy"
     assert body["database"]["connected"] is True and body["database"]["latency_ms"] >= 0
-    assert httpx.get(server.url + "/ready").json() == {"ready": True}
+    assert server.client.get("/ready").json() == {"ready": True}
 
 
 def test_metrics_have_the_reference_names(server: Server, channel_id: int) -> None:
-    httpx.post(server.url + "/ingest", headers=auth(), json={
+    server.client.post("/ingest", headers=auth(), json={
         "channelId": str(channel_id), "messageId": 1, "timestamp": "2025-10-07T12:00:00Z",
         "text": "Ativo: PETR4\nCompra: 25,00"})
-    httpx.post(server.url + "/ingest", json={})
-    text = httpx.get(server.url + "/metrics").text
+    server.client.post("/ingest", json={})
+    text = server.client.get("/metrics").text
     for name in ('api_ingestion_requests_total{status="stored"}', 'api_signals_inserted_total{signal_type="Swing Trade"}',
                  "api_http_request_duration_seconds_bucket", 'api_auth_failures_total{reason="missing"}'):
         assert name in text, name
     assert "# TYPE api_timescaledb_errors_total counter" in text
 
 
-def test_openapi_documents_operations_and_errors(server: Server) -> None:
-    spec = httpx.get(server.url + "/schema/openapi.json").json()
+def test_openapi_documents_operations_and_errors(api: Api) -> None:
+    spec = api.client.get("/schema/openapi.json").json()
     operations = {op["operationId"]: op for path in spec["paths"].values() for op in path.values()}
     assert {"ingestMessage", "ingestBatch", "listSignals", "getSignal", "deleteSignal",
             "deleteSignalByIngestedAt", "listMessages", "health", "ready", "metrics"} <= set(operations)
@@ -54,15 +54,13 @@ def test_openapi_documents_operations_and_errors(server: Server) -> None:
     assert "text/csv" in operations["listSignals"]["responses"]["200"]["content"]
 
 
-def test_cors_only_for_configured_origins(api_database_url: str, tmp_path: Path) -> None:
-    server = start_server(api_database_url, tmp_path / "cors.log", CORS_ORIGIN="http://dash.local, http://other.local")
-    try:
-        allowed = httpx.get(server.url + "/signals", headers={"Origin": "http://dash.local"})
+def test_cors_only_for_configured_origins(api_database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CORS_ORIGIN", "http://dash.local, http://other.local")  # as the deployment writes it
+    with in_process(settings_for(api_database_url, http=HttpSettings.from_env())) as api:
+        allowed = api.client.get("/signals", headers={"Origin": "http://dash.local"})
         assert allowed.headers.get("access-control-allow-origin") == "http://dash.local"
-        refused = httpx.get(server.url + "/signals", headers={"Origin": "http://evil.example"})
+        refused = api.client.get("/signals", headers={"Origin": "http://evil.example"})
         assert "access-control-allow-origin" not in refused.headers
-    finally:
-        server.stop()
 
 
 def test_traceparent_is_continued_and_sql_is_traced(api_database_url: str, tmp_path: Path) -> None:
@@ -70,7 +68,7 @@ def test_traceparent_is_continued_and_sql_is_traced(api_database_url: str, tmp_p
     server = start_server(api_database_url, log, OTEL_TRACES_EXPORTER="console", OTEL_BSP_SCHEDULE_DELAY="50")
     trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
     try:
-        response = httpx.post(server.url + "/ingest", json={
+        response = server.client.post("/ingest", json={
             "channelId": "-100555", "messageId": 1, "timestamp": "2025-10-07T12:00:00Z", "text": "x"},
             headers={**auth(), "traceparent": f"00-{trace_id}-{parent_id}-01"})
         assert response.status_code == 200
@@ -97,10 +95,10 @@ def test_unsampled_requests_make_no_spans_and_sampled_ones_nest_sql(api_database
     payload = {"channelId": "-100556", "timestamp": "2025-10-07T12:00:00Z", "text": "x"}
     try:
         for message_id, (trace_id, flags) in enumerate([(unsampled, "00"), (sampled, "01")], start=1):
-            response = httpx.post(server.url + "/ingest", json={**payload, "messageId": message_id},
-                                  headers={**auth(), "traceparent": f"00-{trace_id}-{parent}-{flags}"})
+            response = server.client.post("/ingest", json={**payload, "messageId": message_id},
+                                          headers={**auth(), "traceparent": f"00-{trace_id}-{parent}-{flags}"})
             assert response.status_code == 200
-        rootless = httpx.post(server.url + "/ingest", json={**payload, "messageId": 3}, headers=auth())
+        rootless = server.client.post("/ingest", json={**payload, "messageId": 3}, headers=auth())
         assert rootless.status_code == 200
         wait_for_request_span(server, sampled)
         deadline = time.monotonic() + 10
@@ -137,8 +135,8 @@ def _rootless_ingest_spans(log: str) -> list[dict]:
     ("traceidratio", "1.5", "must be a ratio between 0 and 1"),
 ])
 def test_refuses_to_start_with_a_bad_sampler(sampler: str, arg: str, message: str) -> None:
-    env = {**os.environ, "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none", "GATEWAY_SECRET_TOKEN": TOKEN,
-           "OTEL_TRACES_SAMPLER": sampler, "OTEL_TRACES_SAMPLER_ARG": arg}
+    env = service_env(tracing=True, DATABASE_URL="postgresql://postgres@127.0.0.1:1/none", GATEWAY_SECRET_TOKEN=TOKEN,
+                      OTEL_TRACES_SAMPLER=sampler, OTEL_TRACES_SAMPLER_ARG=arg)
     result = subprocess.run([sys.executable, "-m", "ingest_api.cli", "--port", "1"], env=env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
@@ -147,10 +145,8 @@ def test_refuses_to_start_with_a_bad_sampler(sampler: str, arg: str, message: st
 
 @pytest.mark.parametrize(("token", "message"), [(None, "not set"), ("short", "at least 32")])
 def test_refuses_to_start_without_a_strong_token(token: str | None, message: str) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "GATEWAY_SECRET_TOKEN"}
-    env["DATABASE_URL"] = "postgresql://postgres@127.0.0.1:1/none"
-    if token is not None:
-        env["GATEWAY_SECRET_TOKEN"] = token
+    env = service_env(DATABASE_URL="postgresql://postgres@127.0.0.1:1/none",
+                      **({} if token is None else {"GATEWAY_SECRET_TOKEN": token}))
     result = subprocess.run([sys.executable, "-m", "ingest_api.cli", "--port", "1"], env=env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
@@ -158,7 +154,7 @@ def test_refuses_to_start_without_a_strong_token(token: str | None, message: str
 
 
 def test_token_is_logged_by_its_first_8_characters_only(server: Server) -> None:
-    httpx.post(server.url + "/ingest", json={}, headers=auth("x" * 40))
+    server.client.post("/ingest", json={}, headers=auth("x" * 40))
     output = server.log()
     assert f'"gateway_token":"{TOKEN[:8]}…"' in output
     assert TOKEN[:9] not in output

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.ingest.conftest import Server, auth, start_server
+from tests.support.ingest import Server, auth, start_server
 from tests.support.live import own_postgres  # noqa: F401 (fixture)
 from ts_ops.embedded_pg import EmbeddedPostgres
 from ts_ops.migrations import migrate_url

@@ -23,8 +23,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ingest_api.ingest.reparse import reparse as run_reparse
-from tests.ingest.conftest import TOKEN, Server, auth
 from tests.support.db import connection, fetch
+from tests.support.ingest import TOKEN, Api, Server, Target, auth
 
 T0 = datetime(2025, 11, 20, 13, 0, tzinfo=timezone.utc)
 _property_channels = itertools.count(1)
@@ -69,23 +69,23 @@ def story(channel_id: int) -> list[dict]:
     ]
 
 
-def ingest(server: Server, channel_id: int) -> None:
+def ingest(api: Target, channel_id: int) -> None:
     for payload in story(channel_id):
-        response = httpx.post(server.url + "/ingest", json=payload, headers=auth(), timeout=10)
+        response = api.client.post("/ingest", json=payload, headers=auth(), timeout=10)
         assert response.status_code == 200, response.text
     # A signal the trader deleted on the dashboard.
-    dismissed = fetch(server.database_url, "SELECT id FROM tp_capital.tp_capital_signals WHERE channel_id = $1 "
+    dismissed = fetch(api.database_url, "SELECT id FROM tp_capital.tp_capital_signals WHERE channel_id = $1 "
                                            "AND message_id = 3", channel_id)[0]["id"]
-    assert httpx.delete(f"{server.url}/signals/{dismissed}", headers={"X-API-Key": TOKEN}).status_code == 200
+    assert api.client.delete(f"/signals/{dismissed}", headers={"X-API-Key": TOKEN}).status_code == 200
 
 
-def snapshot(server: Server, channel_id: int) -> dict[str, list[tuple]]:
+def snapshot(api: Target, channel_id: int) -> dict[str, list[tuple]]:
     """Derived rows without their ids and bookkeeping timestamps; an event's signal by its message."""
-    signals = fetch(server.database_url, """
+    signals = fetch(api.database_url, """
         SELECT message_id, message_date, ts, channel, signal_type, asset, side, buy_min, buy_max, target_1, target_2,
                target_final, stop, current_stop, raw_message, status, revision_date, deleted_at IS NOT NULL AS deleted
         FROM tp_capital.tp_capital_signals WHERE channel_id = $1 ORDER BY message_id""", channel_id)
-    events = fetch(server.database_url, """
+    events = fetch(api.database_url, """
         SELECT e.message_id, e.seq, e.message_date, e.asset, e.event_type, e.target_number, e.percentage, e.price,
                e.breakeven, e.raw_message, e.reply_to_message_id, e.revision_date, e.deleted_at,
                s.message_id AS signal_message_id
@@ -95,8 +95,8 @@ def snapshot(server: Server, channel_id: int) -> dict[str, list[tuple]]:
     return {"signals": [tuple(r) for r in signals], "events": [tuple(r) for r in events]}
 
 
-def reparse(server: Server, *args: str) -> tuple[dict[str, int], str]:
-    result = subprocess.run([sys.executable, "-m", "ingest_api.cli", "reparse", "--database-url", server.database_url,
+def reparse(api: Target, *args: str) -> tuple[dict[str, int], str]:
+    result = subprocess.run([sys.executable, "-m", "ingest_api.cli", "reparse", "--database-url", api.database_url,
                              *args], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     return figures(result.stdout), result.stdout
@@ -121,13 +121,13 @@ ZERO = {"signals_added": 0, "signals_changed": 0, "signals_withdrawn": 0, "event
 
 
 @pytest.fixture
-def ingested(server: Server, channel_id: int) -> int:
-    ingest(server, channel_id)
+def ingested(api: Target, channel_id: int) -> int:
+    ingest(api, channel_id)
     return channel_id
 
 
-def test_the_story_is_what_a_trader_reads(server: Server, ingested: int) -> None:
-    signals = {r[0]: r for r in snapshot(server, ingested)["signals"]}
+def test_the_story_is_what_a_trader_reads(api: Api, ingested: int) -> None:
+    signals = {r[0]: r for r in snapshot(api, ingested)["signals"]}
     # (message id) → status, current stop, deleted
     assert {m: (r[15], r[13], r[17]) for m, r in signals.items()} == {
         1: ("target_2_hit", 0.7, False),
@@ -142,94 +142,94 @@ def test_the_story_is_what_a_trader_reads(server: Server, ingested: int) -> None
     assert signals[14][1] == T0 + timedelta(minutes=130)
 
 
-def test_reparse_with_no_parser_change_changes_nothing(server: Server, ingested: int) -> None:
-    before = snapshot(server, ingested)
-    assert reparse(server, "--channel", str(ingested), "--dry-run")[0] == ZERO
-    counts, report = reparse(server, "--channel", str(ingested))
+def test_reparse_with_no_parser_change_changes_nothing(api: Api, ingested: int) -> None:
+    before = snapshot(api, ingested)
+    assert reparse(api, "--channel", str(ingested), "--dry-run")[0] == ZERO
+    counts, report = reparse(api, "--channel", str(ingested))
     assert counts == ZERO, report
     assert "reparse: 15 messages in 1 channel(s); changed 0 row(s)" in report
-    assert snapshot(server, ingested) == before
+    assert snapshot(api, ingested) == before
 
 
-def test_derived_rows_deleted_by_hand_come_back_identical(server: Server, ingested: int) -> None:
-    before = snapshot(server, ingested)
-    fetch(server.database_url, "DELETE FROM tp_capital.signal_events WHERE channel_id = $1", ingested)
-    fetch(server.database_url, "DELETE FROM tp_capital.tp_capital_signals WHERE channel_id = $1 AND dismissed_at IS NULL",
+def test_derived_rows_deleted_by_hand_come_back_identical(api: Api, ingested: int) -> None:
+    before = snapshot(api, ingested)
+    fetch(api.database_url, "DELETE FROM tp_capital.signal_events WHERE channel_id = $1", ingested)
+    fetch(api.database_url, "DELETE FROM tp_capital.tp_capital_signals WHERE channel_id = $1 AND dismissed_at IS NULL",
           ingested)
-    counts, report = reparse(server, "--channel", str(ingested))
+    counts, report = reparse(api, "--channel", str(ingested))
     # Live, withdrawn (9: edited into a cancellation) and deleted (11: its message was deleted)
     # signals come back; the dismissed one (3) was not deleted by hand (that is the user's act).
     assert (counts["signals_added"], counts["events_added"]) == (6, len(before["events"])), report
-    assert snapshot(server, ingested) == before
-    assert reparse(server, "--channel", str(ingested))[0] == ZERO
+    assert snapshot(api, ingested) == before
+    assert reparse(api, "--channel", str(ingested))[0] == ZERO
 
 
-def test_reparse_repairs_what_an_older_parser_derived(server: Server, ingested: int) -> None:
-    before = snapshot(server, ingested)
+def test_reparse_repairs_what_an_older_parser_derived(api: Api, ingested: int) -> None:
+    before = snapshot(api, ingested)
     # What the previous parser left: a short read as a long, a wrong target, a follow-up it did
     # not read, one it read where there is none, a stale status and link.
-    fetch(server.database_url, "UPDATE tp_capital.tp_capital_signals SET side = 'long' WHERE channel_id = $1 "
+    fetch(api.database_url, "UPDATE tp_capital.tp_capital_signals SET side = 'long' WHERE channel_id = $1 "
                                "AND message_id = 3", ingested)
-    fetch(server.database_url, "UPDATE tp_capital.tp_capital_signals SET target_1 = 9.99, status = 'open' "
+    fetch(api.database_url, "UPDATE tp_capital.tp_capital_signals SET target_1 = 9.99, status = 'open' "
                                "WHERE channel_id = $1 AND message_id = 1", ingested)
-    fetch(server.database_url, "DELETE FROM tp_capital.signal_events WHERE channel_id = $1 AND message_id = 12", ingested)
-    fetch(server.database_url, """
+    fetch(api.database_url, "DELETE FROM tp_capital.signal_events WHERE channel_id = $1 AND message_id = 12", ingested)
+    fetch(api.database_url, """
         INSERT INTO tp_capital.signal_events (channel_id, message_id, message_date, seq, asset, event_type, raw_message,
                                               revision_date)
         SELECT channel_id, message_id, original_timestamp, 0, 'PETR4', 'stop_hit', message_text, original_timestamp
         FROM tp_capital.forwarded_messages WHERE channel_id = $1 AND message_id = 8""", ingested)
-    fetch(server.database_url, "UPDATE tp_capital.signal_events SET signal_id = NULL WHERE channel_id = $1 "
+    fetch(api.database_url, "UPDATE tp_capital.signal_events SET signal_id = NULL WHERE channel_id = $1 "
                                "AND message_id = 15", ingested)
-    dry, _ = reparse(server, "--channel", str(ingested), "--dry-run")
+    dry, _ = reparse(api, "--channel", str(ingested), "--dry-run")
     assert (dry["signals_changed"], dry["events_added"], dry["events_withdrawn"]) == (2, 1, 1)
     assert dry["relinked"] >= 1 and dry["states"] >= 1
-    assert snapshot(server, ingested) != before  # the dry run changed nothing
-    counts, report = reparse(server, "--channel", str(ingested))
+    assert snapshot(api, ingested) != before  # the dry run changed nothing
+    counts, report = reparse(api, "--channel", str(ingested))
     assert counts == dry, report
-    after = snapshot(server, ingested)
+    after = snapshot(api, ingested)
     # Message 8's invented event stays, withdrawn (kept as history, like a withdrawn signal).
     invented = [e for e in after["events"] if e[0] == 8]
     assert len(invented) == 1 and invented[0][12] is not None
     assert after["signals"] == before["signals"]
     assert [e for e in after["events"] if e[0] != 8] == before["events"]
-    assert reparse(server, "--channel", str(ingested))[0] == ZERO
+    assert reparse(api, "--channel", str(ingested))[0] == ZERO
 
 
-def test_deleted_messages_stay_deleted(server: Server, ingested: int) -> None:
-    fetch(server.database_url, "DELETE FROM tp_capital.tp_capital_signals WHERE channel_id = $1 AND message_id = 11",
+def test_deleted_messages_stay_deleted(api: Api, ingested: int) -> None:
+    fetch(api.database_url, "DELETE FROM tp_capital.tp_capital_signals WHERE channel_id = $1 AND message_id = 11",
           ingested)
-    reparse(server, "--channel", str(ingested))
-    row = fetch(server.database_url, "SELECT deleted_at FROM tp_capital.tp_capital_signals WHERE channel_id = $1 "
+    reparse(api, "--channel", str(ingested))
+    row = fetch(api.database_url, "SELECT deleted_at FROM tp_capital.tp_capital_signals WHERE channel_id = $1 "
                                      "AND message_id = 11", ingested)
     assert row and row[0]["deleted_at"] is not None
-    listed = httpx.get(server.url + "/signals", params={"channel": str(ingested)}).json()["data"]
+    listed = api.client.get("/signals", params={"channel": str(ingested)}).json()["data"]
     assert 11 not in [r["message_id"] for r in listed]
     assert 3 not in [r["message_id"] for r in listed]  # dismissed on the dashboard: stays dismissed
 
 
-def test_since_limits_the_messages_reparsed(server: Server, ingested: int) -> None:
-    fetch(server.database_url, "UPDATE tp_capital.tp_capital_signals SET target_1 = 9.99 WHERE channel_id = $1 "
+def test_since_limits_the_messages_reparsed(api: Api, ingested: int) -> None:
+    fetch(api.database_url, "UPDATE tp_capital.tp_capital_signals SET target_1 = 9.99 WHERE channel_id = $1 "
                                "AND message_id IN (1, 14)", ingested)
     since = (T0 + timedelta(minutes=125)).isoformat()
-    counts, report = reparse(server, "--channel", str(ingested), "--since", since)
+    counts, report = reparse(api, "--channel", str(ingested), "--since", since)
     assert counts["signals_changed"] == 1, report  # message 14 (130 min), not message 1 (0 min)
-    targets = fetch(server.database_url, "SELECT message_id, target_1 FROM tp_capital.tp_capital_signals "
+    targets = fetch(api.database_url, "SELECT message_id, target_1 FROM tp_capital.tp_capital_signals "
                                          "WHERE channel_id = $1 AND message_id IN (1, 14) ORDER BY 1", ingested)
     assert [tuple(r) for r in targets] == [(1, 9.99), (14, 1.15)]
 
 
-def test_messages_stored_under_two_dates_are_merged(server: Server, ingested: int) -> None:
+def test_messages_stored_under_two_dates_are_merged(api: Api, ingested: int) -> None:
     # As stored before the one-date rule: a second row of message 1 at another date.
-    fetch(server.database_url, """
+    fetch(api.database_url, """
         INSERT INTO tp_capital.forwarded_messages (channel_id, message_id, original_timestamp, message_text, received_at)
         SELECT channel_id, message_id, original_timestamp - interval '3 hours', message_text, received_at - interval '1 day'
         FROM tp_capital.forwarded_messages WHERE channel_id = $1 AND message_id = 1""", ingested)
-    counts, report = reparse(server, "--channel", str(ingested))
+    counts, report = reparse(api, "--channel", str(ingested))
     assert counts["merged"] == 1, report
-    rows = fetch(server.database_url, "SELECT original_timestamp FROM tp_capital.forwarded_messages "
+    rows = fetch(api.database_url, "SELECT original_timestamp FROM tp_capital.forwarded_messages "
                                       "WHERE channel_id = $1 AND message_id = 1", ingested)
     assert [r[0] for r in rows] == [T0]
-    assert reparse(server, "--channel", str(ingested))[0] == ZERO
+    assert reparse(api, "--channel", str(ingested))[0] == ZERO
 
 
 async def test_reparse_while_the_api_ingests(server: Server, channel_id: int) -> None:
@@ -255,8 +255,8 @@ async def test_reparse_while_the_api_ingests(server: Server, channel_id: int) ->
     assert (await asyncio.to_thread(reparse, server, "--channel", str(channel_id)))[0] == ZERO
 
 
-def test_reparse_command_line_errors(server: Server) -> None:
-    bad = subprocess.run([sys.executable, "-m", "ingest_api.cli", "reparse", "--database-url", server.database_url,
+def test_reparse_command_line_errors(api: Api) -> None:
+    bad = subprocess.run([sys.executable, "-m", "ingest_api.cli", "reparse", "--database-url", api.database_url,
                           "--since", "yesterday"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "--since" in bad.stderr and "ISO 8601" in bad.stderr
     down = subprocess.run([sys.executable, "-m", "ingest_api.cli", "reparse", "--database-url",
@@ -287,7 +287,7 @@ TEXTS = [
                                    st.one_of(st.none(), st.integers(1, 4))), min_size=1, max_size=4),
        extra=st.lists(st.integers(0, 40), max_size=6), rnd=st.randoms(use_true_random=False),
        batched=st.booleans())
-def test_any_delivery_schedule_derives_what_reparse_derives(server: Server, messages, extra, rnd, batched) -> None:
+def test_any_delivery_schedule_derives_what_reparse_derives(api: Api, messages, extra, rnd, batched) -> None:
     """Each message: a text and up to two edits (indices into TEXTS), deleted or not, maybe a
     reply; every delivery at least once, some again, shuffled, one by one or in batches. Whatever
     the schedule, a reparse finds nothing to change."""
@@ -305,16 +305,16 @@ def test_any_delivery_schedule_derives_what_reparse_derives(server: Server, mess
     rnd.shuffle(deliveries)
     if batched:
         for start in range(0, len(deliveries), 3):
-            response = httpx.post(server.url + "/ingest/batch", json={"messages": deliveries[start:start + 3]},
+            response = api.client.post("/ingest/batch", json={"messages": deliveries[start:start + 3]},
                                   headers=auth(), timeout=30)
             assert response.status_code == 200, response.text
     else:
         for payload in deliveries:
-            response = httpx.post(server.url + "/ingest", json=payload, headers=auth(), timeout=30)
+            response = api.client.post("/ingest", json=payload, headers=auth(), timeout=30)
             assert response.status_code == 200, response.text
 
     async def dry_run() -> int:
-        async with connection(server.database_url) as conn:
+        async with connection(api.database_url) as conn:
             return (await run_reparse(conn, channel_id=channel_id, dry_run=True)).total_changes
 
     assert asyncio.run(dry_run()) == 0

@@ -8,115 +8,36 @@ below was counted by hand from it (the comments say which signals make each one)
 from __future__ import annotations
 
 import asyncio
-import itertools
-import os
 import shutil
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
-import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.ingest.conftest import Server, auth, start_server
+from tests.support.ingest import Api, Target, auth, in_process, settings_for, start_server
+from tests.support.scorecard import (
+    SIGNAL,
+    STORY,
+    at,
+    channel_name,
+    new_channel_id,
+    payload,
+    post,
+    post_story,
+    rows,
+    stats,
+)
 from tests.support import db
+from ts_runtime.settings import HttpSettings
 from ts_ops.migrations import apply_migrations, default_migrations_dir
 
-UTC = timezone.utc
-SIGNAL = "🟢Swing Trade\nAtivo: {asset}\nCompra: 30,00 a 31,00\nAlvo 1: 33,00\nAlvo final: 36,00\nStop: 28,00"
-SHORT = "VENDA: {asset} @ R$ 10.00 - Stop: R$ 11.00 - Alvo: R$ 9.00"
-
-
-def at(day: int, hour: int, minute: int = 0, month: int = 10) -> datetime:
-    return datetime(2025, month, day, hour, minute, tzinfo=UTC)
-
-
-# (Telegram date in UTC, text), in Telegram order; message ids are the positions from 1.
-# São Paulo is UTC-3: 13:00 UTC is 10:00 there.
-STORY = [
-    (at(6, 13), SIGNAL.format(asset="PETR4")),              # S1  open: a stop move is no outcome
-    (at(6, 14), SIGNAL.format(asset="VALE3")),              # S2  target 1 after 2 h, +10
-    (at(6, 15), "PETR4: subam o stop para 31,00"),
-    (at(6, 16), "VALE3 ALVO 1 ATINGIDO ✅ +10%"),
-    (at(7, 13), SIGNAL.format(asset="ITUB4")),              # S3  target 1 after 4 h, then the final: +20
-    (at(7, 14), SIGNAL.format(asset="BBAS3")),              # S4  stopped, -8: a loss
-    (at(7, 17), "ITUB4 ALVO 1 ATINGIDO ✅ +5%"),
-    (at(7, 20), "BBAS3 stop -8%"),
-    (at(8, 12), "ITUB4 ALVO FINAL ATINGIDO 🚀 +20%"),
-    (at(8, 13), SIGNAL.format(asset="WEGE3")),              # S5  target 1 after 6 h, then stopped at -3: a win
-    (at(8, 19), "WEGE3 ALVO 1 ATINGIDO ✅ +6%"),
-    (at(9, 13), SIGNAL.format(asset="ABEV3")),              # S6  cancelled: neither win nor loss
-    (at(9, 15), "WEGE3 stop -3%"),
-    (at(9, 16), "Cancelado ABEV3"),
-    (at(13, 13), SIGNAL.format(asset="SUZB3")),             # S7  closed +12: a win
-    (at(13, 14), SIGNAL.format(asset="RENT3")),             # S8  closed -6: a loss
-    (at(14, 13), SHORT.format(asset="MGLU3")),              # S9  short, target 1 after 2 h, +4: a win
-    (at(14, 13, 30), "Encerramos SUZB3 com +12%"),
-    (at(14, 14), "Encerramos RENT3 com -6%"),
-    (at(14, 15), "MGLU3 ALVO 1 ATINGIDO ✅ +4%"),
-    (at(15, 13), SHORT.format(asset="CSNA3")),              # S10 short, stopped, -7: a loss
-    (at(15, 14), SIGNAL.format(asset="GGBR4")),             # S11 deleted below: counted nowhere (its +50 neither)
-    (at(15, 15), "GGBR4 ALVO 1 ATINGIDO ✅ +50%"),
-    (at(15, 18), "CSNA3 stop -7%"),
-    (at(16, 13), SIGNAL.format(asset="LREN3")),             # S12 closed with no result: neither
-    (at(16, 15), "Zerar LREN3"),
-    (at(1, 2, month=11), SIGNAL.format(asset="KLBN11")),    # S16 open; Oct 31, 23:00 in São Paulo: October
-    (at(3, 13, month=11), SIGNAL.format(asset="PRIO3")),    # S13 target 1 after 8 h, +8
-    (at(3, 21, month=11), "PRIO3 ALVO 1 ATINGIDO ✅ +8%"),
-    (at(4, 13, month=11), SIGNAL.format(asset="RADL3")),    # S14 open
-    (at(5, 13, month=11), SHORT.format(asset="USIM5")),     # S15 short, closed +3: a win
-    (at(5, 16, month=11), "Encerramos USIM5 com +3%"),
-]
-DELETED_MESSAGE_ID = 22  # GGBR4
-
-_channels = itertools.count(1)
-
-
-def new_channel_id() -> int:
-    # Apart from conftest's channel_id range; unique per process and call.
-    return -2_000_000_000_000 - os.getpid() * 1_000 - next(_channels)
-
-
-def channel_name(channel_id: int) -> str:
-    return f"Canal Placar {channel_id}"
-
-
-def payload(channel_id: int, message_id: int, when: datetime, text: str, name: str | None = None) -> dict:
-    return {"channelId": str(channel_id), "messageId": message_id, "timestamp": when.isoformat(), "text": text,
-            "channelName": name or channel_name(channel_id)}
-
-
-def post(server: Server, body: dict) -> dict:
-    response = httpx.post(server.url + "/ingest", json=body, headers=auth(), timeout=30)
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def post_story(server: Server, channel_id: int, name: str | None = None) -> None:
-    """STORY in one batch, then the deletion of S11."""
-    messages = [payload(channel_id, i, when, text, name) for i, (when, text) in enumerate(STORY, 1)]
-    response = httpx.post(server.url + "/ingest/batch", json={"messages": messages}, headers=auth(), timeout=60)
-    assert response.status_code == 200, response.text
-    assert response.json()["stored"] == len(STORY)
-    post(server, {"kind": "deleted", "channelId": str(channel_id), "messageId": DELETED_MESSAGE_ID})
-
-
-def stats(server: Server, **params: object) -> httpx.Response:
-    return httpx.get(server.url + "/signals/stats", params=params, timeout=30)
-
-
-def rows(server: Server, **params: object) -> list[dict]:
-    response = stats(server, **params)
-    assert response.status_code == 200, response.text
-    return response.json()["data"]
-
-
 @pytest.fixture(scope="module")
-def story(server: Server) -> int:
+def story(api: Api) -> int:
     channel_id = new_channel_id()
-    post_story(server, channel_id)
+    post_story(api, channel_id)
     return channel_id
 
 
@@ -186,59 +107,59 @@ def expected(channel_id: int, *groups: dict) -> list[dict]:
 
 # -- JSON ------------------------------------------------------------------------------------
 
-def test_by_month_counts_each_outcome(server: Server, story: int) -> None:
-    data = rows(server, channel=str(story), group="month")
+def test_by_month_counts_each_outcome(api: Api, story: int) -> None:
+    data = rows(api, channel=str(story), group="month")
     assert data == expected(story, OCTOBER, NOVEMBER)
     assert list(data[0]) == FIELDS  # the issue's fields in its order, then what they come from
 
 
-def test_month_is_the_default_and_the_channel_name_works_too(server: Server, story: int) -> None:
-    assert rows(server, channel=channel_name(story)) == expected(story, OCTOBER, NOVEMBER)
+def test_month_is_the_default_and_the_channel_name_works_too(api: Api, story: int) -> None:
+    assert rows(api, channel=channel_name(story)) == expected(story, OCTOBER, NOVEMBER)
 
 
-def test_by_iso_week_in_sao_paulo(server: Server, story: int) -> None:
-    assert rows(server, channel=str(story), group="week") == expected(story, *WEEKS)
+def test_by_iso_week_in_sao_paulo(api: Api, story: int) -> None:
+    assert rows(api, channel=str(story), group="week") == expected(story, *WEEKS)
 
 
-def test_all(server: Server, story: int) -> None:
-    assert rows(server, channel=str(story), group="all") == expected(story, ALL)
+def test_all(api: Api, story: int) -> None:
+    assert rows(api, channel=str(story), group="all") == expected(story, ALL)
 
 
-def test_without_a_channel_every_channel_has_its_rows(server: Server, story: int) -> None:
+def test_without_a_channel_every_channel_has_its_rows(api: Api, story: int) -> None:
     other = new_channel_id()
-    post(server, payload(other, 1, at(20, 13), SIGNAL.format(asset="EMBR3")))
-    data = [r for r in rows(server, group="all") if r["channel_id"] in (story, other)]
+    post(api, payload(other, 1, at(20, 13), SIGNAL.format(asset="EMBR3")))
+    data = [r for r in rows(api, group="all") if r["channel_id"] in (story, other)]
     assert [(r["channel_id"], r["signals"], r["open"]) for r in data] == [(story, 15, 3), (other, 1, 1)]
 
 
-def test_an_unknown_channel_has_no_rows(server: Server, story: int) -> None:
-    assert rows(server, channel="no such channel") == []
+def test_an_unknown_channel_has_no_rows(api: Api, story: int) -> None:
+    assert rows(api, channel="no such channel") == []
 
 
 # -- from / to -------------------------------------------------------------------------------
 
-def test_dates_without_a_zone_are_sao_paulo_days(server: Server, story: int) -> None:
+def test_dates_without_a_zone_are_sao_paulo_days(api: Api, story: int) -> None:
     # Oct 13 to Oct 31 in São Paulo: W42's five signals and S16 (Oct 31, 23:00 there).
-    data = rows(server, channel=str(story), group="all", **{"from": "2025-10-13", "to": "2025-10-31"})
+    data = rows(api, channel=str(story), group="all", **{"from": "2025-10-13", "to": "2025-10-31"})
     assert data == expected(story, {
         "period": "all", "signals": 6, "open": 1, "target_hit": 1, "final_target_hit": 0, "stopped": 1,
         "cancelled": 0, "closed": 3, "win_rate": 0.5, "avg_result_pct": 0.75, "best_result_pct": 12.0,
         "worst_result_pct": -7.0, "median_hours_to_first_target": 2.0, "wins": 2, "losses": 2})
     # The same days in UTC leave S16 (Nov 1, 02:00 UTC) out.
-    utc = rows(server, channel=str(story), group="all",
+    utc = rows(api, channel=str(story), group="all",
                **{"from": "2025-10-13T00:00:00Z", "to": "2025-10-31T23:59:59Z"})
     assert [(r["signals"], r["open"]) for r in utc] == [(5, 0)]
 
 
-def test_epoch_milliseconds_and_an_outcome_after_to(server: Server, story: int) -> None:
+def test_epoch_milliseconds_and_an_outcome_after_to(api: Api, story: int) -> None:
     s13 = int(at(3, 13, month=11).timestamp() * 1000)
-    assert [r["signals"] for r in rows(server, channel=str(story), group="all", **{"from": s13})] == [3]
+    assert [r["signals"] for r in rows(api, channel=str(story), group="all", **{"from": s13})] == [3]
     # `to` is inclusive to the millisecond; S13's target came 8 hours after it and still counts.
-    [row] = rows(server, channel=str(story), group="all", **{"from": s13, "to": s13})
+    [row] = rows(api, channel=str(story), group="all", **{"from": s13, "to": s13})
     assert (row["signals"], row["target_hit"], row["wins"], row["median_hours_to_first_target"]) == (1, 1, 1, 8.0)
-    [row] = rows(server, channel=str(story), group="all", **{"from": "2025-11-01", "to": "2025-11-03T12:00"})
+    [row] = rows(api, channel=str(story), group="all", **{"from": "2025-11-01", "to": "2025-11-03T12:00"})
     assert (row["signals"], row["target_hit"]) == (1, 1)  # S13 at 10:00 São Paulo; S16 was Oct 31 there
-    assert rows(server, channel=str(story), **{"from": s13 + 1, "to": s13 + 60_000}) == []
+    assert rows(api, channel=str(story), **{"from": s13 + 1, "to": s13 + 60_000}) == []
 
 
 # -- CSV -------------------------------------------------------------------------------------
@@ -248,8 +169,8 @@ CSV_HEADER = ("CANAL;PERIODO;SINAIS;ABERTOS;ALVO_ATINGIDO;ALVO_FINAL;STOPADOS;CA
               "CANAL_ID;GANHOS;PERDAS")
 
 
-def test_csv_by_month(server: Server, story: int) -> None:
-    response = stats(server, channel=str(story), format="csv")
+def test_csv_by_month(api: Api, story: int) -> None:
+    response = stats(api, channel=str(story), format="csv")
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/csv; charset=utf-8"
     name = channel_name(story)
@@ -260,23 +181,23 @@ def test_csv_by_month(server: Server, story: int) -> None:
     ]
 
 
-def test_csv_by_week_and_all(server: Server, story: int) -> None:
+def test_csv_by_week_and_all(api: Api, story: int) -> None:
     name = channel_name(story)
-    weeks = stats(server, channel=str(story), group="week", format="csv").text.splitlines()
+    weeks = stats(api, channel=str(story), group="week", format="csv").text.splitlines()
     assert weeks[1:] == [
         f"{name};2025-W41;6;1;3;1;2;1;0;75,00;4,75;20,00;-8,00;4,00;{story};3;1",
         f"{name};2025-W42;5;0;1;0;1;0;3;50,00;0,75;12,00;-7,00;2,00;{story};2;2",
         f"{name};2025-W44;1;1;0;0;0;0;0;;;;;;{story};0;0",
         f"{name};2025-W45;3;1;1;0;0;0;1;100,00;5,50;8,00;3,00;8,00;{story};2;0",
     ]
-    assert stats(server, channel=str(story), group="all", format="csv").text.splitlines() == [
+    assert stats(api, channel=str(story), group="all", format="csv").text.splitlines() == [
         CSV_HEADER, f"{name};all;15;3;5;1;3;1;4;70,00;3,30;20,00;-8,00;4,00;{story};7;3"]
 
 
-def test_csv_cells_a_spreadsheet_would_run_are_quoted(server: Server) -> None:
+def test_csv_cells_a_spreadsheet_would_run_are_quoted(api: Api) -> None:
     channel_id = new_channel_id()
-    post(server, payload(channel_id, 1, at(20, 13), SIGNAL.format(asset="EMBR3"), name='=HYPERLINK("http://x")'))
-    lines = stats(server, channel=str(channel_id), group="all", format="csv").text.splitlines()
+    post(api, payload(channel_id, 1, at(20, 13), SIGNAL.format(asset="EMBR3"), name='=HYPERLINK("http://x")'))
+    lines = stats(api, channel=str(channel_id), group="all", format="csv").text.splitlines()
     assert lines[1].startswith("\"'=HYPERLINK(\"\"http://x\"\")\";all;1;1;")
 
 
@@ -294,8 +215,8 @@ def test_csv_cells_a_spreadsheet_would_run_are_quoted(server: Server) -> None:
     ({"channel": "TP\x00Capital"}, "channel"),
     ({"channel": "x" * 201}, "channel"),
 ])
-def test_bad_parameters_are_400_naming_them(server: Server, params: dict, field: str) -> None:
-    response = stats(server, **params)
+def test_bad_parameters_are_400_naming_them(api: Api, params: dict, field: str) -> None:
+    response = stats(api, **params)
     assert response.status_code == 400, response.text
     body = response.json()
     assert [e["field"] for e in body["errors"]] == [field], body
@@ -311,31 +232,28 @@ def test_bad_parameters_are_400_naming_them(server: Server, params: dict, field:
     ({"from": "9999-12-31T23:00:00-05:00"}, None),   # after every signal
     ({"from": "2025-10-06T10:00:00.123456789"}, 14),  # nanoseconds: Python reads them (S1 is at 10:00 there)
 ])
-def test_the_ends_of_the_calendar(server: Server, story: int, params: dict, signals: int | None) -> None:
-    data = rows(server, channel=str(story), group="all", **params)
+def test_the_ends_of_the_calendar(api: Api, story: int, params: dict, signals: int | None) -> None:
+    data = rows(api, channel=str(story), group="all", **params)
     assert [r["signals"] for r in data] == ([signals] if signals else [])
-    assert httpx.get(server.url + "/report", params={"channel": str(story), **params}).status_code == 200
+    assert api.client.get("/report", params={"channel": str(story), **params}).status_code == 200
 
 
-def test_from_after_to_is_400_naming_both(server: Server) -> None:
-    response = stats(server, **{"from": "2025-11-01", "to": "2025-10-01"})
+def test_from_after_to_is_400_naming_both(api: Api) -> None:
+    response = stats(api, **{"from": "2025-11-01", "to": "2025-10-01"})
     assert response.status_code == 400
     assert [e["field"] for e in response.json()["errors"]] == ["from", "to"]
 
 
-def test_the_read_token_applies(api_database_url: str, tmp_path: Path) -> None:
+def test_the_read_token_applies(api_database_url: str) -> None:
     read_token = "read-token-0123456789abcdef-0123456789"
-    running = start_server(api_database_url, tmp_path / "server.log", API_READ_TOKEN=read_token)
-    try:
+    with in_process(settings_for(api_database_url, http=HttpSettings(read_token=read_token))) as api:
         for path in ("/signals/stats", "/report"):
-            assert httpx.get(running.url + path).status_code == 401
-            assert httpx.get(running.url + path, headers={"X-API-Key": read_token}).status_code == 200
-    finally:
-        running.stop()
+            assert api.client.get(path).status_code == 401
+            assert api.client.get(path, headers={"X-API-Key": read_token}).status_code == 200
 
 
-def test_openapi_documents_both_routes(server: Server) -> None:
-    schema = httpx.get(server.url + "/schema/openapi.json").json()
+def test_openapi_documents_both_routes(api: Api) -> None:
+    schema = api.client.get("/schema/openapi.json").json()
     stats_get = schema["paths"]["/signals/stats"]["get"]
     assert stats_get["operationId"] == "getSignalStats"
     assert {p["name"] for p in stats_get["parameters"]} == {"channel", "from", "to", "group", "format"}
@@ -350,8 +268,8 @@ def test_openapi_documents_both_routes(server: Server) -> None:
 
 # -- api_signal_outcomes_total -----------------------------------------------------------------
 
-def outcome_counts(server: Server) -> dict[str, float]:
-    text = httpx.get(server.url + "/metrics").text
+def outcome_counts(api: Target) -> dict[str, float]:
+    text = api.client.get("/metrics").text
     for family in text_string_to_metric_families(text):
         if family.name == "api_signal_outcomes":
             return {s.labels["outcome"]: s.value for s in family.samples if s.name.endswith("_total")}
@@ -361,27 +279,27 @@ def outcome_counts(server: Server) -> dict[str, float]:
 class Counted:
     """The counter's increase since the last look, per outcome (zeros left out)."""
 
-    def __init__(self, server: Server) -> None:
-        self.server = server
-        self.last = outcome_counts(server)
+    def __init__(self, api: Target) -> None:
+        self.api = api
+        self.last = outcome_counts(api)
 
     def since(self) -> dict[str, float]:
-        now = outcome_counts(self.server)
+        now = outcome_counts(self.api)
         delta = {k: now[k] - self.last.get(k, 0) for k in now if now[k] != self.last.get(k, 0)}
         self.last = now
         return delta
 
 
-def test_every_outcome_series_is_exported_from_the_start(server: Server) -> None:
-    assert set(outcome_counts(server)) == {"target_hit", "final_target_hit", "stopped", "cancelled", "closed"}
+def test_every_outcome_series_is_exported_from_the_start(api: Api) -> None:
+    assert set(outcome_counts(api)) == {"target_hit", "final_target_hit", "stopped", "cancelled", "closed"}
 
 
-def test_each_outcome_is_counted_once_per_signal(server: Server, api_database_url: str) -> None:
+def test_each_outcome_is_counted_once_per_signal(api: Api, api_database_url: str) -> None:
     channel_id = new_channel_id()
-    counted = Counted(server)
+    counted = Counted(api)
 
     def send(message_id: int, when: datetime, text: str, **extra: object) -> None:
-        post(server, {**payload(channel_id, message_id, when, text), **extra})
+        post(api, {**payload(channel_id, message_id, when, text), **extra})
 
     send(1, at(6, 13), SIGNAL.format(asset="PETR4"))
     assert counted.since() == {}  # a signal alone has no outcome
@@ -407,10 +325,10 @@ def test_each_outcome_is_counted_once_per_signal(server: Server, api_database_ur
              payload(channel_id, 10, at(8, 16), "Cancelado ABEV3"),
              payload(channel_id, 11, at(8, 17), SIGNAL.format(asset="SUZB3")),
              payload(channel_id, 12, at(8, 18), "Encerramos SUZB3 com +12%")]
-    response = httpx.post(server.url + "/ingest/batch", json={"messages": batch}, headers=auth(), timeout=30)
+    response = api.client.post("/ingest/batch", json={"messages": batch}, headers=auth(), timeout=30)
     assert response.status_code == 200, response.text
     assert counted.since() == {"target_hit": 1, "final_target_hit": 1, "cancelled": 1, "closed": 1}
-    httpx.post(server.url + "/ingest/batch", json={"messages": batch}, headers=auth(), timeout=30)
+    api.client.post("/ingest/batch", json={"messages": batch}, headers=auth(), timeout=30)
     assert counted.since() == {}
 
     # An edit of the first signal re-derives it and relinks the channel from its date: nothing new.

@@ -16,8 +16,8 @@ from datetime import datetime, timedelta, timezone
 import httpx
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from tests.ingest.conftest import Server, auth
-from tests.ingest.test_scorecard import SHORT, SIGNAL, new_channel_id, payload, post, rows
+from tests.support.ingest import Api, auth
+from tests.support.scorecard import SHORT, SIGNAL, new_channel_id, payload, post, rows
 from ingest_api.signals.stats import SAO_PAULO
 
 START = datetime(2025, 9, 30, 20, tzinfo=timezone.utc)  # São Paulo's September still, for 7 hours
@@ -121,7 +121,7 @@ def model(story: list[StorySignal], period) -> dict[str, dict]:  # noqa: ANN001
     return expected
 
 
-def post_story(server: Server, channel_id: int, story: list[StorySignal]) -> None:
+def post_story(api: Api, channel_id: int, story: list[StorySignal]) -> None:
     messages = []  # (date, order within the signal, text, the signal it deletes)
     for signal in story:
         text = (SHORT if signal.short else SIGNAL).format(asset=signal.asset)
@@ -132,11 +132,11 @@ def post_story(server: Server, channel_id: int, story: list[StorySignal]) -> Non
             messages.append((moment, n, follow_up_text(event.kind, signal.asset, event.pct), None))
     messages.sort(key=lambda m: (m[0], m[1]))
     batch = [payload(channel_id, i, date, text) for i, (date, _, text, _) in enumerate(messages, 1)]
-    response = httpx.post(server.url + "/ingest/batch", json={"messages": batch}, headers=auth(), timeout=60)
+    response = api.client.post("/ingest/batch", json={"messages": batch}, headers=auth(), timeout=60)
     assert response.status_code == 200, response.text
     for i, (_, _, _, signal) in enumerate(messages, 1):
         if signal is not None and signal.deleted:
-            post(server, {"kind": "deleted", "channelId": str(channel_id), "messageId": i})
+            post(api, {"kind": "deleted", "channelId": str(channel_id), "messageId": i})
 
 
 def close_to(actual: float | None, wanted: float | None, places: int) -> bool:
@@ -145,8 +145,8 @@ def close_to(actual: float | None, wanted: float | None, places: int) -> bool:
     return abs(actual - wanted) <= 0.5 * 10 ** -places + 1e-9
 
 
-def check(server: Server, channel_id: int, group: str, wanted: dict[str, dict]) -> None:
-    got = {r["period"]: r for r in rows(server, channel=str(channel_id), group=group)}
+def check(api: Api, channel_id: int, group: str, wanted: dict[str, dict]) -> None:
+    got = {r["period"]: r for r in rows(api, channel=str(channel_id), group=group)}
     assert sorted(got) == sorted(wanted), (group, got, wanted)
     for period, numbers in wanted.items():
         row = got[period]
@@ -158,9 +158,9 @@ def check(server: Server, channel_id: int, group: str, wanted: dict[str, dict]) 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(story=stories)
-def test_the_scorecard_is_its_definitions(server: Server, story: list[StorySignal]) -> None:
+def test_the_scorecard_is_its_definitions(api: Api, story: list[StorySignal]) -> None:
     channel_id = new_channel_id()
-    post_story(server, channel_id, story)
-    check(server, channel_id, "month", model(story, lambda d: d.strftime("%Y-%m")))
-    check(server, channel_id, "week", model(story, lambda d: f"{d.isocalendar()[0]}-W{d.isocalendar()[1]:02d}"))
-    check(server, channel_id, "all", model(story, lambda d: "all"))
+    post_story(api, channel_id, story)
+    check(api, channel_id, "month", model(story, lambda d: d.strftime("%Y-%m")))
+    check(api, channel_id, "week", model(story, lambda d: f"{d.isocalendar()[0]}-W{d.isocalendar()[1]:02d}"))
+    check(api, channel_id, "all", model(story, lambda d: "all"))

@@ -5,7 +5,7 @@ by Playwright for Python with `executable_path`: Playwright's own browser builds
 downloaded. Without /usr/bin/chromium the browser tests are skipped, saying so.
 
 The page is served by an API of this module's own on a fresh database, so it holds exactly the
-channels posted here: STORY (test_scorecard.py, counted by hand there) as "TP Capital", and a
+channels posted here: STORY (tests/support/scorecard.py, counted by hand in test_scorecard.py) as "TP Capital", and a
 channel whose name and signal text are HTML-injection attempts.
 """
 
@@ -19,9 +19,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.ingest.conftest import Server, start_server
-from tests.ingest.test_scorecard import at, new_channel_id, payload, post, post_story
 from tests.support import db
+from tests.support.ingest import Server, Target, in_process, settings_for, start_server
+from tests.support.scorecard import at, new_channel_id, payload, post, post_story
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-component-update",
@@ -54,25 +54,22 @@ def channels(report_server: Server) -> dict[str, int]:
     return {"main": main, "evil": evil}
 
 
-def page(server: Server, **params: object) -> httpx.Response:
-    response = httpx.get(server.url + "/report", params=params, timeout=30)
+def page(target: Target, **params: object) -> httpx.Response:
+    response = target.client.get("/report", params=params, timeout=30)
     assert response.status_code == 200, response.text
     return response
 
 
 # -- over HTTP -------------------------------------------------------------------------------
 
-def test_empty_state(database_url: str, tmp_path: Path) -> None:
-    running = start_server(database_url, tmp_path / "server.log")
-    try:
-        response = page(running)
+def test_empty_state(database_url: str) -> None:
+    with in_process(settings_for(database_url)) as api:
+        response = page(api)
         assert response.headers["content-type"] == "text/html; charset=utf-8"
         assert 'id="empty"' in response.text and "Ainda não há sinais registrados" in response.text
         assert '<section class="channel"' not in response.text
-        named = page(running, channel="<b>x</b>").text
+        named = page(api, channel="<b>x</b>").text
         assert "Não há sinais do canal <strong>&lt;b&gt;x&lt;/b&gt;</strong>" in named
-    finally:
-        running.stop()
 
 
 def test_the_page_is_self_contained_and_escapes_what_channels_wrote(report_server: Server, channels: dict) -> None:

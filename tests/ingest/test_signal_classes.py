@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-import httpx
 import pytest
 
-from tests.ingest.conftest import TOKEN, Server, auth
+from tests.support.ingest import TOKEN, Api, auth
 
 T0 = datetime(2025, 11, 10, 13, 0, tzinfo=timezone.utc)
 SIGNAL = "🟢Swing Trade\nAtivo: {asset}\nCompra: 1,04 a 1,06\nAlvo 1: 1,15\nAlvo 2: 2,15\nAlvo final: 3,50\nStop: 0,70"
@@ -17,38 +16,38 @@ SIGNAL = "🟢Swing Trade\nAtivo: {asset}\nCompra: 1,04 a 1,06\nAlvo 1: 1,15\nAl
 class Channel:
     """One test channel: post messages by id and minute, read its signals back."""
 
-    def __init__(self, server: Server, channel_id: int) -> None:
-        self.server, self.channel_id = server, channel_id
+    def __init__(self, api: Api, channel_id: int) -> None:
+        self.api, self.channel_id = api, channel_id
 
     def post(self, message_id: int, text: str, minutes: float = 0, reply_to: int | None = None, **extra: object) -> dict:
         body = {"channelId": str(self.channel_id), "messageId": message_id, "text": text,
                 "timestamp": (T0 + timedelta(minutes=minutes)).isoformat(), **extra}
         if reply_to is not None:
             body["replyToMessageId"] = reply_to
-        response = httpx.post(self.server.url + "/ingest", json=body, headers=auth(), timeout=10)
+        response = self.api.client.post("/ingest", json=body, headers=auth(), timeout=10)
         assert response.status_code == 200, response.text
         return response.json()
 
     def signals(self) -> list[dict]:
-        response = httpx.get(self.server.url + "/signals", params={"channel": str(self.channel_id)})
+        response = self.api.client.get("/signals", params={"channel": str(self.channel_id)})
         assert response.status_code == 200, response.text
         return response.json()["data"]
 
     def signal_of(self, message_id: int) -> dict:
         row = next(r for r in self.signals() if r["message_id"] == message_id)
-        detail = httpx.get(f"{self.server.url}/signals/{row['id']}")
+        detail = self.api.client.get(f"/signals/{row['id']}")
         assert detail.status_code == 200, detail.text
         return detail.json()
 
     def unlinked(self) -> list[dict]:
-        response = httpx.get(self.server.url + "/signal-events", params={"channel": self.channel_id, "unlinked": "true"})
+        response = self.api.client.get("/signal-events", params={"channel": self.channel_id, "unlinked": "true"})
         assert response.status_code == 200, response.text
         return response.json()["data"]
 
 
 @pytest.fixture
-def channel(server: Server, channel_id: int) -> Channel:
-    return Channel(server, channel_id)
+def channel(api: Api, channel_id: int) -> Channel:
+    return Channel(api, channel_id)
 
 
 def events(detail: dict) -> list[tuple]:
@@ -68,14 +67,14 @@ def test_every_ticker_kind_is_a_signal(channel: Channel, code: str, kind: str) -
     assert (row["asset"], row["side"], row["buy_min"], row["stop"], row["current_stop"]) == (code, "long", 1.04, 0.7, 0.7)
 
 
-def test_a_short_keeps_its_sell_range_in_the_old_columns(channel: Channel, server: Server) -> None:
+def test_a_short_keeps_its_sell_range_in_the_old_columns(channel: Channel, api: Api) -> None:
     # The old corpus's VENDA line, which the old system dropped.
     channel.post(1, "VENDA: VALE3 @ R$ 65.30 - Stop: R$ 66.00 - Alvo: R$ 63.50")
     [row] = channel.signals()
     assert (row["asset"], row["side"], row["buy_min"], row["buy_max"], row["target_final"], row["stop"]) == (
         "VALE3", "short", 65.3, 65.3, 63.5, 66.0)
     # The CSV export keeps the old columns, a short's sell range under COMPRA_MIN/COMPRA_MAX.
-    csv = httpx.get(server.url + "/signals", params={"channel": str(channel.channel_id), "format": "csv"}).text
+    csv = api.client.get("/signals", params={"channel": str(channel.channel_id), "format": "csv"}).text
     assert csv.splitlines() == ["DATA;ATIVO;COMPRA_MIN;COMPRA_MAX;ALVO_1;ALVO_2;ALVO_FINAL;STOP",
                                 "10/11/2025, 10:00:00;VALE3;65,30;65,30;63,50;;63,50;66,00"]
 
@@ -183,8 +182,8 @@ def test_without_a_ticker_the_channels_latest_signal_under_24_hours(channel: Cha
     assert [(e["message_id"], e["event_type"], e["price"], e["asset"]) for e in unlinked] == [(4, "stop_moved", 2.0, None)]
 
 
-def test_a_follow_up_links_within_its_channel(server: Server, channel: Channel, channel_id: int) -> None:
-    other = Channel(server, channel_id - 500_000)
+def test_a_follow_up_links_within_its_channel(api: Api, channel: Channel, channel_id: int) -> None:
+    other = Channel(api, channel_id - 500_000)
     channel.post(1, SIGNAL.format(asset="WEGE3"))
     other.post(1, SIGNAL.format(asset="WEGE3"), 10)  # newer, same ticker, another channel
     channel.post(2, "WEGE3 ALVO 1 ATINGIDO ✅", 20)
@@ -192,13 +191,13 @@ def test_a_follow_up_links_within_its_channel(server: Server, channel: Channel, 
 
 
 def test_a_signal_deleted_through_the_api_hands_its_follow_ups_back_and_stays_deleted(channel: Channel,
-                                                                                      server: Server) -> None:
+                                                                                      api: Api) -> None:
     channel.post(1, SIGNAL.format(asset="MGLU3"))
     channel.post(2, SIGNAL.format(asset="MGLU3"), 10)
     channel.post(3, "MGLU3 ALVO 1 ATINGIDO ✅", 20)
     newer = channel.signal_of(2)
     assert newer["status"] == "target_1_hit"
-    assert httpx.delete(f"{server.url}/signals/{newer['id']}", headers={"X-API-Key": TOKEN}).status_code == 200
+    assert api.client.delete(f"/signals/{newer['id']}", headers={"X-API-Key": TOKEN}).status_code == 200
     assert [(r["message_id"], r["status"]) for r in channel.signals()] == [(1, "target_1_hit")]
     # An edit of the deleted signal's message does not bring it back.
     channel.post(2, SIGNAL.format(asset="MGLU3").replace("0,70", "0,75"), 10, kind="edited",

@@ -13,7 +13,6 @@ import io
 import json
 import logging
 import re
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,21 +20,17 @@ import httpx
 import pytest
 
 from tests.support import db
-from tests.support.live import Server, start_service
+from tests.support.live import Server, start_workspace_api
 from ts_runtime import health, logs
 from ts_ops.embedded_pg import free_port
 
-BIN = Path(sys.executable).parent
 ISO_MS = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"
 HISTORY = 30
 NUMBER = (int, float)
 
 
 def start_workspace(database_url: str, log_path: Path, **env: str) -> Server:
-    return start_service("workspace-api", [str(BIN / "workspace-api")], "/healthz", database_url, log_path,
-                         {"PYTHONUNBUFFERED": "1", **env},
-                         drop_env_prefixes=("DATABASE_", "TIMESCALEDB_", "OTEL_", "DB_STRATEGY", "PROMETHEUS_MULTIPROC",
-                                            "API_READ_TOKEN", "LOG_HISTORY_SIZE"))
+    return start_workspace_api(database_url, log_path, health_path="/healthz", **env)
 
 
 @pytest.fixture(scope="module")

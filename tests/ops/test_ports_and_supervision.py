@@ -13,6 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.support.processes import service_env
 from ts_ops.embedded_pg import free_port
 from ts_ops import stack
 from ts_ops.ports import find_port_holder, port_is_free
@@ -46,7 +47,7 @@ def run_stack(*args: str, stdin: str = "", env: dict[str, str] | None = None) ->
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, **(env or {})},
+        env=service_env(**(env or {})),
     )
 
 
@@ -196,7 +197,7 @@ def _alive(pid: int) -> bool:
 
 
 def test_stack_status_prints_one_line_per_component_and_fails_when_down(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env = service_env()
     result = subprocess.run(
         [sys.executable, "-m", "ts_ops.stack", "status", "--data-dir", str(tmp_path),
          "--ingest-port", str(free_port()), "--workspace-port", str(free_port()), "--gateway-port", str(free_port())],

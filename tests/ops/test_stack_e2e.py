@@ -7,7 +7,6 @@ no process is left; start again and check that the data was kept (and not duplic
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.support.processes import service_env
 from ts_ops.embedded_pg import free_port
 from ts_ops.ports import port_is_free
 
@@ -31,8 +31,8 @@ class RunningStack:
     def __init__(self, data_dir: Path, ports: dict[str, int]) -> None:
         self.data_dir = data_dir
         self.ports = ports
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith("TELEGRAM_") and k not in {"DATABASE_URL", "API_SECRET_TOKEN", "GATEWAY_SECRET_TOKEN"}}
+        # The services keep their tracing SDK on, as `uv run stack` runs them (exporting nowhere).
+        env = service_env(tracing=True)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "ts_ops.stack", "--sample", "--data-dir", str(data_dir),
              "--ingest-port", str(ports["ingest"]), "--workspace-port", str(ports["workspace"]),

@@ -27,7 +27,7 @@ import pytest
 
 from contracts import IngestBatch, MessagePayload
 from tests.support import db, processes
-from tests.support.live import INGEST_TOKEN as TOKEN, Server, start_service
+from tests.support.live import INGEST_TOKEN as TOKEN, Server, start_workspace_api
 from tests.support.live import start_ingest_api as start_ingest
 from ts_ops.embedded_pg import free_port
 
@@ -45,9 +45,7 @@ def database_urls(pg_server_url: str, migrated_template: str) -> Iterator[dict[s
 
 
 def start_workspace(database_url: str, log_path: Path, **env: str) -> Server:
-    return start_service("workspace-api", [str(BIN / "workspace-api")], "/healthz", database_url, log_path,
-                         {"PYTHONUNBUFFERED": "1", **env},
-                         drop_env_prefixes=("DATABASE_", "TIMESCALEDB_", "OTEL_", "API_READ_TOKEN", "BODY_TIMEOUT"))
+    return start_workspace_api(database_url, log_path, health_path="/healthz", **env)
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,11 @@
 """Running a service the deployed way in tests, and a PostgreSQL of a test's own to stop and start.
 
-`start_service` launches an API's command on a free loopback port (tests/support/processes.py:
-the one launcher and environment scrubber) and waits for its health endpoint; `own_postgres` is a fixture (import it into the test module) for outage tests, so
+`start_ingest_api` and `start_workspace_api` launch an API's command on a free loopback port
+(tests/support/processes.py: the one launcher and environment scrubber) and wait for its health
+endpoint; `own_postgres` is a fixture (import it into the test module) for outage tests, so
 stopping the database disturbs no other test; `console_spans` reads the spans a server printed
 with OTEL_TRACES_EXPORTER=console. `LiveService` and `snapshot` serve the fuzzing, bad-input and
-security tests (tests/reliability/conftest.py starts the services); `start_ingest_api` is the ingest
-API's command as the ingest tests run it.
+security tests (tests/reliability/conftest.py starts the services).
 """
 
 from __future__ import annotations
@@ -15,18 +15,18 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.support import db
-from tests.support.processes import ManagedProcess, service_env
+from tests.support.processes import ManagedProcess, ingest_api, workspace_api
 from ts_ops.embedded_pg import EmbeddedPostgres, free_port
 
 
@@ -45,10 +45,12 @@ class Server:
     database_url: str
     process: subprocess.Popen
     log_path: Path
-    # Set by start_service: stopping then reaches the whole process group (granian's workers).
+    # Set by start_ingest_api/start_workspace_api: stopping then reaches the whole process group (granian's workers).
     managed: ManagedProcess | None = None
 
     def stop(self) -> None:
+        if "client" in self.__dict__:
+            self.__dict__.pop("client").close()
         if self.managed is not None:
             self.managed.stop(timeout=10)
             return
@@ -63,28 +65,39 @@ class Server:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-
-def start_service(name: str, command: Sequence[str], health_path: str, database_url: str, log_path: Path,
-                  env: dict[str, str], drop_env_prefixes: tuple[str, ...] = (), args: Sequence[str] = ()) -> Server:
-    """`command --host 127.0.0.1 --port <free> *args` with `env` over the scrubbed environment
-    (processes.service_env; `drop_env_prefixes` leaves out more). Returns once `health_path` answers."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    environment = service_env(drop=drop_env_prefixes, tracing=True, DATABASE_URL=database_url,
-                              DB_CONNECT_TIMEOUT_SECONDS="2", **env)
-    managed = ManagedProcess(name, [*command, "--host", "127.0.0.1", "--port", str(port), *args], environment,
-                             log_path, ready=lambda: answers(url + health_path), cwd=Path.cwd())
-    managed.start(timeout=30)  # ProcessError (a RuntimeError) with the log's tail if it exits or hangs
-    return Server(url, database_url, managed.proc, log_path, managed)
+    @cached_property
+    def client(self) -> httpx.Client:
+        """An httpx.Client on `url`: the same interface as an in-process app's TestClient, so one
+        helper serves both (tests/support/ingest.py). Closed by stop()."""
+        return httpx.Client(base_url=self.url, timeout=60)
 
 
 INGEST_TOKEN = "test-gateway-token-0123456789abcdef-XYZ"
 
 
 def start_ingest_api(database_url: str, log_path: Path, **env: str) -> Server:
-    """`python -m ingest_api.cli` (what `uv run ingest-api` runs) on a free loopback port."""
-    return start_service("ingest-api", [sys.executable, "-m", "ingest_api.cli"], "/health", database_url, log_path,
-                         {"GATEWAY_SECRET_TOKEN": INGEST_TOKEN, **env})
+    """processes.ingest_api (the `ingest-api` command) on a free loopback port with the tests' token."""
+    return _serve(lambda port, ready: ingest_api(port, database_url, INGEST_TOKEN, log_path, tracing=True,
+                                                 ready=ready, DB_CONNECT_TIMEOUT_SECONDS="2", **env),
+                  "/health", database_url, log_path)
+
+
+def start_workspace_api(database_url: str, log_path: Path, health_path: str = "/api/health", **env: str) -> Server:
+    """processes.workspace_api (the `workspace-api` command) on a free loopback port."""
+    return _serve(lambda port, ready: workspace_api(port, database_url, log_path, tracing=True, ready=ready,
+                                                    DB_CONNECT_TIMEOUT_SECONDS="2", **env),
+                  health_path, database_url, log_path)
+
+
+def _serve(launch: Callable[[int, Callable[[], bool]], ManagedProcess], health_path: str, database_url: str,
+           log_path: Path) -> Server:
+    # Tracing available (OTEL_TRACES_EXPORTER=console in `env` prints spans); started once
+    # `health_path` answers at all. ProcessError (a RuntimeError) with the log's tail if it exits or hangs.
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    managed = launch(port, lambda: answers(url + health_path))
+    managed.start(timeout=30)
+    return Server(url, database_url, managed.proc, log_path, managed)
 
 
 @pytest.fixture

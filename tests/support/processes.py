@@ -6,7 +6,7 @@ test sets. `ManagedProcess` runs a console script from the virtualenv (not `uv r
 add a parent process between us and the one we want to kill) in its own session, waits until it
 is ready, and can SIGKILL the whole process group (granian's workers die with their parent instead
 of lingering on the port), stop it gracefully or start it again. Output goes to one log file per
-service, appended across restarts. tests/support/live.py (`start_service`), the fault-injection
+service, appended across restarts. tests/support/live.py (`start_ingest_api`, `start_workspace_api`), the fault-injection
 harness (tests/reliability/harness) and the gateway's CLI tests all start processes through it.
 """
 
@@ -124,7 +124,7 @@ class ManagedProcess:
 
 # Variables a service reads that must come from the test, never from the shell running pytest.
 SERVICE_PREFIXES = ("DATABASE_", "TIMESCALEDB_", "TELEGRAM_", "API_", "GATEWAY_", "OTEL_", "NOTIFY_", "WATCHDOG_",
-                    "FAILURE_", "LOG_", "PROMETHEUS_MULTIPROC", "DB_STRATEGY")
+                    "FAILURE_", "LOG_", "PROMETHEUS_MULTIPROC", "DB_STRATEGY", "BODY_TIMEOUT")
 
 
 def service_env(*, drop: tuple[str, ...] = (), tracing: bool = False, **extra: str) -> dict[str, str]:
@@ -152,25 +152,31 @@ def gateway_env(workdir: Path, **extra: str) -> dict[str, str]:
     })
 
 
-def ingest_api(port: int, database_url: str, token: str, log_path: Path, **extra: str) -> ManagedProcess:
-    env = service_env(DATABASE_URL=database_url, GATEWAY_SECRET_TOKEN=token, **extra)
+def ingest_api(port: int, database_url: str, token: str, log_path: Path, *, tracing: bool = False,
+               ready: Callable[[], bool] | None = None, **extra: str) -> ManagedProcess:
+    """The `ingest-api` command (granian, one worker) on `port`: the one way the tests launch it
+    (tests/support/live.py `start_ingest_api` wraps it in a Server). Ready when /health is 200,
+    unless `ready` says otherwise."""
+    env = service_env(tracing=tracing, DATABASE_URL=database_url, GATEWAY_SECRET_TOKEN=token, **extra)
     return ManagedProcess(
         "ingest-api",
         [str(script_path("ingest-api")), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
         env,
         log_path,
-        ready=lambda: http_ok(f"http://127.0.0.1:{port}/health"),
+        ready=ready or (lambda: http_ok(f"http://127.0.0.1:{port}/health")),
     )
 
 
-def workspace_api(port: int, database_url: str, log_path: Path, **extra: str) -> ManagedProcess:
-    env = service_env(DATABASE_URL=database_url, **extra)
+def workspace_api(port: int, database_url: str, log_path: Path, *, tracing: bool = False,
+                  ready: Callable[[], bool] | None = None, **extra: str) -> ManagedProcess:
+    """The `workspace-api` command (granian, one worker) on `port`, as `ingest_api` above."""
+    env = service_env(tracing=tracing, DATABASE_URL=database_url, **extra)
     return ManagedProcess(
         "workspace-api",
         [str(script_path("workspace-api")), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
         env,
         log_path,
-        ready=lambda: http_ok(f"http://127.0.0.1:{port}/api/health"),
+        ready=ready or (lambda: http_ok(f"http://127.0.0.1:{port}/api/health")),
     )
 
 

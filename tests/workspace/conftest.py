@@ -7,43 +7,20 @@ port (one server and database per module).
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 from litestar.testing import AsyncTestClient
 
 from tests.support import db, timescale
-from tests.support.live import Server, start_service
-from ts_runtime.settings import DatabaseSettings
+from tests.support.workspace import Server, settings_for, start_server
 from workspace_api.app import create_app
-from workspace_api.settings import HttpSettings, LogSettings, Settings
-
-BIN = Path(sys.executable).parent
-
-
-def settings_for(database_url: str, **overrides) -> Settings:
-    return Settings(
-        database=DatabaseSettings(url=database_url, pool_max_size=4, connect_timeout=2.0),
-        http=overrides.pop("http", HttpSettings()),
-        log=LogSettings(level="WARNING"),
-        trace_sql=False,
-        **overrides,
-    )
 
 
 @pytest.fixture
 async def client(database_url: str) -> AsyncIterator[AsyncTestClient]:
     async with AsyncTestClient(app=create_app(settings_for(database_url))) as test_client:
         yield test_client
-
-
-def start_server(database_url: str, log_path: Path, *args: str, **env: str) -> Server:
-    """The `workspace-api` console script (granian) on a free loopback port."""
-    return start_service("workspace-api", [str(BIN / "workspace-api")], "/api/health", database_url, log_path,
-                         {"PYTHONUNBUFFERED": "1", **env}, args=args,
-                         drop_env_prefixes=("DATABASE_", "TIMESCALEDB_", "OTEL_", "DB_STRATEGY", "PROMETHEUS_MULTIPROC"))
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from litestar.testing import AsyncTestClient
 
-from tests.workspace.test_items import create, moment, problems
+from tests.support.workspace import create, moment, problems
 
 SEEDED = ["feature", "bug", "improvement", "documentation", "research", "other", "documentacao", "coleta-dados",
           "banco-dados", "analise-dados", "gestao-riscos", "dashboard"]

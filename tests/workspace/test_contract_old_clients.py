@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.workspace.conftest import Server
+from tests.support.workspace import Server
 
 PREFIXES = ["/api", ""]
 _names = itertools.count()

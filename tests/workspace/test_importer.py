@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.db import fetch as query
-from tests.workspace.conftest import BIN
+from tests.support.workspace import BIN
 from workspace_api import importer, library as lowdb
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,8 +11,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from tests.support.db import connection
-
-from .test_items import problems
+from tests.support.workspace import problems
 
 ITEM = {"title": "Backtest do setup", "category": "feature"}
 NESTED = {"fonte": "dashboard", "links": ["https://example.com/a"], "ordem": {"coluna": 2, "peso": 0.75},

@@ -10,28 +10,9 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from tests.support.db import connection
+from tests.support.workspace import ITEM, create, moment, problems
 
-ITEM = {"title": "Exportar sinais em CSV", "description": "Cabeçalho DATA;ATIVO", "category": "feature",
-        "priority": "high", "status": "review", "tags": ["csv", "dashboard"]}
 FIELDS = ("title", "description", "category", "priority", "status", "tags")
-
-
-async def create(client: AsyncTestClient, **fields) -> dict:
-    response = await client.post("/api/items", json={**ITEM, **fields})
-    assert response.status_code == 201, response.text
-    return response.json()["data"]
-
-
-def moment(text: str) -> datetime:
-    """An ISO timestamp from the API (compare these, not the strings: `…44Z` sorts after `…44.5Z`)."""
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def problems(response) -> dict[str, str]:
-    body = response.json()
-    assert body["success"] is False and body["error"] == "Validation failed"
-    assert body["details"] == [f"{e['field']} {e['message']}" for e in body["errors"]]
-    return {e["field"]: e["message"] for e in body["errors"]}
 
 
 async def test_create_answers_201_with_the_item_in_camel_case_and_the_old_snake_case_dates(client: AsyncTestClient) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import time
@@ -14,7 +13,8 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from tests.support.live import console_spans, wait_for_request_span
-from tests.workspace.conftest import BIN, Server, settings_for, start_server
+from tests.support.processes import service_env
+from tests.support.workspace import BIN, Server, settings_for, start_server
 from ts_ops.embedded_pg import free_port
 from workspace_api.app import create_app
 from workspace_api.settings import HttpSettings
@@ -104,9 +104,8 @@ def test_lowdb_strategy_warns_once_and_uses_postgres(live_database_url: str, tmp
     # (from the launcher, not one per worker), PostgreSQL anyway.
     port = free_port()
     log_path = tmp_path / "lowdb.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "OTEL_", "PROMETHEUS_", "LOG_"))}
-    env.update(DATABASE_URL=live_database_url, PORT=str(port), HOST="127.0.0.1", DB_STRATEGY="lowdb",
-               OTEL_TRACES_EXPORTER="none", LOG_LEVEL="INFO", PYTHONUNBUFFERED="1")
+    env = service_env(drop=("PROMETHEUS_",), DATABASE_URL=live_database_url, PORT=str(port), HOST="127.0.0.1",
+                      DB_STRATEGY="lowdb")
     with log_path.open("wb") as log_file:
         process = subprocess.Popen([str(BIN / "workspace-api"), "--workers", "2"], env=env, stdout=log_file,
                                    stderr=subprocess.STDOUT)
@@ -136,7 +135,7 @@ def test_lowdb_strategy_warns_once_and_uses_postgres(live_database_url: str, tmp
 
 
 def test_refuses_to_start_without_a_database_url() -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "TIMESCALEDB_"))}
+    env = service_env()
     result = subprocess.run([str(BIN / "workspace-api"), "--port", "1"], env=env, capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 2 and "DATABASE_URL is not set" in result.stderr

@@ -10,7 +10,7 @@ import asyncio
 from litestar.testing import AsyncTestClient
 
 from tests.support.live import own_postgres  # noqa: F401 (fixture)
-from tests.workspace.conftest import settings_for
+from tests.support.workspace import settings_for
 from ts_ops.embedded_pg import EmbeddedPostgres
 from ts_ops.migrations import migrate_url
 from workspace_api.app import create_app

@@ -10,8 +10,7 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.workspace.conftest import Server
-from tests.workspace.test_items import moment
+from tests.support.workspace import Server, moment
 from workspace_api.validation import PRIORITIES, STATUSES
 
 # Any Unicode except NUL (PostgreSQL text cannot hold it; the API refuses it with a 400).

@@ -14,6 +14,7 @@ from typing import Any
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
+from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
@@ -27,7 +28,7 @@ from ts_runtime.telemetry import instrument_asyncpg, server_spans, setup_tracing
 from . import metrics
 from .db import Database, unavailable_kind
 from .errors import ErrorBody
-from .ingest.handlers import MAX_BODY_BYTES, ingest_batch, ingest_message
+from .ingest.handlers import INGEST_WRITER, MAX_BODY_BYTES, ingest_batch, ingest_message
 from .ingest.writer import IngestWriter
 from .settings import Settings
 from .signals.handlers import route_handlers as signal_handlers
@@ -52,15 +53,12 @@ def _count_database_error(kind: str) -> None:
     metrics.DB_ERRORS.labels(error_type=kind).inc()
 
 
-def _lifespan(settings: Settings):
+def _lifespan(settings: Settings, db: Database, writer: IngestWriter):
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        db = Database(settings.database)
         await db.open()
-        writer = IngestWriter(db, settings.writer)
         writer.start()
-        app.state.db = db
-        app.state.writer = writer
+        app.state.db = db  # the core plugin's `db_connection` and health check take it from there
         log.info(
             "ingest-api started",
             extra={
@@ -107,9 +105,18 @@ def create_app(settings: Settings | None = None) -> Litestar:
         body_timeout_seconds=settings.http.body_timeout_seconds,
     ))
 
+    # The writer owns its connections (it coalesces concurrent requests into one statement) and
+    # reaches the handlers as a dependency: built here, opened by the lifespan.
+    db = Database(settings.database)
+    writer = IngestWriter(db, settings.writer)
+
+    def provide_ingest_writer() -> IngestWriter:
+        return writer
+
     return Litestar(
         route_handlers=[ingest_message, ingest_batch, *signal_handlers],
-        lifespan=[_lifespan(settings)],
+        lifespan=[_lifespan(settings, db, writer)],
+        dependencies={INGEST_WRITER: Provide(provide_ingest_writer, use_cache=True, sync_to_thread=False)},
         state=State({"token_bytes": settings.auth.gateway_token.encode()}),
         cors_config=cors,
         plugins=[core],

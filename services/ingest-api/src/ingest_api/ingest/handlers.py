@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from litestar import Request, post
+from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
+from litestar.params import SkipValidation
 
 from contracts import BatchResult, IngestResult
 
@@ -50,8 +52,11 @@ _ERRORS = {
 }
 
 
-def _writer(request: Request) -> IngestWriter:
-    return request.app.state.writer
+# The handlers take the app's writer as the `ingest_writer` dependency (app.py provides it). Not
+# a `db_connection` per request: the writer coalesces concurrent requests into one statement on
+# one connection of its own pool, so a connection taken per request would sit idle meanwhile.
+INGEST_WRITER = "ingest_writer"
+Writer = NamedDependency[SkipValidation[IngestWriter]]
 
 
 @post(
@@ -64,7 +69,7 @@ def _writer(request: Request) -> IngestWriter:
     responses=_ERRORS,
     tags=["ingest"],
 )
-async def ingest_message(request: Request) -> IngestResult:
+async def ingest_message(request: Request, ingest_writer: Writer) -> IngestResult:
     check_token(request)
     body = await request.body()
     try:
@@ -73,7 +78,7 @@ async def ingest_message(request: Request) -> IngestResult:
         metrics.INGEST_REJECTED.inc()
         raise validation_failed(exc.details) from None
     try:
-        result = await _writer(request).submit(item)
+        result = await ingest_writer.submit(item)
     except DatabaseUnavailable:
         metrics.INGEST_UNAVAILABLE.inc()
         raise database_unavailable() from None
@@ -91,7 +96,7 @@ async def ingest_message(request: Request) -> IngestResult:
     responses=_ERRORS,
     tags=["ingest"],
 )
-async def ingest_batch(request: Request) -> BatchResult:
+async def ingest_batch(request: Request, ingest_writer: Writer) -> BatchResult:
     check_token(request)
     # One bad byte anywhere makes the whole body not JSON: 400 for the batch, nothing stored
     # (CoreRequest.body() checks the UTF-8).
@@ -112,7 +117,7 @@ async def ingest_batch(request: Request) -> BatchResult:
             results[index] = IngestResult.rejected([f"messages[{index}].{d}" for d in exc.details], exc.message_id)
     if valid:
         try:
-            written = await _writer(request).write([item for _, item in valid])
+            written = await ingest_writer.write([item for _, item in valid])
         except DatabaseUnavailable:
             metrics.INGEST_UNAVAILABLE.inc(len(valid))
             raise database_unavailable() from None
@@ -130,4 +135,4 @@ async def ingest_batch(request: Request) -> BatchResult:
                        rejected=counts["rejected"])
 
 
-__all__ = ["ApiError", "ingest_batch", "ingest_message"]
+__all__ = ["INGEST_WRITER", "ApiError", "ingest_batch", "ingest_message"]

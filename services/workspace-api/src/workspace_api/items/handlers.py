@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from litestar import Request, Response, delete, get, post, put
-from litestar.datastructures import ResponseHeader
-from litestar.di import Provide
+from litestar.datastructures import ResponseHeader, State
+from litestar.di import NamedDependency, Provide
 from litestar.params import HeaderParameter, PathParameter, QueryParameter
 
 from ts_runtime.api_core.dependencies import REQUEST_INPUT, DbConnection, RequestInput
@@ -44,12 +44,18 @@ def _with_etag(body: ItemResponse, status_code: int = 200, **headers: str) -> Re
     return Response(body, status_code=status_code, headers={"ETag": etag_for(body.data.updated_at), **headers})
 
 
+async def _search_collation(state: State, db_connection: DbConnection) -> str:
+    # The app's Database finds it once (db.Database.search_collation), on the request's connection.
+    return await state.db.search_collation(db_connection)
+
+
 @get(PATHS, operation_id=openapi.operation_id("listItems"), tags=_TAGS,
      summary="Items, newest first, filtered and paged",
-     responses={400: openapi.VALIDATION, 503: openapi.UNAVAILABLE})
+     responses={400: openapi.VALIDATION, 503: openapi.UNAVAILABLE},
+     dependencies={"search_collation": Provide(_search_collation)})
 async def list_items(
-    request: Request,
     db_connection: DbConnection,
+    search_collation: NamedDependency[str],
     # Checked by item_filter_problems (fullmatch); the patterns here are for the OpenAPI document.
     category: Annotated[str | None, QueryParameter(description="category slug", schema_extra={
         "pattern": "^[a-z0-9-]*$", "maxLength": 100})] = None,
@@ -66,8 +72,7 @@ async def list_items(
     # An empty filter (`?status=`) means "any".
     filters = ItemFilters(category=category or None, status=status or None, priority=priority or None,
                           search=search or None, limit=limit, offset=offset)
-    collation = await request.app.state.db.search_collation(db_connection)
-    items, total = await service.list_items(db_connection, filters, collation)
+    items, total = await service.list_items(db_connection, filters, search_collation)
     applied = AppliedFilters(limit=limit, offset=offset, category=filters.category, status=filters.status,
                              priority=filters.priority, search=filters.search)
     return ItemList(success=True, data=items, count=len(items), total=total, limit=limit, offset=offset,
