@@ -8,6 +8,7 @@ below was counted by hand from it (the comments say which signals make each one)
 from __future__ import annotations
 
 import asyncio
+import base64
 import shutil
 import subprocess
 import sys
@@ -250,6 +251,20 @@ def test_the_read_token_applies(api_database_url: str) -> None:
         for path in ("/signals/stats", "/report"):
             assert api.client.get(path).status_code == 401
             assert api.client.get(path, headers={"X-API-Key": read_token}).status_code == 200
+        # A browser opens /report by itself: its 401 asks for the token as HTTP Basic's password.
+        asked = api.client.get("/report")
+        assert asked.headers["www-authenticate"] == 'Basic realm="API_READ_TOKEN", charset="UTF-8"'
+        assert "password a browser asks for" in asked.json()["details"][0]
+        assert api.client.get("/report", auth=("trader", read_token)).status_code == 200
+        assert api.client.get("/report", auth=("", read_token)).status_code == 200
+        wrong = api.client.get("/report", auth=("trader", read_token + "x"))
+        assert wrong.status_code == 401 and "www-authenticate" in wrong.headers
+        for header in ("Basic !!!", "Basic " + base64.b64encode(read_token.encode()).decode(), "Bearer " + read_token):
+            assert api.client.get("/report", headers={"Authorization": header}).status_code == 401, header
+        # Only the page: the JSON reads neither prompt nor take Basic (a browser that remembered the
+        # password would send it on every request to the origin).
+        json_read = api.client.get("/signals/stats", auth=("trader", read_token))
+        assert json_read.status_code == 401 and "www-authenticate" not in json_read.headers
 
 
 def test_openapi_documents_both_routes(api: Api) -> None:

@@ -198,3 +198,42 @@ def test_readable_on_a_phone(browser, report_server: Server, channels: dict, tmp
         tab.screenshot(path=str(tmp_path / "report-phone.png"), full_page=True)
     finally:
         context.close()
+
+
+def test_with_a_read_token_the_browser_asks_for_it(report_server: Server, channels: dict, browser,  # noqa: ANN001
+                                                   tmp_path: Path) -> None:
+    """API_READ_TOKEN set: the page answers 401 with a Basic challenge, which is what makes a browser
+    show its password prompt; the token typed there (any user name) opens the page."""
+    read_token = "read-token-for-the-browser-0123456789abcdef"
+    # A second API with the read token, on the same database as the open one.
+    server = start_server(report_server.database_url, tmp_path / "server.log", API_READ_TOKEN=read_token)
+    try:
+        challenge = httpx.get(server.url + "/report", timeout=30)
+        assert challenge.status_code == 401 and challenge.headers["www-authenticate"].startswith("Basic ")
+        # Playwright answers the challenge with these, as a person would in the prompt.
+        context = browser.new_context(http_credentials={"username": "trader", "password": read_token})
+        try:
+            tab = context.new_page()
+            response = tab.goto(server.url + "/report")
+            assert response is not None and response.status == 200
+            assert summary(tab, channels["main"])["signals"] == "15"
+            # another channel's page reuses the credentials the browser now holds
+            again = tab.goto(server.url + f"/report?channel={channels['main']}")
+            assert again is not None and again.status == 200
+        finally:
+            context.close()
+        # Headless chromium cannot show the prompt: with no password, or a wrong one, the page is not
+        # opened (chromium either shows the 401 or fails the navigation where a person would be asked).
+        for credentials in (None, {"username": "trader", "password": "not-the-token"}):
+            context = browser.new_context(http_credentials=credentials)
+            try:
+                try:
+                    refused = context.new_page().goto(server.url + "/report")
+                except Exception as exc:  # noqa: BLE001 - playwright's Error, by its message
+                    assert "ERR_INVALID_AUTH_CREDENTIALS" in str(exc), exc
+                else:
+                    assert refused is not None and refused.status == 401, credentials
+            finally:
+                context.close()
+    finally:
+        server.stop()

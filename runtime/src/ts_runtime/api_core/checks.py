@@ -7,7 +7,10 @@ and a guard for the read token), and the UTF-8 check of request bodies.
   (415 otherwise): a browser sends `text/plain` or form bodies cross-site without a CORS
   preflight, so accepting them would let any web page the trader visits write here;
 - with a read token configured (API_READ_TOKEN), GET and HEAD need it in `X-API-Key` (401), except
-  the operations routes (health, readiness, metrics) and the OpenAPI schema;
+  the operations routes (health, readiness, metrics) and the OpenAPI schema; a page a browser opens
+  by itself (route opt `BROWSER_PAGE`, e.g. /report) also takes it as the password of HTTP Basic,
+  and its 401 says `WWW-Authenticate: Basic` so the browser asks for it (only there: elsewhere a
+  browser that remembered the password would send it on every request to the origin);
 - a body must be UTF-8 (RFC 8259: JSON text is UTF-8): msgspec checks only the strings it decodes,
   when it decodes them, so a bad byte in an unknown field passed unseen and one inside a string
   escaped as a UnicodeDecodeError (a 500). `CoreRequest.body()` checks the whole body once.
@@ -15,6 +18,8 @@ and a guard for the read token), and the UTF-8 check of request bodies.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 from collections.abc import Sequence
 from urllib.parse import unquote_to_bytes
@@ -31,6 +36,10 @@ JSON = "application/json"
 READ_TOKEN_HEADER = "x-api-key"
 # Route handlers with this `opt` flag are open even when a read token is configured.
 PUBLIC = "public"
+# Route handlers with this `opt` flag are pages a browser opens by itself: the read token may come
+# as HTTP Basic's password (any user name), and a 401 asks the browser for it.
+BROWSER_PAGE = "browser_page"
+_BASIC_PROMPT = {"WWW-Authenticate": 'Basic realm="API_READ_TOKEN", charset="UTF-8"'}
 
 
 def utf8_problem(data: bytes, what: str) -> FieldProblem | None:
@@ -49,7 +58,8 @@ def is_json(content_type: str) -> bool:
 
 
 def read_token_guard(tokens: Sequence[str]):
-    """A guard asking GET/HEAD for one of `tokens` in X-API-Key (constant-time compare)."""
+    """A guard asking GET/HEAD for one of `tokens` in X-API-Key, or as HTTP Basic's password on a
+    `BROWSER_PAGE` (constant-time compare)."""
     expected = [token.encode() for token in tokens]
 
     async def require_read_token(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
@@ -58,17 +68,38 @@ def read_token_guard(tokens: Sequence[str]):
         openapi = connection.app.openapi_config
         if openapi is not None and connection.scope["path"].startswith(openapi.path):
             return
+        page = bool(handler.opt.get(BROWSER_PAGE))
+        prompt = _BASIC_PROMPT if page else None
         supplied = connection.headers.get(READ_TOKEN_HEADER)
-        if not supplied:
+        given = supplied.encode("utf-8", "surrogateescape") if supplied else None
+        if given is None and page:
+            given = _basic_password(connection.headers.get("authorization"))
+        if not given:
+            where = "X-API-Key (or as the password a browser asks for)" if page else "X-API-Key"
             raise ApiError(401, "Missing X-API-Key header",
-                           ["the read endpoints need the API_READ_TOKEN value in X-API-Key"])
-        given = supplied.encode("utf-8", "surrogateescape")
+                           [f"the read endpoints need the API_READ_TOKEN value in {where}"], headers=prompt)
         # Every candidate is compared, so the time taken does not tell which one was close.
         matches = [hmac.compare_digest(given, token) for token in expected]
         if not any(matches):
-            raise ApiError(401, "Invalid API key")
+            raise ApiError(401, "Invalid API key", headers=prompt)
 
     return require_read_token
+
+
+def _basic_password(authorization: str | None) -> bytes | None:
+    """The password of `Authorization: Basic base64(user:password)`, or None when absent or malformed
+    (then the request is answered as one without a token: 401 and the browser asks again)."""
+    if not authorization:
+        return None
+    scheme, _, encoded = authorization.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip().encode("ascii", "replace"), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    _, colon, password = decoded.partition(b":")
+    return password if colon else None
 
 
 def check_scope(scope) -> None:  # type: ignore[no-untyped-def]

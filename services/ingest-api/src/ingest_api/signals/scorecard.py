@@ -11,6 +11,7 @@ from litestar.di import Provide
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Reference, Schema
 from litestar.params import QueryParameter
+from ts_runtime.api_core.checks import BROWSER_PAGE
 from ts_runtime.api_core.dependencies import REQUEST_INPUT, DbConnection, RequestInput
 
 from ..errors import ErrorBody
@@ -101,6 +102,7 @@ async def signal_stats(request_input: RequestInput[tuple[stats.StatsQuery, str]]
 
 @get("/report", operation_id="getReport", tags=["signals"], responses=_ERRORS, operation_class=_PageOperation,
      media_type=HTML, dependencies={REQUEST_INPUT: Provide(_report_query)},
+     opt={BROWSER_PAGE: True},  # with API_READ_TOKEN set, the browser asks for it (HTTP Basic)
      summary="The scorecard as an HTML page: one section per channel (pt-BR, readable on a phone)")
 async def scorecard_report(request_input: RequestInput[stats.StatsQuery], db_connection: DbConnection) -> Response[str]:
     sections = await report.build_sections(db_connection, request_input)
