@@ -13,7 +13,6 @@ import statistics
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-import httpx
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tests.support.ingest import Api, auth
