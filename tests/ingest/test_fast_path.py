@@ -65,6 +65,7 @@ def test_it_takes_the_gateways_request(fast_path: IngestFastPath) -> None:
     scope(headers=without(b"x-gateway-token")),
     scope(headers=replaced(b"x-gateway-token", b"wrong-" + TOKEN.encode())),
     scope(headers=[*GOOD_HEADERS, (b"x-gateway-token", TOKEN.encode())]),
+    scope(headers=replaced(b"x-gateway-token", TOKEN.encode() + "é".encode())),
     scope(headers=without(b"content-type")),
     scope(headers=replaced(b"content-type", b"text/plain")),
     scope(headers=replaced(b"content-length", b"0")),
@@ -72,7 +73,7 @@ def test_it_takes_the_gateways_request(fast_path: IngestFastPath) -> None:
     scope(headers=replaced(b"content-length", b"12, 12")),
     scope(headers=[*GOOD_HEADERS, (b"origin", b"http://localhost:3103")]),
     {"type": "websocket", "path": "/ingest", "headers": GOOD_HEADERS},
-], ids=["GET", "batch", "trailing-slash", "query", "no-token", "wrong-token", "token-twice", "no-content-type",
+], ids=["GET", "batch", "trailing-slash", "query", "no-token", "wrong-token", "token-twice", "non-ascii-token", "no-content-type",
         "text-plain", "empty-body", "too-large", "odd-length", "browser-origin", "websocket"])
 def test_everything_else_is_litestars(fast_path: IngestFastPath, request_scope: dict) -> None:
     assert not fast_path.takes(request_scope)
