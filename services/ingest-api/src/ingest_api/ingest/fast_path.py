@@ -34,12 +34,10 @@ from ts_runtime.api_core.middleware import receive_by
 from ts_runtime.metrics import HttpMetrics
 from ts_runtime.telemetry import ServerSpans
 
-from ..auth import TOKEN_HEADER
 from .handlers import MAX_BODY_BYTES, store_one
 from .writer import IngestWriter
 
 PATH = "/ingest"
-_TOKEN = TOKEN_HEADER.encode()
 _encode = msgspec.json.Encoder().encode
 
 
@@ -69,7 +67,7 @@ class IngestFastPath:
             return False
         token = content_type = length = None
         for name, value in scope["headers"]:
-            if name == _TOKEN:
+            if name == b"x-gateway-token":  # auth.TOKEN_HEADER
                 if token is not None:
                     return False  # sent twice: Litestar's answer, whatever it is
                 token = value
