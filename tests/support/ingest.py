@@ -52,10 +52,11 @@ class Api:
 
 
 @contextmanager
-def in_process(settings: Settings) -> Iterator[Api]:
+def in_process(settings: Settings, *, fast_path: bool = True) -> Iterator[Api]:
     # raise_server_exceptions=False: a handler's crash must reach the test as the 500 a client
     # would see (the tests assert there is none), not as an exception raised in the test.
-    with TestClient(app=create_app(settings), timeout=60, raise_server_exceptions=False) as client:
+    app = create_app(settings, fast_path=fast_path)
+    with TestClient(app=app, timeout=60, raise_server_exceptions=False) as client:
         yield Api(client, settings.database.url)
 
 

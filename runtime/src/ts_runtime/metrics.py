@@ -70,7 +70,8 @@ class HttpMetrics:
             self._children[key] = bound
         return bound
 
-    def _gauge(self, method: str, path: str):  # type: ignore[no-untyped-def]
+    def in_progress(self, method: str, path: str):  # type: ignore[no-untyped-def]
+        """The in-progress gauge of a route (inc when a request starts, dec when it ends)."""
         key = (method, path)
         gauge = self._gauges.get(key)
         if gauge is None:
@@ -78,6 +79,15 @@ class HttpMetrics:
             # is fixed before the answer is known); kept so dashboards keep matching.
             gauge = self._gauges[key] = self._in_progress.labels(method, path, "200", self.app_name)
         return gauge
+
+    def record(self, method: str, path: str, status: int, seconds: float) -> None:
+        """Count one answered request (what the middleware does; also called by a handler that
+        serves its route without the framework, the ingest API's hot path)."""
+        requests, duration, errors = self._bound(method, path, status)
+        requests.inc()
+        duration.observe(seconds)
+        if errors is not None:
+            errors.inc()
 
     def __call__(self, app):  # type: ignore[no-untyped-def]
         import time
@@ -103,16 +113,12 @@ class HttpMetrics:
                     ended = clock()
                 await send(message)
 
-            gauge = self._gauge(method, path)
+            gauge = self.in_progress(method, path)
             gauge.inc()
             try:
                 await app(scope, receive, send_status)
             finally:
                 gauge.dec()
-                requests, duration, errors = self._bound(method, path, status)
-                requests.inc()
-                duration.observe((ended or clock()) - started)
-                if errors is not None:
-                    errors.inc()
+                self.record(method, path, status, (ended or clock()) - started)
 
         return counted

@@ -136,55 +136,76 @@ _propagator = TraceContextTextMapPropagator()
 _TRACE_HEADERS = (b"traceparent", b"tracestate")
 
 
-def server_spans(exclude: Iterable[str] = ()):
-    """ASGI middleware (Litestar `middleware=[...]`): one SERVER span per HTTP request, continuing
-    an incoming W3C `traceparent`, named `METHOD /route/{template}`.
+class ServerSpans:
+    """One SERVER span per HTTP request, continuing an incoming W3C `traceparent`, named
+    `METHOD /route/{template}`: an ASGI middleware (Litestar `middleware=[...]`), and `start` /
+    `finish` for a handler that serves a route without the framework (the ingest API's hot path).
 
     What opentelemetry-instrumentation-asgi does, without its per-request work when the request
     is not sampled (attribute collection, a wrapped `send` per message, duration histograms): an
     unsampled request only attaches the non-recording span, so that nothing under it (SQL) starts
     a trace of its own.
     """
-    excluded = frozenset(exclude)
-    tracer = trace.get_tracer("ts_runtime.http")
 
-    def middleware(app):  # type: ignore[no-untyped-def]
+    def __init__(self, exclude: Iterable[str] = ()) -> None:
+        self.excluded = frozenset(exclude)
+        self.tracer = trace.get_tracer("ts_runtime.http")
+
+    def start(self, scope, route: str) -> tuple[trace.Span, object]:  # type: ignore[no-untyped-def]
+        """The request's span, attached as the current one; hand both to `finish`."""
+        carrier = {name.decode(): value.decode("latin-1") for name, value in scope["headers"]
+                   if name in _TRACE_HEADERS}
+        parent = _propagator.extract(carrier) if carrier else None
+        method = scope["method"]
+        span = self.tracer.start_span(f"{method} {route}", context=parent, kind=trace.SpanKind.SERVER)
+        token = context.attach(trace.set_span_in_context(span, parent))
+        if span.is_recording():
+            span.set_attributes({"http.request.method": method, "http.route": route,
+                                 "url.path": scope["path"], "url.scheme": scope.get("scheme", "http")})
+        return span, token
+
+    @staticmethod
+    def answered(span: trace.Span, status: int) -> None:
+        """Record the response status on a sampled span (5xx marks it an error)."""
+        span.set_attribute("http.response.status_code", status)
+        if status >= 500:
+            span.set_status(trace.StatusCode.ERROR)
+
+    @staticmethod
+    def finish(span: trace.Span, token: object, error: BaseException | None = None) -> None:
+        if error is not None and span.is_recording():
+            span.record_exception(error)
+            span.set_status(trace.StatusCode.ERROR)
+        span.end()
+        context.detach(token)  # type: ignore[arg-type]
+
+    def __call__(self, app):  # type: ignore[no-untyped-def]
         async def traced(scope, receive, send):  # type: ignore[no-untyped-def]
-            if scope["type"] != "http" or scope["path"] in excluded:
+            if scope["type"] != "http" or scope["path"] in self.excluded:
                 await app(scope, receive, send)
                 return
-            carrier = {name.decode(): value.decode("latin-1") for name, value in scope["headers"]
-                       if name in _TRACE_HEADERS}
-            parent = _propagator.extract(carrier) if carrier else None
-            route = scope.get("path_template") or scope["path"]
-            method = scope["method"]
-            span = tracer.start_span(f"{method} {route}", context=parent, kind=trace.SpanKind.SERVER)
-            token = context.attach(trace.set_span_in_context(span, parent))
+            span, token = self.start(scope, scope.get("path_template") or scope["path"])
+            error = None
             try:
                 if not span.is_recording():
                     await app(scope, receive, send)
                     return
-                span.set_attributes({"http.request.method": method, "http.route": route,
-                                     "url.path": scope["path"], "url.scheme": scope.get("scheme", "http")})
 
                 async def send_status(message):  # type: ignore[no-untyped-def]
                     if message["type"] == "http.response.start":
-                        status = message["status"]
-                        span.set_attribute("http.response.status_code", status)
-                        if status >= 500:
-                            span.set_status(trace.StatusCode.ERROR)
+                        self.answered(span, message["status"])
                     await send(message)
 
-                try:
-                    await app(scope, receive, send_status)
-                except BaseException as exc:
-                    span.record_exception(exc)
-                    span.set_status(trace.StatusCode.ERROR)
-                    raise
+                await app(scope, receive, send_status)
+            except BaseException as exc:
+                error = exc
+                raise
             finally:
-                span.end()
-                context.detach(token)
+                self.finish(span, token, error)
 
         return traced
 
-    return middleware
+
+def server_spans(exclude: Iterable[str] = ()) -> ServerSpans:
+    """The request spans of an app (the middleware factory; see ServerSpans)."""
+    return ServerSpans(exclude)

@@ -52,6 +52,12 @@ def utf8_problem(data: bytes, what: str) -> FieldProblem | None:
     return None
 
 
+def require_utf8_body(data: bytes) -> None:
+    """400 naming the first invalid byte unless the request body `data` is UTF-8."""
+    if problem := utf8_problem(data, "body"):
+        raise ApiError(400, "Validation failed", errors=[problem])
+
+
 def is_json(content_type: str) -> bool:
     media = content_type.split(";", 1)[0].strip().lower()
     return media == JSON or (media.startswith("application/") and media.endswith("+json"))
@@ -136,7 +142,6 @@ class CoreRequest(Request):
     async def body(self) -> bytes:
         data = await super().body()
         if data and not self._utf8_checked:
-            if problem := utf8_problem(data, "body"):
-                raise ApiError(400, "Validation failed", errors=[problem])
+            require_utf8_body(data)
             self._utf8_checked = True
         return data

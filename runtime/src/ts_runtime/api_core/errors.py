@@ -114,6 +114,23 @@ def _problems_from(exc: HTTPException, request: Request) -> list[FieldProblem]:
     return problems
 
 
+def unexpected_error(exc: Exception, path: str, unavailable_kind: Callable[[BaseException], str | None],
+                     on_unavailable: Callable[[str], None] | None = None) -> ApiError:
+    """The answer to an exception nothing handled: 503 when the database is out of reach, 400 for
+    a body nested too deeply, else 500 (logged with its traceback; the client sees no detail)."""
+    kind = unavailable_kind(exc)
+    if kind is not None:
+        if on_unavailable is not None:
+            on_unavailable(kind)
+        return database_unavailable()
+    if isinstance(exc, RecursionError):
+        # A body nested thousands of levels deep: the client's mistake, not ours.
+        log.warning("request nested too deeply", extra={"path": path})
+        return ApiError(400, "Validation failed", ["body is nested too deeply"])
+    log.error("unhandled error", exc_info=exc, extra={"path": path})
+    return ApiError(500, "Internal server error")
+
+
 def exception_handlers(*, success_flag: bool, unavailable_kind: Callable[[BaseException], str | None],
                        on_unavailable: Callable[[str], None] | None = None) -> dict:
     """The handlers the core plugin installs, for one API's envelope and database errors."""
@@ -133,16 +150,6 @@ def exception_handlers(*, success_flag: bool, unavailable_kind: Callable[[BaseEx
         return Response(body, status_code=exc.status_code, headers=exc.headers)
 
     def unexpected(request: Request, exc: Exception) -> Response[ErrorBody]:
-        kind = unavailable_kind(exc)
-        if kind is not None:
-            if on_unavailable is not None:
-                on_unavailable(kind)
-            return api_error(request, database_unavailable())
-        if isinstance(exc, RecursionError):
-            # A body nested thousands of levels deep: the client's mistake, not ours.
-            log.warning("request nested too deeply", extra={"path": request.url.path})
-            return api_error(request, ApiError(400, "Validation failed", ["body is nested too deeply"]))
-        log.exception("unhandled error", extra={"path": request.url.path})
-        return api_error(request, ApiError(500, "Internal server error"))
+        return api_error(request, unexpected_error(exc, request.url.path, unavailable_kind, on_unavailable))
 
     return {ApiError: api_error, HTTPException: http_exception, Exception: unexpected}

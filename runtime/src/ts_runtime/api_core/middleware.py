@@ -29,6 +29,15 @@ class BodyTimeout(ApiError):
                          headers={"Connection": "close"})
 
 
+async def receive_by(receive: Receive, deadline: float, timeout: float) -> Message:
+    """The next request message, or BodyTimeout (408) once the loop's clock passes `deadline`."""
+    try:
+        async with asyncio.timeout_at(deadline):
+            return await receive()
+    except TimeoutError:
+        raise BodyTimeout(timeout) from None
+
+
 def body_deadline(timeout: float):
     """Middleware factory: the body of each request within `timeout` seconds of its start."""
 
@@ -45,11 +54,7 @@ def body_deadline(timeout: float):
                 nonlocal complete
                 if complete:
                     return await receive()
-                try:
-                    async with asyncio.timeout_at(deadline):
-                        message = await receive()
-                except TimeoutError:
-                    raise BodyTimeout(timeout) from None
+                message = await receive_by(receive, deadline, timeout)
                 if message["type"] != "http.request" or not message.get("more_body", False):
                     complete = True
                 return message

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from litestar import Litestar
@@ -19,6 +20,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
 from ts_runtime.api_core import CoreConfig, CorePlugin, database_check
+from ts_runtime.api_core.errors import unexpected_error
 from ts_runtime.health import HEALTHY, CheckResult, uptime_seconds
 from ts_runtime.logs import register_secret, setup_logging
 from ts_runtime.metrics import HttpMetrics
@@ -28,6 +30,7 @@ from ts_runtime.telemetry import instrument_asyncpg, server_spans, setup_tracing
 from . import metrics
 from .db import Database, unavailable_kind
 from .errors import ErrorBody
+from .ingest.fast_path import IngestFastPath
 from .ingest.handlers import INGEST_WRITER, MAX_BODY_BYTES, ingest_batch, ingest_message
 from .ingest.writer import IngestWriter
 from .settings import Settings
@@ -77,7 +80,23 @@ def _lifespan(settings: Settings, db: Database, writer: IngestWriter):
     return lifespan
 
 
-def create_app(settings: Settings | None = None) -> Litestar:
+class IngestApp(Litestar):
+    """The Litestar app, with the common case of POST /ingest served first by IngestFastPath
+    (ingest/fast_path.py says why and what it keeps); every other request is Litestar's."""
+
+    fast_path: IngestFastPath | None = None
+
+    async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def, override]
+        fast = self.fast_path
+        if fast is not None and fast.takes(scope):
+            await fast(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None, *, fast_path: bool = True) -> Litestar:
+    """The ingest API. `fast_path=False` serves POST /ingest through Litestar alone (the tests
+    compare the two)."""
     settings = settings or Settings.from_env()
     setup_logging(settings.log.level, json=settings.log.json, history_size=settings.log.history_size)
     for secret in (settings.auth.gateway_token, settings.http.read_token):
@@ -113,7 +132,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     def provide_ingest_writer() -> IngestWriter:
         return writer
 
-    return Litestar(
+    app = IngestApp(
         route_handlers=[ingest_message, ingest_batch, *signal_handlers],
         lifespan=[_lifespan(settings, db, writer)],
         dependencies={INGEST_WRITER: Provide(provide_ingest_writer, use_cache=True, sync_to_thread=False)},
@@ -131,6 +150,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # Logging is ts_runtime's JSON lines (set up above); Litestar must not replace it.
         logging_config=None,
     )
+    if fast_path:
+        app.fast_path = IngestFastPath(
+            writer=writer, token=settings.auth.gateway_token, spans=spans, http_metrics=http_metrics,
+            body_timeout=settings.http.body_timeout_seconds,
+            explain=partial(unexpected_error, path="/ingest", unavailable_kind=unavailable_kind,
+                            on_unavailable=_count_database_error),
+        )
+    return app
 
 
 __all__ = ["ErrorBody", "create_app"]

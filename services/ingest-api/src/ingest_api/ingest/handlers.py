@@ -70,15 +70,20 @@ Writer = NamedDependency[SkipValidation[IngestWriter]]
     tags=["ingest"],
 )
 async def ingest_message(request: Request, ingest_writer: Writer) -> IngestResult:
+    # The common case of this request is served by fast_path.py, which calls store_one too.
     check_token(request)
-    body = await request.body()
+    return await store_one(ingest_writer, await request.body())
+
+
+async def store_one(writer: IngestWriter, body: bytes) -> IngestResult:
+    """Validate one message (UTF-8 already checked) and store it; ApiError 400 or 503 otherwise."""
     try:
         item = validate(body)
     except Rejected as exc:
         metrics.INGEST_REJECTED.inc()
         raise validation_failed(exc.details) from None
     try:
-        result = await ingest_writer.submit(item)
+        result = await writer.submit(item)
     except DatabaseUnavailable:
         metrics.INGEST_UNAVAILABLE.inc()
         raise database_unavailable() from None
@@ -135,4 +140,4 @@ async def ingest_batch(request: Request, ingest_writer: Writer) -> BatchResult:
                        rejected=counts["rejected"])
 
 
-__all__ = ["INGEST_WRITER", "ApiError", "ingest_batch", "ingest_message"]
+__all__ = ["INGEST_WRITER", "ApiError", "ingest_batch", "ingest_message", "store_one"]
