@@ -1,6 +1,6 @@
 """Database time per coalesced flush of POST /ingest: prints figures, asserts nothing.
 
-    uv run python bench/write_cost.py [--batches 400] [--size 16]
+    uv run python bench/write_cost.py [--batches 400] [--size 16] [--signals 1]
     /work/main/.venv/bin/python bench/write_cost.py      # another tree's writer and migrations
 
 On a throwaway embedded PostgreSQL (fsync on, pg_stat_statements preloaded), drives
@@ -51,14 +51,16 @@ _encoder = msgspec.json.Encoder()
 _ids = itertools.count(1)
 
 
-def _batch(size: int) -> list[Any]:
-    """`size` new messages as the bench sends them: channel per connection, 1 in 4 a signal."""
+def _batch(size: int, signals: int | None = None) -> list[Any]:
+    """`size` new messages as the bench sends them: a channel per connection, 1 in 4 a signal
+    (or the first `signals` of the batch)."""
     items = []
-    for _ in range(size):
+    for position in range(size):
         message_id = next(_ids)
+        signal = message_id % 4 == 0 if signals is None else position < signals
         items.append(validate(_encoder.encode({
             "channelId": str(-1000 - message_id % 16), "messageId": message_id,
-            "text": SIGNAL if message_id % 4 == 0 else CHAT,
+            "text": SIGNAL if signal else CHAT,
             "timestamp": (T0 + timedelta(seconds=message_id)).isoformat()})))
     return items
 
@@ -174,7 +176,7 @@ async def main_async(args: argparse.Namespace) -> None:
         walls = []
         started = time.perf_counter()
         for _ in range(args.batches):
-            batch = _batch(args.size)
+            batch = _batch(args.size, args.signals)
             t = time.perf_counter()
             results = await writer.write(batch)
             walls.append(time.perf_counter() - t)
@@ -185,7 +187,8 @@ async def main_async(args: argparse.Namespace) -> None:
         after = await _server_counters(admin)
 
         n, size = args.batches, args.size
-        print(f"write_cost: {n} batches of {size} new messages (1 in 4 a signal, 16 channels), one writer task")
+        shape = "1 in 4 a signal" if args.signals is None else f"{args.signals} signal(s) each"
+        print(f"write_cost: {n} batches of {size} new messages ({shape}, 16 channels), one writer task")
         print(f"  writer.write() per batch: mean {1000 * statistics.mean(walls):.2f} ms, "
               f"p50 {1000 * statistics.median(walls):.2f} ms  ->  {1000 * elapsed / (n * size):.3f} ms/message, "
               f"{n * size / elapsed:,.0f} messages/s")
@@ -251,6 +254,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=400)
     parser.add_argument("--size", type=int, default=16)
     parser.add_argument("--warmup", type=int, default=30)
+    parser.add_argument("--signals", type=int, help="signals per batch (default: one message in four)")
     parser.add_argument("--no-explain", dest="explain", action="store_false")
     asyncio.run(main_async(parser.parse_args()))
 

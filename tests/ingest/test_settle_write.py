@@ -4,6 +4,7 @@ replaced (still run on a database without 023)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
@@ -126,3 +127,31 @@ async def test_the_outcomes_query_keeps_its_generic_plan(database_url: str) -> N
         config = await conn.fetchval("SELECT proconfig FROM pg_proc WHERE oid = "
                                      "'tp_capital.record_outcomes(bigint[], timestamptz[])'::regprocedure")
         assert "plan_cache_mode=force_generic_plan" in (config or [])
+
+
+async def test_a_deletion_waiting_for_a_relink_holds_no_row_of_that_channel(database_url: str) -> None:
+    # A relink locks its channel, then updates the channel's events. A deletion's settle_write must
+    # not have marked those events deleted (row locks) before it waits for that same channel lock:
+    # the relink would then wait for it in turn (a deadlock, found after deadlock_timeout, retried).
+    async with connection(database_url) as relink, connection(database_url) as other, _writer(database_url) as writer:
+        await writer.write([_item(1, SIGNAL, 0), _item(2, TARGET, 60)])
+        async with relink.transaction():
+            await relink.execute("SELECT pg_advisory_xact_lock(71013, hashtext($1::bigint::text))", CHANNEL)
+            delete = validate(_encoder.encode({"kind": "deleted", "channelId": str(CHANNEL), "messageId": 2}))
+            deleting = asyncio.ensure_future(writer.write([delete]))
+            for _ in range(500):  # until the deletion waits for the channel lock
+                if await other.fetchval("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"):
+                    break
+                await asyncio.sleep(0.01)
+            else:
+                raise AssertionError("the deletion never waited for the channel lock")
+            await other.execute("SET lock_timeout = '2s'")
+            # What the relink would do next: update the follow-up's rows. Nothing holds them.
+            await other.execute("UPDATE tp_capital.signal_events SET signal_id = signal_id "
+                                "WHERE channel_id = $1 AND message_id = 2", CHANNEL)
+            await other.execute("UPDATE tp_capital.forwarded_messages SET updated_at = updated_at "
+                                "WHERE channel_id = $1 AND message_id = 2", CHANNEL)
+        assert [r.status for r in await deleting] == ["stored"]
+        event = await other.fetchrow("SELECT signal_id, deleted_at IS NOT NULL AS deleted FROM tp_capital.signal_events "
+                                     "WHERE channel_id = $1", CHANNEL)
+        assert dict(event) == {"signal_id": None, "deleted": True}

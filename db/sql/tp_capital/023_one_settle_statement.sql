@@ -19,10 +19,14 @@ ALTER FUNCTION tp_capital.record_outcomes(bigint[], timestamptz[]) SET plan_cach
 -- two statements, each its own transaction; here they share one, the relink after the tombstones
 -- as before, so it sees what they marked deleted. The tombstones are still read after the
 -- write's commit (a new statement, a new snapshot): of a message and its tombstone racing each
--- other, whichever commits second sees the other. The relink takes its channel locks after the
--- tombstone updates; those touch only messages that have a tombstone (rare), and a deadlock with
--- a REDATE of the same message is retried by the writer like any other (every statement is
--- idempotent).
+-- other, whichever commits second sees the other.
+-- Locks: the relink locks each channel (advisory, 008) and then updates its rows, as
+-- redate_message does. Tombstone updates taken first and held through the relink would reverse
+-- that order (a relink of the same channel updating the deleted event waits for this
+-- transaction, which waits for its channel lock: a deadlock). So when a touched message has a
+-- tombstone, every channel this statement will relink is locked first, in channel order (the
+-- relink's own order), and only then are the tombstones applied. The usual write has none: it
+-- reads the plain tombstones table once and takes no lock before the relink.
 -- $1/$2: the (channel, message) ids the write touched; $3/$4: the channels to relink and the
 -- date each from (NULL: from the first event); $5: the signals whose own row changed.
 -- Answers one row per outcome recorded as new, to count.
@@ -35,11 +39,23 @@ DECLARE
     t record;
     relink_channels bigint[] := COALESCE(channel_ids, '{}');
     relink_dates timestamptz[] := COALESCE(from_dates, '{}');
+    tombstoned bigint[];
+    lock_channel bigint;
 BEGIN
-    FOR t IN SELECT * FROM tp_capital.apply_tombstones(touched_channel_ids, touched_message_ids) LOOP
-        relink_channels := relink_channels || t.tombstoned_channel_id;
-        relink_dates := relink_dates || t.relink_from;
-    END LOOP;
+    SELECT array_agg(DISTINCT x.channel_id) INTO tombstoned
+    FROM unnest(touched_channel_ids, touched_message_ids) AS k(channel_id, message_id)
+    JOIN tp_capital.message_tombstones x ON x.channel_id = k.channel_id AND x.message_id = k.message_id;
+    IF tombstoned IS NOT NULL THEN
+        FOR lock_channel IN
+            SELECT DISTINCT c FROM unnest(relink_channels || tombstoned) AS u(c) WHERE c IS NOT NULL ORDER BY c
+        LOOP
+            PERFORM pg_advisory_xact_lock(71013, hashtext(lock_channel::text));
+        END LOOP;
+        FOR t IN SELECT * FROM tp_capital.apply_tombstones(touched_channel_ids, touched_message_ids) LOOP
+            relink_channels := relink_channels || t.tombstoned_channel_id;
+            relink_dates := relink_dates || t.relink_from;
+        END LOOP;
+    END IF;
     IF cardinality(relink_channels) > 0 OR cardinality(refresh_ids) > 0 THEN
         RETURN QUERY SELECT o FROM tp_capital.relink_and_record(relink_channels, relink_dates, refresh_ids) AS o;
     END IF;
