@@ -10,9 +10,11 @@ signal. The writer is the imported tree's own code, so the same script measures 
 
 Prints, for the timed batches (one writer task, as INGEST_COALESCE_MAX_IN_FLIGHT=1):
 1. wall time per statement the writer sent (client side, round trip included) and per message;
-2. what the server counted meanwhile: commits and WAL flushes per batch, WAL bytes;
+2. what the server did meanwhile: write transactions (commits waiting for a WAL flush), WAL bytes;
 3. pg_stat_statements per statement, nested ones included (plans, plan and execution time);
-4. auto_explain (ANALYZE, BUFFERS, WAL, triggers, nested statements) of one batch's statements,
+4. throughput with 1 and 2 writer tasks sending batch after batch (INGEST_COALESCE_MAX_IN_FLIGHT
+   1 and 2, no HTTP): messages/s, and CPU per message of PostgreSQL and of the writer's process;
+5. auto_explain (ANALYZE, BUFFERS, WAL, triggers, nested statements) of one batch's statements,
    as the writer's prepared statements ran them (after the warm-up: the plan the cache picked).
 """
 
@@ -33,6 +35,7 @@ from typing import Any
 
 import asyncpg
 import msgspec
+import psutil
 
 from ingest_api.db import Database
 from ingest_api.ingest import sql as ingest_sql
@@ -145,6 +148,39 @@ async def _server_counters(conn: asyncpg.Connection) -> dict[str, float]:
     return {"wal_bytes": float(row["wal"]), "xids": float(row["next_xid"])}
 
 
+def _postgres_cpu(pg: EmbeddedPostgres) -> float:
+    """CPU seconds of the cluster's processes so far (postmaster and its children)."""
+    postmaster = psutil.Process(int((pg.data_dir / "postmaster.pid").read_text().split()[0]))
+    total = 0.0
+    for process in [postmaster, *postmaster.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+async def _throughput(writer: IngestWriter, pg: EmbeddedPostgres, tasks: int, size: int, seconds: float) -> str:
+    """`tasks` writers each sending batch after batch (INGEST_COALESCE_MAX_IN_FLIGHT=`tasks`)."""
+    messages = 0
+    stop_at = time.perf_counter() + seconds
+
+    async def run() -> None:
+        nonlocal messages
+        while time.perf_counter() < stop_at:
+            await writer.write(_batch(size))
+            messages += size
+
+    cpu_pg, cpu_self = _postgres_cpu(pg), time.process_time()
+    started = time.perf_counter()
+    await asyncio.gather(*(run() for _ in range(tasks)))
+    elapsed = time.perf_counter() - started
+    pg_ms = (_postgres_cpu(pg) - cpu_pg) / messages * 1000
+    self_ms = (time.process_time() - cpu_self) / messages * 1000
+    return (f"  {tasks} writer task(s), {seconds:.0f} s: {messages / elapsed:8,.0f} messages/s  "
+            f"({messages / elapsed / size:,.0f} flushes/s); PostgreSQL CPU {pg_ms:.3f} ms/message, "
+            f"writer process CPU {self_ms:.3f} ms/message")
+
+
 async def main_async(args: argparse.Namespace) -> None:
     root = Path(tempfile.mkdtemp(prefix="tspg-cost-"))
     root.chmod(0o755)
@@ -219,6 +255,10 @@ async def main_async(args: argparse.Namespace) -> None:
                   f"{r['total_plan_time'] / n:9.3f} {r['total_exec_time'] / n:9.3f} {r['wal_records'] / n:9.1f}  "
                   f"{text[:90]}")
 
+        print("\nthroughput, no HTTP (the database side's ceiling for these flushes):")
+        for tasks in (1, 2):
+            print(await _throughput(writer, pg, tasks, size, args.seconds), flush=True)
+
         if args.explain:
             notices: list[str] = []
 
@@ -255,6 +295,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=16)
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--signals", type=int, help="signals per batch (default: one message in four)")
+    parser.add_argument("--seconds", type=float, default=4.0, help="of each throughput run")
     parser.add_argument("--no-explain", dest="explain", action="store_false")
     asyncio.run(main_async(parser.parse_args()))
 
