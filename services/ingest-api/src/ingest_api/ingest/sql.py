@@ -363,6 +363,16 @@ RELINK_AND_RECORD = """
 SELECT outcome FROM tp_capital.relink_and_record($1::bigint[], $2::timestamptz[], $3::bigint[]) AS outcome
 """
 
+# APPLY_TOMBSTONES, then RELINK_AND_RECORD for the channels the write asks for and those a
+# tombstone deleted derived rows in, in one statement (db/sql/tp_capital/023): what a write runs
+# after its rows have committed, when it moved no message to another date. $1/$2: the messages
+# it touched; $3/$4: channels to relink and the date each from; $5: signals whose row changed.
+# Answers one row per new outcome (`outcome`), to count.
+SETTLE_WRITE = """
+SELECT outcome
+FROM tp_capital.settle_write($1::bigint[], $2::bigint[], $3::bigint[], $4::timestamptz[], $5::bigint[]) AS outcome
+"""
+
 # The same message sent again with another date: move what is stored to the new date
 # (db/sql/tp_capital/009). Answers the earliest date it had, or NULL if nothing moved.
 REDATE = "SELECT tp_capital.redate_message($1::bigint, $2::bigint, $3::timestamptz)"

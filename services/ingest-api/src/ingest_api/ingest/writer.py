@@ -27,7 +27,7 @@ from .. import metrics
 from ..db import Database, DatabaseUnavailable, unavailable_kind
 from ..parser import FollowUp, Signal, parse
 from ..settings import WriterSettings
-from ..signals.outcomes import relink_and_count
+from ..signals.outcomes import relink_and_count, settle_and_count
 from . import sql
 from .derive import Changes, rederive_keys
 from .validation import Prepared
@@ -285,16 +285,23 @@ class IngestWriter:
                     await self._redate(conn, moved, batch)
                     redated.extend(moved)
                     rounds.insert(0, moved)  # now at one date: written again like any other
-            await self._settle(conn, batch)
+            await self._reconcile(conn, batch)
             if redated:
+                await self._apply_tombstones(conn, batch)
                 changes = Changes()
                 await rederive_keys(conn, sorted({(i.channel_id, i.message_id) for _, i in redated}), changes)
                 batch.refresh |= changes.signal_ids
                 for channel_id, moment in changes.relink_from.items():
                     batch.relink(channel_id, moment)
-            if batch.relink_from or batch.refresh:
+                if batch.relink_from or batch.refresh:
+                    channels = sorted(batch.relink_from)
+                    await relink_and_count(conn, channels, [batch.relink_from[c] for c in channels],
+                                           sorted(batch.refresh))
+            elif batch.touched or batch.relink_from or batch.refresh:
+                # The usual write: tombstones, relink and outcomes in one statement (one round trip).
                 channels = sorted(batch.relink_from)
-                await relink_and_count(conn, channels, [batch.relink_from[c] for c in channels], sorted(batch.refresh))
+                await settle_and_count(conn, [(i.channel_id, i.message_id) for i in batch.touched], channels,
+                                       [batch.relink_from[c] for c in channels], sorted(batch.refresh))
 
         for index, item in work:
             if index in batch.reasons:
@@ -371,14 +378,20 @@ class IngestWriter:
                 log.warning("message %s:%s stored with another date moved from %s to %s", item.channel_id,
                             item.message_id, moved_from.isoformat(), item.original_timestamp.isoformat())
 
-    async def _settle(self, conn: Any, batch: _Batch) -> None:
-        """After the writes have committed: mark deleted what older texts derived, apply tombstones."""
+    # Both run after the writes have committed (each statement is its own transaction), so that
+    # of two racing writes the second sees both: see RECONCILE and APPLY_TOMBSTONES in sql.py.
+    async def _reconcile(self, conn: Any, batch: _Batch) -> None:
+        """Mark deleted what older texts derived, for the edits and redeliveries of the batch."""
         if batch.reconcile:
             rows = await conn.fetch(sql.RECONCILE, [i.channel_id for i in batch.reconcile],
                                     [i.message_id for i in batch.reconcile],
                                     [i.original_timestamp for i in batch.reconcile])
             for row in rows:
                 batch.relink(row["channel_id"], row["from_date"])
+
+    async def _apply_tombstones(self, conn: Any, batch: _Batch) -> None:
+        """Apply the tombstones of the messages touched (the path of a write that moved a message;
+        the usual one applies them in SETTLE_WRITE, with the relink)."""
         if batch.touched:
             rows = await conn.fetch(sql.APPLY_TOMBSTONES, [i.channel_id for i in batch.touched],
                                     [i.message_id for i in batch.touched])

@@ -75,3 +75,25 @@ async def relink_and_count(conn: Any, channel_ids: Sequence[int], from_dates: Se
         await count_new_outcomes(conn, channel_ids, from_dates)
         return
     count_outcomes(rows)
+
+
+async def settle_and_count(conn: Any, touched: Sequence[tuple[int, int]], channel_ids: Sequence[int],
+                           from_dates: Sequence[datetime], refresh_ids: Sequence[int]) -> None:
+    """After a write's rows have committed: apply the tombstones of the `touched` (channel,
+    message) ids, relink (the given channels and those a tombstone changed) and count the new
+    outcomes, in one statement (`SETTLE_WRITE`, db/sql/tp_capital/023). On a database without
+    migration 023 the same runs as the two statements it replaces."""
+    try:
+        rows = await conn.fetch(sql.SETTLE_WRITE, [c for c, _ in touched], [m for _, m in touched],
+                                list(channel_ids), list(from_dates), list(refresh_ids))
+    except asyncpg.UndefinedFunctionError:
+        relink = dict(zip(channel_ids, from_dates))
+        for row in await conn.fetch(sql.APPLY_TOMBSTONES, [c for c, _ in touched], [m for _, m in touched]):
+            current = relink.get(row["channel_id"])
+            if current is None or row["from_date"] < current:
+                relink[row["channel_id"]] = row["from_date"]
+        if relink or refresh_ids:
+            channels = sorted(relink)
+            await relink_and_count(conn, channels, [relink[c] for c in channels], refresh_ids)
+        return
+    count_outcomes(rows)
