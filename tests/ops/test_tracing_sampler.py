@@ -85,3 +85,30 @@ def test_any_ratio_in_range_is_taken(ratio: float) -> None:
         env.setenv("OTEL_TRACES_SAMPLER_ARG", repr(ratio))
         sampler = sampler_from_env()
     assert isinstance(sampler, TraceIdRatioBased) and sampler.rate == ratio
+
+
+# -- spans per export --------------------------------------------------------------------------
+
+def test_exports_go_in_batches_of_64_unless_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+
+    from ts_runtime.telemetry import export_batch_size
+
+    monkeypatch.delenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", raising=False)
+    monkeypatch.delenv("OTEL_BSP_MAX_QUEUE_SIZE", raising=False)
+    assert export_batch_size() == 64
+    monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "16")
+    assert export_batch_size() == 16  # never more than the SDK's queue holds
+    processor = BatchSpanProcessor(ConsoleSpanExporter(), max_export_batch_size=export_batch_size())
+    processor.shutdown()  # the SDK accepted it
+    monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", " 512 ")
+    assert export_batch_size() == 512
+
+
+@pytest.mark.parametrize("raw", ["0", "-3", "lots", "1.5"])
+def test_a_nonsense_batch_size_is_named(monkeypatch: pytest.MonkeyPatch, raw: str) -> None:
+    from ts_runtime.telemetry import export_batch_size
+
+    monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", raw)
+    with pytest.raises(ConfigError, match="OTEL_BSP_MAX_EXPORT_BATCH_SIZE"):
+        export_batch_size()
