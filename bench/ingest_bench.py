@@ -6,8 +6,9 @@ In one run, on this machine, against a throwaway embedded PostgreSQL:
 2. `POST /ingest` under granian (auth, parsing, metrics and tracing on), 16 concurrent keep-alive
    connections on loopback, a unique message key per request: req/s, p50, p99;
 3. `POST /ingest/batch` (1,000 messages per request): messages/s;
-4. the HTTP floor: the same load against granian + Litestar with an empty handler
-   (`bench/floor_app.py`), the most any handler on this stack can reach here;
+4. the HTTP floors: the same load against granian + Litestar with an empty handler
+   (`bench/floor_app.py`), the most any Litestar route can reach here, and against granian with
+   a bare ASGI app doing the same (the floor of the API's fast path for the gateway's requests);
 5. the peer: a Node/Express 4 + pg endpoint of the old system's shape (`bench/express_peer.js`:
    token header, JSON body, one `INSERT … ON CONFLICT DO NOTHING` into a table shaped like
    forwarded_messages), run with the machine's `node`, its packages `npm install`ed into a temp
@@ -229,11 +230,13 @@ def _wait_for_port(process: subprocess.Popen, port: int) -> None:
     raise RuntimeError(f"nothing answered on port {port}")
 
 
-def start_floor(workers: int) -> tuple[subprocess.Popen, int]:
+def start_floor(workers: int, raw: bool = False) -> tuple[subprocess.Popen, int]:
+    """granian serving bench/floor_app.py: the empty Litestar handler, or (`raw`) the bare ASGI app."""
     port = free_port()
+    target = ["floor_app:raw_app"] if raw else ["--factory", "floor_app:create_app"]
     process = subprocess.Popen(
-        [sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--no-log",
-         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), "floor_app:create_app"],
+        [sys.executable, "-m", "granian", "--interface", "asgi", "--no-log",
+         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), *target],
         env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)},
     )
     _wait_for_port(process, port)
@@ -470,7 +473,8 @@ async def main_async(args: argparse.Namespace) -> None:
         # does not pay for it.
         for warm_port in [port] + ([other_port] if other is not None else []) + \
                 ([express_port] if express is not None else []):
-            await load_single(warm_port, args.concurrency, args.warmup, warmup=0.0)
+            if args.warmup > 0:  # --warmup 0: none
+                await load_single(warm_port, args.concurrency, args.warmup, warmup=0.0)
 
         # Interleaved, so that a neighbour's burst on the shared machine hits both sides alike.
         cpu_before = _cpu_seconds(api)
@@ -504,6 +508,13 @@ async def main_async(args: argparse.Namespace) -> None:
         await asyncio.sleep(0.5)
         figures["floor"] = _asyncio_figures(*await load_single(floor_port, args.concurrency, args.duration, warmup=1.0))
         _stop(floor_server)
+        # The bare server outruns the asyncio client: wrk measures it when installed.
+        raw_server, raw_port = start_floor(args.workers, raw=True)
+        processes.append(raw_server)
+        await asyncio.sleep(0.5)
+        figures["raw_floor"] = run_wrk(raw_port, args.concurrency, args.duration) or \
+            _asyncio_figures(*await load_single(raw_port, args.concurrency, args.duration, warmup=1.0))
+        _stop(raw_server)
     finally:
         for process in processes:
             _stop(process)
@@ -540,7 +551,10 @@ async def main_async(args: argparse.Namespace) -> None:
     if args.compare:
         print(f"POST /ingest/batch, --compare tree                  : {figures['compare_batch']['rate']:8.0f} messages/s")
     print(_row("HTTP floor: empty Litestar handler, asyncio", figures["floor"]))
-    checks = [f"p99 < 15 ms ({'met' if ours['p99'] < 15 else 'NOT met'})",
+    print(_row(f"HTTP floor: bare ASGI app, {'wrk' if shutil.which('wrk') else 'asyncio'}", figures["raw_floor"]))
+    p99s = [(name, f) for name, f in (("asyncio", ours), ("wrk", ours_wrk)) if f]
+    checks = ["p99 < 15 ms (" + ", ".join(f"{name} {f['p99']:.1f} ms {'met' if f['p99'] < 15 else 'NOT met'}"
+                                         for name, f in p99s) + ")",
               f"batch >= 15,000/s ({'met' if batch >= 15000 else 'NOT met'})"]
     for name, a, b in (("asyncio", ours, peer), ("wrk", ours_wrk, peer_wrk)):
         if a and b:
