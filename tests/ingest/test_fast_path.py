@@ -193,13 +193,11 @@ ORDER BY 1, 2, 3, 4, 5, 6, 7, 8
 @given(data=st.data())
 def test_the_same_requests_get_the_same_answers_and_rows(twin_apps: tuple[Api, Api, Counting],
                                                           data: st.DataObject) -> None:
-    fast, slow, counting = twin_apps
+    fast, slow, _ = twin_apps  # that the fast path served: test_the_comparison_went_through_the_fast_path
     channel = next(_channels)
-    served_before = counting.served
     for body, headers, path in data.draw(st.lists(request_(str(channel)), min_size=1, max_size=8)):
         assert _answer(fast, body, headers, path) == _answer(slow, body, headers, path), (body, headers, path)
     assert db.fetch(fast.database_url, STORED, channel) == db.fetch(slow.database_url, STORED, channel)
-    assert counting.served >= served_before
 
 
 def test_the_comparison_went_through_the_fast_path(twin_apps: tuple[Api, Api, Counting]) -> None:

@@ -75,6 +75,10 @@ def not_found(what: str) -> ApiError:
     return ApiError(404, f"{what} not found")
 
 
+def body_too_large() -> ApiError:
+    return ApiError(413, "Request body too large")
+
+
 def database_unavailable() -> ApiError:
     # Retry-After: the gateway backs off anyway; other clients get a hint.
     return ApiError(503, "Database connection failed", headers={"Retry-After": "5"})
@@ -143,7 +147,7 @@ def exception_handlers(*, success_flag: bool, unavailable_kind: Callable[[BaseEx
         problems = _problems_from(exc, request)
         error = exc.detail
         if exc.status_code == 413:
-            error = "Request body too large"
+            error = body_too_large().error
         elif exc.status_code == 400 and problems:
             error = "Validation failed"
         body = ApiError(exc.status_code, error, errors=problems or None).body(success_flag)

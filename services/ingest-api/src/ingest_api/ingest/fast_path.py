@@ -29,7 +29,7 @@ from time import perf_counter
 import msgspec
 
 from ts_runtime.api_core.checks import is_json, require_utf8_body
-from ts_runtime.api_core.errors import ApiError
+from ts_runtime.api_core.errors import ApiError, body_too_large
 from ts_runtime.api_core.middleware import receive_by
 from ts_runtime.metrics import HttpMetrics
 from ts_runtime.telemetry import ServerSpans
@@ -117,6 +117,7 @@ class IngestFastPath:
             self._spans.finish(span, context_token, error)
 
     async def _read_body(self, receive) -> bytes | None:  # type: ignore[no-untyped-def]
+        """The whole body (None if the client went away first); 413 past MAX_BODY_BYTES."""
         deadline = asyncio.get_running_loop().time() + self._body_timeout
         chunks: list[bytes] = []
         size = 0
@@ -125,16 +126,10 @@ class IngestFastPath:
             if message["type"] != "http.request":
                 return None
             chunk = message.get("body", b"")
-            if not message.get("more_body", False) and not chunks:
-                body = chunk  # the whole body in one message: the usual case
-                break
             size += len(chunk)
             if size > MAX_BODY_BYTES:
-                raise ApiError(413, "Request body too large")
-            chunks.append(chunk)
+                raise body_too_large()
             if not message.get("more_body", False):
-                body = b"".join(chunks)
-                break
-        if len(body) > MAX_BODY_BYTES:
-            raise ApiError(413, "Request body too large")
-        return body
+                # The whole body in one message is the usual case: no join.
+                return b"".join([*chunks, chunk]) if chunks else chunk
+            chunks.append(chunk)
